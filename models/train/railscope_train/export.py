@@ -1,0 +1,116 @@
+"""Export a trained generator + discriminator as one ONNX graph and write the model package
+(docs/model-package.md): model.onnx + manifest.toml."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .package import sha256_file
+
+OPSET = 17
+
+
+class InspectionGraph(nn.Module):
+    """image -> (reconstruction, f(image), f(reconstruction)): everything the score needs in one
+    session run.
+
+    With `masks` ([K, 1, H, W] partition of the image, corruption.grid_masks) the generator
+    inpaints: it runs K times, each time with one set of cells hidden, and each pixel of the
+    reconstruction comes from the pass in which that pixel was hidden — so no pixel, and no
+    defect, is ever reconstructed by copying itself. The K passes are one batched run."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, masks: torch.Tensor | None = None):
+        super().__init__()
+        self.generator = generator
+        self.discriminator = discriminator
+        self.register_buffer("masks", masks if masks is not None else torch.zeros(0))
+
+    def reconstruct(self, image: torch.Tensor) -> torch.Tensor:
+        if self.masks.numel() == 0:
+            return self.generator(image)
+        k, (c, h, w) = self.masks.shape[0], image.shape[1:]
+        hidden = image.unsqueeze(1) * (1 - self.masks)  # [N, K, C, H, W]
+        passes = self.generator(hidden.reshape(-1, c, h, w)).reshape(-1, k, c, h, w)
+        return (passes * self.masks).sum(1)
+
+    def forward(self, image: torch.Tensor):
+        recon = self.reconstruct(image)
+        return recon, self.discriminator.features(image), self.discriminator.features(recon)
+
+
+def export_onnx(generator: nn.Module, discriminator: nn.Module, channels: int, size: int, path: Path,
+                masks: torch.Tensor | None = None) -> None:
+    import onnx
+
+    graph = InspectionGraph(generator, discriminator, masks).eval()
+    dummy = torch.zeros(2, channels, size, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        graph,
+        (dummy,),
+        str(path),
+        input_names=["image"],
+        output_names=["reconstruction", "features_real", "features_fake"],
+        dynamic_axes={"image": {0: "batch"}, "reconstruction": {0: "batch"}, "features_real": {0: "batch"}, "features_fake": {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    model.doc_string = "railscope inspection graph: image -> reconstruction, features_real, features_fake"
+    onnx.save(model, str(path))
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+
+def to_toml(sections: dict[str, dict]) -> str:
+    out = []
+    for name, table in sections.items():
+        out.append(f"[{name}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+        out.append("")
+    return "\n".join(out)
+
+
+def input_section(channels: int, size: int, blur_sigma: float) -> dict:
+    """The manifest's [input] table: the preprocessing contract training and serving share."""
+    return {"name": "image", "channels": channels, "height": size, "width": size, "scale": 255.0,
+            "blur_sigma": blur_sigma, "mean": [0.5] * channels, "std": [0.5] * channels, "resize": "area"}
+
+
+def write_manifest(pkg_dir: Path, *, name: str, version: str, architecture: str, input_cfg: dict,
+                   feature_dim: int, lam: float, training: dict, metrics: dict) -> Path:
+    onnx_path = pkg_dir / "model.onnx"
+    sections = {
+        "model": {
+            "name": name,
+            "version": version,
+            "architecture": architecture,
+            "onnx": "model.onnx",
+            "sha256": sha256_file(onnx_path),
+            "opset": OPSET,
+            "exported_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "input": input_cfg,
+        "output": {"reconstruction": "reconstruction", "features_real": "features_real",
+                   "features_fake": "features_fake", "feature_dim": feature_dim},
+        "score": {"kind": "lambda-l1-l2", "lambda": lam},
+        "training": training,
+        "metrics": metrics,
+    }
+    path = pkg_dir / "manifest.toml"
+    path.write_text("# railscope model package (docs/model-package.md); written by railscope_train.export\n" + to_toml(sections))
+    return path

@@ -1,0 +1,125 @@
+"""Model packages (docs/model-package.md): read a package's manifest, run its ONNX graph through
+onnxruntime and compute raw scores. Used by evaluation, calibration and the parity fixture; no
+PyTorch, so it runs in the light venv exactly as the service would."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import scoring
+from .data import load_image
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def gaussian_ksize(sigma: float) -> int:
+    """Kernel size both languages use for the input blur: 2 * ceil(3 sigma) + 1."""
+    return 2 * int(np.ceil(3.0 * sigma)) + 1
+
+
+def normalize_images(images: np.ndarray, manifest: dict) -> np.ndarray:
+    """uint8 [N, H, W] or [N, H, W, C] at the model's size -> float32 NCHW:
+    v = pixel / scale, Gaussian blur (sigma = input.blur_sigma, if > 0; float32, reflect-101
+    border), then (v - mean) / std. docs/model-package.md."""
+    import cv2
+
+    inp = manifest["input"]
+    x = images.astype(np.float32) / np.float32(inp["scale"])
+    sigma = float(inp.get("blur_sigma", 0.0))
+    if sigma > 0:
+        k = gaussian_ksize(sigma)
+        x = np.stack([cv2.GaussianBlur(im, (k, k), sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101) for im in x])
+        x = x.reshape(images.shape)
+    if x.ndim == 3:
+        x = x[:, None, :, :]
+    else:
+        x = x.transpose(0, 3, 1, 2)
+    mean = np.asarray(inp["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(inp["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
+
+
+@dataclass
+class ModelPackage:
+    root: Path
+    manifest: dict
+
+    @classmethod
+    def load(cls, root: str | Path, verify: bool = True) -> "ModelPackage":
+        root = Path(root)
+        mpath = root / "manifest.toml"
+        if not mpath.is_file():
+            raise FileNotFoundError(f"{mpath} not found: a model package is a folder with model.onnx and manifest.toml")
+        manifest = tomllib.loads(mpath.read_text())
+        pkg = cls(root, manifest)
+        if not pkg.onnx_path.is_file():
+            raise FileNotFoundError(f"{pkg.onnx_path} not found (named by {mpath})")
+        if verify and manifest["model"].get("sha256") and sha256_file(pkg.onnx_path) != manifest["model"]["sha256"]:
+            raise ValueError(f"{pkg.onnx_path} does not match the sha256 in {mpath}")
+        return pkg
+
+    @property
+    def name(self) -> str:
+        return self.manifest["model"]["name"]
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.root / self.manifest["model"].get("onnx", "model.onnx")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.manifest["input"]["height"]), int(self.manifest["input"]["width"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.manifest["input"]["channels"])
+
+    @property
+    def lam(self) -> float:
+        return float(self.manifest["score"]["lambda"])
+
+    def session(self, threads: int = 2):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        return ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+
+    def load_images(self, paths: list[Path]) -> np.ndarray:
+        h, w = self.size
+        if h != w:
+            raise ValueError("only square inputs are supported by the loader")
+        return np.stack([load_image(p, h, self.channels) for p in paths])
+
+    def score_images(self, images: np.ndarray, session=None, batch: int = 64) -> scoring.RawScores:
+        """Raw R, L, A for uint8 images already at the model's size."""
+        session = session or self.session()
+        out = self.manifest["output"]
+        parts = []
+        for i in range(0, len(images), batch):
+            x = normalize_images(images[i : i + batch], self.manifest)
+            x_hat, f_r, f_f = session.run(
+                [out["reconstruction"], out["features_real"], out["features_fake"]], {self.manifest["input"]["name"]: x}
+            )
+            parts.append(scoring.raw_scores(x, x_hat, f_r, f_f, self.lam))
+        return scoring.RawScores(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("R", "L", "A")))
+
+    def score_paths(self, paths: list[Path], session=None) -> scoring.RawScores:
+        return self.score_images(self.load_images(paths), session)
+
+
+def calibration_path(name: str, camera: str | None = None, root: Path = REPO_ROOT) -> Path:
+    return root / "calibration" / (f"{name}.{camera}.json" if camera else f"{name}.json")

@@ -1,0 +1,197 @@
+"""Train a reconstruction GAN on normal images of an MVTec-layout folder, export it as a model
+package, calibrate it and (optionally) evaluate it.
+
+  python -m railscope_train.train --data DIR --arch nested-edgan --size 64 --name my-model \
+      [--calib-data DIR] [--test-data DIR] [--epochs 15]
+
+Defaults are the seed-004 settings: Adam lr 2e-4, betas (0.5, 0.999), 15 epochs, lambda LR decay,
+w_adv = 1, w_con = 20, w_lat = 1. CPU by default, CUDA when present. Checkpoints and a loss log
+go to runs/<name>/ (git-ignored)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import calibration, evaluate, scoring
+from .architectures import GENERATORS
+from .architectures.blocks import Discriminator, init_weights
+from .corruption import corrupt, grid_masks, hide_cells
+from .data import load_split
+from .export import export_onnx, input_section, write_manifest
+from .losses import LossWeights, discriminator_loss, generator_losses
+from .package import REPO_ROOT, ModelPackage, normalize_images
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lambda_rule(epochs: int):
+    """pix2pix / GANomaly 'lambda' policy: constant for the first half, then linear to ~0."""
+    keep = epochs // 2
+    return lambda e: 1.0 - max(0, e + 1 - keep) / float(epochs - keep + 1)
+
+
+def train(args) -> Path:
+    seed_everything(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    if device.type == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    images, _, _ = load_split(args.data, "train", args.size, args.channels)
+    input_cfg = input_section(args.channels, args.size, args.blur)
+    x_all = torch.from_numpy(normalize_images(images, {"input": input_cfg}))
+    n = x_all.shape[0]
+    masks = grid_masks(args.size, args.cell, args.groups) if args.corruption == "inpaint" else None
+
+    G = GENERATORS[args.arch](args.channels, args.size, args.base).to(device)
+    D = Discriminator(args.channels, args.size, args.base).to(device)
+    D.apply(init_weights)
+    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    sched = [torch.optim.lr_scheduler.LambdaLR(o, lambda_rule(args.epochs)) for o in (opt_g, opt_d)]
+    w = LossWeights()
+    run_dir = REPO_ROOT / "runs" / args.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / "losses.jsonl", "w")
+    gen = torch.Generator().manual_seed(args.seed)
+    step, t0 = 0, time.time()
+    for epoch in range(args.epochs):
+        G.train(), D.train()
+        perm = torch.randperm(n, generator=gen)
+        batches = [perm[i : i + args.batch] for i in range(0, n - args.batch + 1, args.batch)] or [perm]
+        bar = tqdm(batches, desc=f"{args.arch} epoch {epoch + 1}/{args.epochs}", leave=False)
+        for idx in bar:
+            x = x_all[idx]
+            x_in = x
+            if args.corruption == "restore":
+                x_in = corrupt(x, gen)
+            elif args.corruption == "inpaint":
+                x_in = hide_cells(x, masks, gen)
+            x, x_in = x.to(device), x_in.to(device)
+            x_hat = G(x_in)
+            # generator step (D frozen: its grads are zeroed before D's own step)
+            logit_fake, f_fake = D(x_hat)
+            _, f_real = D(x)
+            z_pair = G.latent_pair(x_in, x_hat) if hasattr(G, "latent_pair") else None
+            g_parts = generator_losses(logit_fake, x, x_hat, f_real, f_fake, w, z_pair)
+            opt_g.zero_grad(set_to_none=True)
+            g_parts["total"].backward()
+            opt_g.step()
+            # discriminator step
+            logit_real, _ = D(x)
+            logit_fake, _ = D(x_hat.detach())
+            d_loss = discriminator_loss(logit_real, logit_fake)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            if d_loss.item() < 1e-5:  # GANomaly's remedy for a collapsed discriminator
+                D.apply(init_weights)
+            rec = {k: round(float(v), 5) for k, v in g_parts.items()} | {"d": round(d_loss.item(), 5), "epoch": epoch, "step": step}
+            log.write(json.dumps(rec) + "\n")
+            bar.set_postfix(g=f"{rec['total']:.3f}", con=f"{rec['con']:.4f}", d=f"{rec['d']:.3f}")
+            step += 1
+            if args.max_steps and step >= args.max_steps:
+                break
+        for s in sched:
+            s.step()
+        torch.save({"G": G.state_dict(), "D": D.state_dict(), "epoch": epoch, "args": vars(args) | {"data": str(args.data)}}, run_dir / "checkpoint.pt")
+        print(f"epoch {epoch + 1}/{args.epochs}: g={rec['total']:.4f} con={rec['con']:.4f} lat={rec['lat']:.4f} d={rec['d']:.4f} ({time.time() - t0:.0f}s)", flush=True)
+        if args.max_steps and step >= args.max_steps:
+            break
+    log.close()
+    train_seconds = time.time() - t0
+
+    G.cpu().eval(), D.cpu().eval()
+    pkg_dir = args.out_dir / args.name
+    export_onnx(G, D, args.channels, args.size, pkg_dir / "model.onnx", masks)
+    training = {
+        "data": str(args.data_label or args.data),
+        "n_train": n,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "lr": args.lr,
+        "base_width": args.base,
+        "loss_weights": [w.adv, w.con, w.lat],
+        "corruption": args.corruption,
+        "inpaint_cell": args.cell if masks is not None else None,
+        "inpaint_groups": args.groups if masks is not None else None,
+        "device": device.type,
+        "train_seconds": round(train_seconds, 1),
+    }
+    write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
+                   feature_dim=D.feature_dim, lam=args.lam, training=training, metrics={})
+    pkg = ModelPackage.load(pkg_dir)
+    cal = calibration.calibrate_package(pkg, args.calib_data or args.data, args.calib_method, scoring.PAPER_THRESHOLD, args.target)
+    cal_path = args.calibration_dir / f"{args.name}.json"
+    cal_path.parent.mkdir(parents=True, exist_ok=True)
+    cal_path.write_text(json.dumps(cal, indent=2) + "\n")
+    print(f"calibration: min={cal['min']:.5f} max={cal['max']:.5f} threshold={cal['threshold']:.4f} ({cal['method']}) -> {cal_path}")
+    metrics = {}
+    if args.test_data:
+        report = evaluate.evaluate(pkg, args.test_data, cal)
+        (run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+        (run_dir / "eval.md").write_text(evaluate.markdown(report))
+        metrics = {k: round(report[k], 4) for k in ("auroc", "auprc", "f1", "precision", "recall", "false_alarm_rate")}
+        metrics["test_data"] = str(args.test_data_label or args.test_data)
+        print(evaluate.markdown(report))
+    write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
+                   feature_dim=D.feature_dim, lam=args.lam, training=training, metrics=metrics)
+    # the manifest changed, the onnx did not: the calibration's model_sha256 stays valid
+    print(f"wrote package {pkg_dir}")
+    return pkg_dir
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, type=Path, help="MVTec-layout folder; train/good holds the normal images")
+    ap.add_argument("--arch", choices=sorted(GENERATORS), default="nested-edgan")
+    ap.add_argument("--size", type=int, default=64, help="model input size (square, power of two)")
+    ap.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    ap.add_argument("--blur", type=float, default=0.0, help="input Gaussian blur sigma in model pixels (0: none)")
+    ap.add_argument("--name", default=None, help="package name (default: the architecture)")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--base", type=int, default=16, help="base channel width")
+    ap.add_argument("--lam", type=float, default=scoring.DEFAULT_LAMBDA)
+    ap.add_argument("--corruption", choices=("inpaint", "restore", "none"), default="restore",
+                    help="inpaint: reconstruct hidden grid cells from context, in training and in the exported graph; "
+                         "restore: reconstruct clean images from randomly damaged inputs; none: the paper's plain reconstruction "
+                         "(see corruption.py)")
+    ap.add_argument("--cell", type=int, default=8, help="inpainting cell size in model pixels")
+    ap.add_argument("--groups", type=int, default=4, help="inpainting passes (a square number)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    ap.add_argument("--cpu", action="store_true", help="train on CPU even when CUDA is present")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke runs)")
+    ap.add_argument("--calib-data", type=Path, default=None, help="labelled MVTec folder for calibration (default: --data)")
+    ap.add_argument("--calib-method", choices=calibration.METHODS, default="best-f1")
+    ap.add_argument("--target", type=float, default=0.01)
+    ap.add_argument("--test-data", type=Path, default=None, help="held-out MVTec folder to evaluate on")
+    ap.add_argument("--data-label", default=None, help="provenance text for the manifest (default: the path)")
+    ap.add_argument("--test-data-label", default=None)
+    ap.add_argument("--out-dir", type=Path, default=REPO_ROOT / "models")
+    ap.add_argument("--calibration-dir", type=Path, default=REPO_ROOT / "calibration")
+    a = ap.parse_args(argv)
+    a.name = a.name or a.arch
+    return a
+
+
+def main(argv=None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Architectures, losses, ONNX export parity and a smoke training run (training venv)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+from railscope_train.architectures import GENERATORS
+from railscope_train.architectures.blocks import Discriminator
+from railscope_train.export import export_onnx
+from railscope_train.losses import LossWeights, discriminator_loss, generator_losses
+from railscope_train.package import REPO_ROOT
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "fasteners"
+
+
+@pytest.mark.parametrize("arch", sorted(GENERATORS))
+@pytest.mark.parametrize("size,channels", [(64, 1), (32, 3)])
+def test_generator_reconstructs_input_shape(arch, size, channels):
+    torch.manual_seed(0)
+    g = GENERATORS[arch](channels, size).eval()
+    x = torch.rand(2, channels, size, size) * 2 - 1
+    y = g(x)
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1.0  # tanh output, same range as the normalized input
+
+
+def test_nested_generator_has_four_scales_and_dense_nodes():
+    g = GENERATORS["nested-edgan"](1, 64, base=8)
+    z = g.encode(torch.zeros(1, 1, 64, 64))
+    assert [t.shape[-1] for t in z] == [32, 16, 8, 4]  # z1..z4 at 1/2 .. 1/16
+    assert [t.shape[1] for t in z] == [8, 16, 32, 64]
+    # UNet++ nodes X[i][j] for j = 1..3: 3 + 2 + 1 = 6, and X[0][3] fuses X[0][0..2] + up(X[1][2])
+    assert sorted(g.nodes.keys()) == ["0_1", "0_2", "0_3", "1_1", "1_2", "2_1"]
+    assert g.nodes["0_3"].body[0].in_channels == 8 * 3 + 16
+
+
+def test_discriminator_features_and_logit():
+    d = Discriminator(1, 64, base=16).eval()
+    logit, f = d(torch.zeros(3, 1, 64, 64))
+    assert logit.shape == (3,)
+    assert f.shape == (3, d.feature_dim) == (3, 128 * 16)
+    assert torch.equal(f, d.features(torch.zeros(3, 1, 64, 64)))
+    with pytest.raises(ValueError):
+        Discriminator(1, 48)
+
+
+def test_losses_follow_the_paper_weights():
+    x = torch.zeros(2, 1, 4, 4)
+    x_hat = torch.full((2, 1, 4, 4), 0.5)  # |d| < 1: smoothL1 = 0.5 d^2 = 0.125
+    f_real, f_fake = torch.zeros(2, 3), torch.full((2, 3), 2.0)  # |d| >= 1: |d| - 0.5 = 1.5
+    logit = torch.zeros(2)  # BCE(sigmoid(0), 1) = ln 2
+    parts = generator_losses(logit, x, x_hat, f_real, f_fake, LossWeights())
+    assert parts["con"].item() == pytest.approx(0.125)
+    assert parts["lat"].item() == pytest.approx(1.5)
+    assert parts["adv"].item() == pytest.approx(np.log(2))
+    assert parts["total"].item() == pytest.approx(np.log(2) + 20 * 0.125 + 1.5)
+    assert discriminator_loss(torch.zeros(2), torch.zeros(2)).item() == pytest.approx(np.log(2))
+    # the latent loss does not push the real features
+    f_real = torch.zeros(2, 3, requires_grad=True)
+    generator_losses(logit, x, x_hat, f_real, f_fake, LossWeights())["total"].backward()
+    assert f_real.grad is None
+
+
+@pytest.mark.parametrize("arch", sorted(GENERATORS))
+def test_export_parity_with_onnxruntime(arch, tmp_path):
+    torch.manual_seed(1)
+    g, d = GENERATORS[arch](1, 64), Discriminator(1, 64)
+    # move BN running stats away from their defaults so eval mode is really exercised
+    g.train(), d.train()
+    with torch.no_grad():
+        for _ in range(3):
+            d(g(torch.rand(8, 1, 64, 64) * 2 - 1))
+    g.eval(), d.eval()
+    path = tmp_path / "model.onnx"
+    export_onnx(g, d, 1, 64, path)
+    x = (torch.rand(5, 1, 64, 64) * 2 - 1)
+    with torch.no_grad():
+        ref = (g(x), d.features(x), d.features(g(x)))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    assert [o.name for o in sess.get_outputs()] == ["reconstruction", "features_real", "features_fake"]
+    assert sess.get_inputs()[0].shape[0] == "batch"
+    got = sess.run(None, {"image": x.numpy()})
+    for r, o in zip(ref, got):
+        assert np.abs(r.numpy() - o).max() <= 1e-4
+    # a single image gives the same answer as inside a batch (inference-mode BN)
+    one = sess.run(None, {"image": x[:1].numpy()})
+    assert np.abs(one[0][0] - got[0][0]).max() <= 1e-5
+
+
+def test_smoke_training_writes_a_servable_package(tmp_path):
+    from railscope_train.package import ModelPackage
+    from railscope_train.train import main
+
+    main([
+        "--data", str(FIXTURES), "--arch", "nested-edgan", "--size", "32", "--name", "smoke", "--epochs", "1",
+        "--batch", "4", "--max-steps", "2", "--base", "8",
+        "--out-dir", str(tmp_path / "models"), "--calibration-dir", str(tmp_path / "calibration"),
+        "--test-data", str(FIXTURES),
+    ])
+    pkg = ModelPackage.load(tmp_path / "models" / "smoke")
+    assert pkg.manifest["input"]["height"] == 32
+    assert pkg.manifest["metrics"]["auroc"] >= 0.0
+    cal = json.loads((tmp_path / "calibration" / "smoke.json").read_text())
+    assert cal["max"] > cal["min"] and cal["n"] > 0 and cal["model_sha256"] == pkg.manifest["model"]["sha256"]
+    raw = pkg.score_paths([Path(p) for p in sorted((FIXTURES / "test" / "good").iterdir())[:2]])
+    assert np.isfinite(raw.A).all()
