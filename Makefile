@@ -16,13 +16,13 @@ UP := ../..
 # make train DATA=path/to/mvtec-folder ARCH=nested-edgan SIZE=64 NAME=my-model [EPOCHS=15] [CALIB=dir] [TEST=dir]
 DATA ?= data/synth-train
 ARCH ?= nested-edgan
-SIZE ?= 32
+SIZE ?= 64
 NAME ?= $(ARCH)
 EPOCHS ?= 15
 CALIB ?= $(DATA)
 TEST ?=
 # what the shipped packages were trained with beyond the defaults (docs/models.md says why)
-SHIPPED_FLAGS ?= --lr 1e-3 --corruption restore
+SHIPPED_FLAGS ?= --lr 1e-3 --epochs 40 --corruption restore
 
 .PHONY: help venv train-venv data train train-shipped py-test py-test-torch test demo clean
 

@@ -45,32 +45,3 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
                 out[i, :, y0 : y0 + rh, x0 : x0 + rw] = x[i, :, y0 : y0 + rh, x0 : x0 + rw].mean()
     return out
 
-
-def grid_masks(size: int, cell: int, groups: int) -> torch.Tensor:
-    """Fixed partition of the image into `groups` interleaved sets of cell x cell squares:
-    [groups, 1, size, size], 1 = hidden. With groups = 4 the pattern is (row mod 2, col mod 2),
-    so every hidden cell has its four neighbours visible."""
-    if size % cell:
-        raise ValueError(f"cell {cell} does not divide size {size}")
-    n = size // cell
-    rows, cols = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    side = int(round(groups**0.5))
-    if side * side != groups:
-        raise ValueError("groups must be a square number (1, 4, 9, ...)")
-    group = (rows % side) * side + (cols % side)
-    masks = torch.stack([(group == g).float() for g in range(groups)])
-    return masks.repeat_interleave(cell, 1).repeat_interleave(cell, 2)[:, None]
-
-
-def hide_cells(x: torch.Tensor, masks: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Training input for inpainting: each image gets one of the fixed masks, at a random cell
-    offset so every pixel is sometimes hidden at every position in its cell; hidden pixels are
-    set to 0 (mid-grey in the normalized space)."""
-    n, k = x.shape[0], masks.shape[0]
-    out = x.clone()
-    for i in range(n):
-        m = masks[int(torch.randint(0, k, (1,), generator=gen))]
-        dy, dx = (int(v) for v in torch.randint(0, masks.shape[-1], (2,), generator=gen))
-        m = torch.roll(m, shifts=(dy, dx), dims=(-2, -1))
-        out[i] = x[i] * (1 - m)
-    return out

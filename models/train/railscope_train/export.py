@@ -17,37 +17,22 @@ OPSET = 17
 
 class InspectionGraph(nn.Module):
     """image -> (reconstruction, f(image), f(reconstruction)): everything the score needs in one
-    session run.
+    session run."""
 
-    With `masks` ([K, 1, H, W] partition of the image, corruption.grid_masks) the generator
-    inpaints: it runs K times, each time with one set of cells hidden, and each pixel of the
-    reconstruction comes from the pass in which that pixel was hidden — so no pixel, and no
-    defect, is ever reconstructed by copying itself. The K passes are one batched run."""
-
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, masks: torch.Tensor | None = None):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module):
         super().__init__()
         self.generator = generator
         self.discriminator = discriminator
-        self.register_buffer("masks", masks if masks is not None else torch.zeros(0))
-
-    def reconstruct(self, image: torch.Tensor) -> torch.Tensor:
-        if self.masks.numel() == 0:
-            return self.generator(image)
-        k, (c, h, w) = self.masks.shape[0], image.shape[1:]
-        hidden = image.unsqueeze(1) * (1 - self.masks)  # [N, K, C, H, W]
-        passes = self.generator(hidden.reshape(-1, c, h, w)).reshape(-1, k, c, h, w)
-        return (passes * self.masks).sum(1)
 
     def forward(self, image: torch.Tensor):
-        recon = self.reconstruct(image)
+        recon = self.generator(image)
         return recon, self.discriminator.features(image), self.discriminator.features(recon)
 
 
-def export_onnx(generator: nn.Module, discriminator: nn.Module, channels: int, size: int, path: Path,
-                masks: torch.Tensor | None = None) -> None:
+def export_onnx(generator: nn.Module, discriminator: nn.Module, channels: int, size: int, path: Path) -> None:
     import onnx
 
-    graph = InspectionGraph(generator, discriminator, masks).eval()
+    graph = InspectionGraph(generator, discriminator).eval()
     dummy = torch.zeros(2, channels, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
@@ -85,10 +70,10 @@ def to_toml(sections: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
-def input_section(channels: int, size: int, blur_sigma: float) -> dict:
+def input_section(channels: int, size: int) -> dict:
     """The manifest's [input] table: the preprocessing contract training and serving share."""
     return {"name": "image", "channels": channels, "height": size, "width": size, "scale": 255.0,
-            "blur_sigma": blur_sigma, "mean": [0.5] * channels, "std": [0.5] * channels, "resize": "area"}
+            "mean": [0.5] * channels, "std": [0.5] * channels, "resize": "area"}
 
 
 def write_manifest(pkg_dir: Path, *, name: str, version: str, architecture: str, input_cfg: dict,

@@ -25,24 +25,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def gaussian_ksize(sigma: float) -> int:
-    """Kernel size both languages use for the input blur: 2 * ceil(3 sigma) + 1."""
-    return 2 * int(np.ceil(3.0 * sigma)) + 1
-
-
 def normalize_images(images: np.ndarray, manifest: dict) -> np.ndarray:
-    """uint8 [N, H, W] or [N, H, W, C] at the model's size -> float32 NCHW:
-    v = pixel / scale, Gaussian blur (sigma = input.blur_sigma, if > 0; float32, reflect-101
-    border), then (v - mean) / std. docs/model-package.md."""
-    import cv2
-
+    """uint8 [N, H, W] or [N, H, W, C] at the model's size -> float32 NCHW,
+    ((pixel / scale) - mean) / std (docs/model-package.md)."""
     inp = manifest["input"]
     x = images.astype(np.float32) / np.float32(inp["scale"])
-    sigma = float(inp.get("blur_sigma", 0.0))
-    if sigma > 0:
-        k = gaussian_ksize(sigma)
-        x = np.stack([cv2.GaussianBlur(im, (k, k), sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101) for im in x])
-        x = x.reshape(images.shape)
     if x.ndim == 3:
         x = x[:, None, :, :]
     else:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import calibration, evaluate, scoring
 from .architectures import GENERATORS
 from .architectures.blocks import Discriminator, init_weights
-from .corruption import corrupt, grid_masks, hide_cells
+from .corruption import corrupt
 from .data import load_split
 from .export import export_onnx, input_section, write_manifest
 from .losses import LossWeights, discriminator_loss, generator_losses
@@ -48,10 +48,9 @@ def train(args) -> Path:
     if device.type == "cpu" and args.threads:
         torch.set_num_threads(args.threads)
     images, _, _ = load_split(args.data, "train", args.size, args.channels)
-    input_cfg = input_section(args.channels, args.size, args.blur)
+    input_cfg = input_section(args.channels, args.size)
     x_all = torch.from_numpy(normalize_images(images, {"input": input_cfg}))
     n = x_all.shape[0]
-    masks = grid_masks(args.size, args.cell, args.groups) if args.corruption == "inpaint" else None
 
     G = GENERATORS[args.arch](args.channels, args.size, args.base).to(device)
     D = Discriminator(args.channels, args.size, args.base).to(device)
@@ -72,11 +71,7 @@ def train(args) -> Path:
         bar = tqdm(batches, desc=f"{args.arch} epoch {epoch + 1}/{args.epochs}", leave=False)
         for idx in bar:
             x = x_all[idx]
-            x_in = x
-            if args.corruption == "restore":
-                x_in = corrupt(x, gen)
-            elif args.corruption == "inpaint":
-                x_in = hide_cells(x, masks, gen)
+            x_in = corrupt(x, gen) if args.corruption == "restore" else x
             x, x_in = x.to(device), x_in.to(device)
             x_hat = G(x_in)
             # generator step (D frozen: its grads are zeroed before D's own step)
@@ -96,7 +91,7 @@ def train(args) -> Path:
             opt_d.step()
             if d_loss.item() < 1e-5:  # GANomaly's remedy for a collapsed discriminator
                 D.apply(init_weights)
-            rec = {k: round(float(v), 5) for k, v in g_parts.items()} | {"d": round(d_loss.item(), 5), "epoch": epoch, "step": step}
+            rec = {k: round(v.item(), 5) for k, v in g_parts.items()} | {"d": round(d_loss.item(), 5), "epoch": epoch, "step": step}
             log.write(json.dumps(rec) + "\n")
             bar.set_postfix(g=f"{rec['total']:.3f}", con=f"{rec['con']:.4f}", d=f"{rec['d']:.3f}")
             step += 1
@@ -113,7 +108,7 @@ def train(args) -> Path:
 
     G.cpu().eval(), D.cpu().eval()
     pkg_dir = args.out_dir / args.name
-    export_onnx(G, D, args.channels, args.size, pkg_dir / "model.onnx", masks)
+    export_onnx(G, D, args.channels, args.size, pkg_dir / "model.onnx")
     training = {
         "data": str(args.data_label or args.data),
         "n_train": n,
@@ -124,8 +119,6 @@ def train(args) -> Path:
         "base_width": args.base,
         "loss_weights": [w.adv, w.con, w.lat],
         "corruption": args.corruption,
-        "inpaint_cell": args.cell if masks is not None else None,
-        "inpaint_groups": args.groups if masks is not None else None,
         "device": device.type,
         "train_seconds": round(train_seconds, 1),
     }
@@ -158,7 +151,6 @@ def parse_args(argv=None):
     ap.add_argument("--arch", choices=sorted(GENERATORS), default="nested-edgan")
     ap.add_argument("--size", type=int, default=64, help="model input size (square, power of two)")
     ap.add_argument("--channels", type=int, choices=(1, 3), default=1)
-    ap.add_argument("--blur", type=float, default=0.0, help="input Gaussian blur sigma in model pixels (0: none)")
     ap.add_argument("--name", default=None, help="package name (default: the architecture)")
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--epochs", type=int, default=15)
@@ -166,12 +158,9 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--base", type=int, default=16, help="base channel width")
     ap.add_argument("--lam", type=float, default=scoring.DEFAULT_LAMBDA)
-    ap.add_argument("--corruption", choices=("inpaint", "restore", "none"), default="restore",
-                    help="inpaint: reconstruct hidden grid cells from context, in training and in the exported graph; "
-                         "restore: reconstruct clean images from randomly damaged inputs; none: the paper's plain reconstruction "
-                         "(see corruption.py)")
-    ap.add_argument("--cell", type=int, default=8, help="inpainting cell size in model pixels")
-    ap.add_argument("--groups", type=int, default=4, help="inpainting passes (a square number)")
+    ap.add_argument("--corruption", choices=("restore", "none"), default="restore",
+                    help="restore: reconstruct clean images from randomly damaged inputs (corruption.py); "
+                         "none: the paper's plain reconstruction")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     ap.add_argument("--cpu", action="store_true", help="train on CPU even when CUDA is present")

@@ -32,7 +32,10 @@ def test_generator_reconstructs_input_shape(arch, size, channels):
 def test_nested_generator_has_four_scales_and_dense_nodes():
     g = GENERATORS["nested-edgan"](1, 64, base=8)
     z = g.encode(torch.zeros(1, 1, 64, 64))
-    assert [t.shape[-1] for t in z] == [32, 16, 8, 4]  # z1..z4 at 1/2 .. 1/16
+    assert [t.shape[-1] for t in z] == [64, 32, 16, 8]  # z1..z4 at 1 .. 1/8 (full_res)
+    half = GENERATORS["nested-edgan"](1, 64, base=8, full_res=False)
+    assert [t.shape[-1] for t in half.encode(torch.zeros(1, 1, 64, 64))] == [32, 16, 8, 4]
+    assert half(torch.zeros(1, 1, 64, 64)).shape == (1, 1, 64, 64)
     assert [t.shape[1] for t in z] == [8, 16, 32, 64]
     # UNet++ nodes X[i][j] for j = 1..3: 3 + 2 + 1 = 6, and X[0][3] fuses X[0][0..2] + up(X[1][2])
     assert sorted(g.nodes.keys()) == ["0_1", "0_2", "0_3", "1_1", "1_2", "2_1"]
@@ -62,8 +65,9 @@ def test_losses_follow_the_paper_weights():
     assert discriminator_loss(torch.zeros(2), torch.zeros(2)).item() == pytest.approx(np.log(2))
     # the latent loss does not push the real features
     f_real = torch.zeros(2, 3, requires_grad=True)
+    f_fake = torch.full((2, 3), 2.0, requires_grad=True)
     generator_losses(logit, x, x_hat, f_real, f_fake, LossWeights())["total"].backward()
-    assert f_real.grad is None
+    assert f_real.grad is None and f_fake.grad is not None
 
 
 @pytest.mark.parametrize("arch", sorted(GENERATORS))

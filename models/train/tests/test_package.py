@@ -1,0 +1,103 @@
+"""The shipped model packages through real onnxruntime: contract, calibration, parity fixture,
+evaluation and calibration CLIs."""
+
+import json
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from railscope_train import calibration, evaluate, scoring
+from railscope_train.package import REPO_ROOT, ModelPackage, calibration_path, sha256_file
+from railscope_train.parity import EXPECTED, FIXTURES, reference_scores
+
+SHIPPED = ["nested-edgan", "ganomaly", "skip-ganomaly"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_package_honours_the_contract(name):
+    pkg = ModelPackage.load(REPO_ROOT / "models" / name)  # verifies the sha256
+    m = pkg.manifest
+    assert m["model"]["name"] == name and m["model"]["architecture"] == name
+    assert pkg.onnx_path.stat().st_size <= 20 * 1024 * 1024
+    sess = pkg.session()
+    (inp,) = sess.get_inputs()
+    c, h, w = pkg.channels, *pkg.size
+    assert inp.name == m["input"]["name"] == "image" and inp.type == "tensor(float)"
+    assert inp.shape[1:] == [c, h, w] and isinstance(inp.shape[0], str)  # dynamic batch
+    outs = {o.name: o.shape for o in sess.get_outputs()}
+    assert outs[m["output"]["reconstruction"]][1:] == [c, h, w]
+    assert outs[m["output"]["features_real"]][1:] == [m["output"]["feature_dim"]]
+    assert outs[m["output"]["features_fake"]][1:] == [m["output"]["feature_dim"]]
+    assert m["score"]["lambda"] == pytest.approx(0.9)
+    cal = json.loads(calibration_path(name).read_text())
+    assert cal["model_sha256"] == m["model"]["sha256"]
+    assert cal["max"] > cal["min"] and cal["n_normal"] >= 200 and cal["n_defect"] >= 200
+
+
+def test_batch_results_do_not_depend_on_batch_composition():
+    pkg = ModelPackage.load(REPO_ROOT / "models" / "nested-edgan")
+    paths = sorted((FIXTURES / "test").rglob("*.png"))[:6]
+    images = pkg.load_images(paths)
+    together = pkg.score_images(images, batch=6).A
+    alone = np.array([pkg.score_images(images[i : i + 1]).A[0] for i in range(6)])
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+
+
+def test_parity_fixture_matches_the_shipped_model():
+    doc = json.loads(EXPECTED.read_text())
+    pkg = ModelPackage.load(REPO_ROOT / "models" / doc["model"])
+    assert doc["model_sha256"] == pkg.manifest["model"]["sha256"], "re-run: python -m railscope_train.parity"
+    cal = json.loads(calibration_path(pkg.name).read_text())
+    fresh = reference_scores(pkg, cal)
+    assert len(fresh) == len(doc["images"]) > 0
+    for want, got in zip(doc["images"], fresh):
+        assert want["path"] == got["path"]
+        for k in ("R", "L", "A", "A_norm"):
+            assert got[k] == pytest.approx(want[k], abs=doc["tolerance"]), (want["path"], k)
+        assert want["verdict"] == got["verdict"]
+
+
+def test_score_is_recomputable_from_raw_outputs():
+    """The package's score equals docs/scoring.md applied by hand to the raw ONNX outputs."""
+    pkg = ModelPackage.load(REPO_ROOT / "models" / "nested-edgan")
+    paths = sorted((FIXTURES / "test").rglob("*.png"))[:3]
+    from railscope_train.package import normalize_images
+
+    x = normalize_images(pkg.load_images(paths), pkg.manifest)
+    xh, fr, ff = pkg.session().run(None, {"image": x})
+    n = len(paths)
+    R = np.abs(x.astype(np.float64) - xh).reshape(n, -1).mean(1)
+    L = np.linalg.norm(fr.astype(np.float64) - ff, axis=1) / np.sqrt(fr.shape[1])
+    np.testing.assert_allclose(pkg.score_paths(paths).A, 0.9 * R + 0.1 * L, rtol=1e-9)
+
+
+def test_tampered_model_is_refused(tmp_path):
+    dst = tmp_path / "pkg"
+    shutil.copytree(REPO_ROOT / "models" / "nested-edgan", dst)
+    with open(dst / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="sha256"):
+        ModelPackage.load(dst)
+    with pytest.raises(FileNotFoundError, match="manifest.toml"):
+        ModelPackage.load(tmp_path)
+
+
+def test_evaluate_and_calibrate_clis(tmp_path):
+    model = REPO_ROOT / "models" / "nested-edgan"
+    out = tmp_path / "cal.json"
+    calibration.main(["--model", str(model), "--data", str(FIXTURES), "--method", "false-alarm-rate", "--target", "0.0", "--out", str(out)])
+    cal = json.loads(out.read_text())
+    assert cal["method"] == "false-alarm-rate" and cal["n"] == 6 + 2 * 9
+    assert cal["metrics"]["false_alarm_rate"] == 0.0
+    assert cal["data_sha256"] == calibration.data_sha256([p for p in (FIXTURES / "test").rglob("*.png")])
+    report_json = tmp_path / "eval.json"
+    evaluate.main(["--model", str(model), "--data", str(FIXTURES), "--calibration", str(out), "--json", str(report_json),
+                   "--markdown", str(tmp_path / "eval.md")])
+    report = json.loads(report_json.read_text())
+    assert report["false_alarm_rate"] == 0.0  # calibrated on the same images with target 0
+    assert set(report["per_defect_recall"]) == {d.name for d in (FIXTURES / "test").iterdir() if d.name != "good"}
+    a_norm = scoring.normalize(np.array([s["A"] for s in report["scores"]]), cal["min"], cal["max"])
+    assert report["confusion"]["fp"] + report["confusion"]["tp"] == int((a_norm > cal["threshold"]).sum())
+    assert "| AUROC |" in (tmp_path / "eval.md").read_text()
