@@ -76,8 +76,18 @@ py-test-torch: train-venv
 test: py-test py-test-torch
 	$(MAKE) rust-test
 
+# Until the HTTP service lands: a fresh synthetic inspection run (seed 11, never seen in training)
+# scored by the railscope binary on the shipped default model — per-image verdicts with heatmaps,
+# the fastener search on whole track frames, and an evaluation report with ROC/PR curves.
+DEMO := data/demo
 demo: venv build
-	$(MAKE) demo-run
+	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/$(DEMO) --seed 11 --train 0 --test-good 20 --test-defect 3 --frames 2
+	$(RAILSCOPE) infer $(DEMO)/test/*/*.png --heatmap $(DEMO)/heatmaps > $(DEMO)/verdicts.jsonl
+	@echo "per-image verdicts: $(DEMO)/verdicts.jsonl, heatmaps: $(DEMO)/heatmaps/"
+	@head -3 $(DEMO)/verdicts.jsonl
+	$(RAILSCOPE) infer --roi search $(DEMO)/frames/*.png --heatmap $(DEMO)/heatmaps
+	$(RAILSCOPE) evaluate --data $(DEMO) --out $(DEMO)/report
+	@echo "report: $(DEMO)/report/report.md (roc.png, pr.png)"
 
 clean:
 	rm -rf target runs reports
