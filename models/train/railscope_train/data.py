@@ -90,7 +90,7 @@ def load_image(path, size: int, channels: int = 1) -> np.ndarray:
     2. 16-bit -> 8-bit by ``>> 8``; other depths than 8/16-bit unsigned are rejected;
     3. channels: 4-channel BGRA drops alpha (``BGRA2BGR`` / ``BGRA2GRAY``); for ``channels=1``
        colour is converted with ``cvtColor(BGR2GRAY)``; for ``channels=3`` gray is replicated
-       (``GRAY2BGR``) and the result is in OpenCV **BGR** order;
+       and the result is in **RGB** order (docs/model-package.md);
     4. resize to ``size x size`` (aspect ratio not kept): ``INTER_AREA`` when the image is not
        smaller than ``size`` in either dimension (shrinking), ``INTER_LINEAR`` otherwise
        (enlarging); no resize when already ``size x size``.
@@ -120,10 +120,13 @@ def load_image(path, size: int, channels: int = 1) -> np.ndarray:
         if img.ndim == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
     else:
+        # RGB order, as docs/model-package.md and the Rust service use
         if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
         elif img.shape[2] == 4:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        else:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     h, w = img.shape[:2]
     if (h, w) != (size, size):
         interp = cv2.INTER_AREA if (h >= size and w >= size) else cv2.INTER_LINEAR

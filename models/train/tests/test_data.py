@@ -107,11 +107,11 @@ def test_load_colour(tmp_path):
     bgr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     p = _write(tmp_path / "c.png", bgr)
     assert np.array_equal(load_image(p, 32), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-    assert np.array_equal(load_image(p, 32, channels=3), bgr)  # BGR order kept
+    assert np.array_equal(load_image(p, 32, channels=3), bgr[:, :, ::-1])  # RGB order
     bgra = np.dstack([bgr, np.full((32, 32), 7, np.uint8)])
     pa = _write(tmp_path / "a.png", bgra)
     assert np.array_equal(load_image(pa, 32), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-    assert np.array_equal(load_image(pa, 32, channels=3), bgr)
+    assert np.array_equal(load_image(pa, 32, channels=3), bgr[:, :, ::-1])
     pj = _write(tmp_path / "c.jpg", bgr)
     dec = cv2.imread(str(pj), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(load_image(pj, 16), cv2.resize(cv2.cvtColor(dec, cv2.COLOR_BGR2GRAY), (16, 16),

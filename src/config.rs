@@ -1,0 +1,285 @@
+//! Service configuration: `config/railscope.toml` overlaid with environment variables
+//! `RAILSCOPE__SECTION__KEY` (e.g. `RAILSCOPE__ENGINE__PROVIDERS=cpu`).
+//!
+//! Every key has a default in code so that a missing file or section still gives a working CPU
+//! setup; the file documents the keys that operators usually change.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default location, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/railscope.toml";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub preprocess: PreprocessConfig,
+    pub search: SearchConfig,
+    pub heatmap: HeatmapConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EngineConfig {
+    /// Explicit `libonnxruntime.so` path. Empty: `ORT_DYLIB_PATH`, then the project venv.
+    pub ort_library: Option<PathBuf>,
+    /// Execution providers tried in order; the first that builds a session wins.
+    pub providers: Vec<String>,
+    pub device_id: i32,
+    pub fp16: bool,
+    /// TensorRT engine cache; building an engine takes minutes, so it is cached across restarts.
+    pub trt_engine_cache_dir: PathBuf,
+    /// Intra-op threads for the CPU provider; 0 lets ONNX Runtime choose (one per core).
+    pub intra_op_threads: usize,
+    /// Largest batch handed to one session run; bigger requests are split.
+    pub max_batch: usize,
+    /// Run one dummy batch at load so the first real frame does not pay for lazy initialisation.
+    pub warmup: bool,
+    /// Folder holding `<model>.json` and `<model>.<camera>.json`; empty: `calibration/` beside
+    /// `models/`.
+    pub calibration_dir: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            ort_library: None,
+            providers: vec!["tensorrt".into(), "cuda".into(), "cpu".into()],
+            device_id: 0,
+            fp16: false,
+            trt_engine_cache_dir: PathBuf::from("target/trt-engine-cache"),
+            intra_op_threads: 0,
+            max_batch: 64,
+            warmup: true,
+            calibration_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PreprocessConfig {
+    /// Decoding limits: a frame whose header claims more is refused before any allocation.
+    pub max_width: u32,
+    pub max_height: u32,
+    pub max_decoded_bytes: u64,
+    /// Contrast-limited adaptive histogram equalisation before resizing. Off by default because
+    /// the reference scores (and the calibration) are computed without it.
+    pub clahe: bool,
+    pub clahe_clip_limit: f64,
+    pub clahe_tile: i32,
+    /// `whole`, `rects` or `search`.
+    pub roi: String,
+    /// Fixed rectangles `[x, y, w, h]` for `roi = "rects"`.
+    pub rects: Vec<[i32; 4]>,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self {
+            max_width: 16384,
+            max_height: 16384,
+            max_decoded_bytes: 512 * 1024 * 1024,
+            clahe: false,
+            clahe_clip_limit: 2.0,
+            clahe_tile: 8,
+            roi: "whole".into(),
+            rects: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SearchConfig {
+    /// Folder of reference fastener crops (normal ones); empty: `<model>/templates`, then the
+    /// fixture `tests/fixtures/fasteners/train/good`.
+    pub templates_dir: Option<PathBuf>,
+    /// How many reference crops are averaged into the template. Averaging washes out the
+    /// per-crop jitter and texture and keeps what all fasteners share.
+    pub template_crops: usize,
+    /// Also match the template mirrored top-to-bottom (the fastener row on the far side of the
+    /// rail is the mirror image of the near one).
+    pub mirror: bool,
+    /// Infer the partner of a fastener matched on one side of the rail only (see
+    /// `fastener_search::complete_pairs`).
+    pub pair_completion: bool,
+    /// Fastener size in the frame relative to the reference crops: set by the camera geometry
+    /// (the defaults cover the synthetic 1024-px frames and their 128-px crops).
+    pub scales: Vec<f64>,
+    /// Weight of the gradient-magnitude correlation against the intensity correlation;
+    /// gradients make the match insensitive to illumination and concrete texture.
+    pub gradient_weight: f64,
+    /// Absolute minimum response for a detection.
+    pub min_score: f64,
+    /// A detection must also reach this fraction of the frame's best response.
+    pub relative_score: f64,
+    /// Boxes overlapping more than this (IoU) are merged by non-maximum suppression…
+    pub nms_iou: f64,
+    /// …and so are boxes lying more than this fraction inside another (a part of a fastener
+    /// matched at a smaller scale).
+    pub nms_containment: f64,
+    pub max_detections: usize,
+    /// The frame is matched at this fraction of its size (and templates with it) for speed.
+    pub downscale: f64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            templates_dir: None,
+            template_crops: 32,
+            mirror: true,
+            pair_completion: true,
+            // 1.1 × 1.1^k: the synthetic frames' fasteners are 145–246 px, the crops 128 px.
+            scales: vec![1.1, 1.21, 1.33, 1.46, 1.61, 1.77, 1.95, 2.14],
+            gradient_weight: 0.5,
+            min_score: 0.45,
+            relative_score: 0.65,
+            nms_iou: 0.3,
+            nms_containment: 0.5,
+            max_detections: 32,
+            downscale: 0.25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HeatmapConfig {
+    /// Gaussian sigma in model-input pixels.
+    pub sigma: f64,
+    /// |x − x̂| (normalized units) that maps to the hottest colour; fixed rather than per-image
+    /// so that a clean frame looks cool and a bad one hot.
+    pub full_scale: f64,
+    /// Weight of the colour map in the blend.
+    pub alpha: f64,
+}
+
+impl Default for HeatmapConfig {
+    fn default() -> Self {
+        Self {
+            sigma: 1.5,
+            full_scale: 0.5,
+            alpha: 0.45,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (or `config/railscope.toml` when it exists) and the `RAILSCOPE__…` variables.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let mut builder = config::Config::builder();
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(Error::Config(format!(
+                        "config file {} does not exist",
+                        p.display()
+                    )));
+                }
+                builder = builder.add_source(config::File::from(p.to_path_buf()));
+            }
+            None => {
+                builder = builder
+                    .add_source(config::File::with_name(DEFAULT_CONFIG_PATH).required(false));
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("RAILSCOPE")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("engine.providers")
+                .with_list_parse_key("search.scales")
+                .try_parsing(true),
+        );
+        let cfg = builder.build().map_err(|e| Error::Config(e.to_string()))?;
+        let parsed: Config = cfg
+            .try_deserialize()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.engine.providers.is_empty() {
+            return Err(Error::Config(
+                "engine.providers is empty; use e.g. [\"cpu\"]".into(),
+            ));
+        }
+        for p in &self.engine.providers {
+            if crate::engine::Provider::parse(p).is_none() {
+                return Err(Error::Config(format!(
+                    "engine.providers: unknown provider {p:?} (known: tensorrt, cuda, cpu)"
+                )));
+            }
+        }
+        if self.engine.max_batch == 0 {
+            return Err(Error::Config("engine.max_batch must be at least 1".into()));
+        }
+        if !matches!(self.preprocess.roi.as_str(), "whole" | "rects" | "search") {
+            return Err(Error::Config(format!(
+                "preprocess.roi must be whole, rects or search, not {:?}",
+                self.preprocess.roi
+            )));
+        }
+        if self.search.scales.is_empty()
+            || self.search.scales.iter().any(|s| s.is_nan() || *s <= 0.0)
+        {
+            return Err(Error::Config(
+                "search.scales must be positive numbers".into(),
+            ));
+        }
+        if !(self.search.downscale > 0.0 && self.search.downscale <= 1.0) {
+            return Err(Error::Config("search.downscale must be in (0, 1]".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_prefer_gpu() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.engine.providers, vec!["tensorrt", "cuda", "cpu"]);
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(
+            &p,
+            "[engine]\nproviders = [\"cpu\"]\nintra_op_threads = 2\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.engine.providers, vec!["cpu"]);
+        assert_eq!(c.engine.intra_op_threads, 2);
+        assert_eq!(c.engine.max_batch, 64);
+    }
+
+    #[test]
+    fn unknown_provider_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(&p, "[engine]\nproviders = [\"gpu-magic\"]\n").unwrap();
+        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("gpu-magic"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/railscope.toml"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

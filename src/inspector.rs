@@ -1,0 +1,621 @@
+//! The library's front door: a model package + its calibration + the engine, turning encoded
+//! frames into verdicts. The CLI and the HTTP service both go through [`Inspector`].
+//!
+//! A frame yields one or more fastener crops (whole frame, fixed rectangles or fastener
+//! search); every crop of every frame in a batch goes through one session run, and a frame's
+//! verdict is its worst crop's.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use opencv::core::{Mat, Rect, Vector};
+use opencv::prelude::*;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::fastener_search::FastenerSearch;
+use crate::heatmap::{self, RegionMap};
+use crate::package::{calibration_path, Calibration, ModelPackage};
+use crate::preprocess::{crop, to_gray, Preprocessor, RoiMode};
+use crate::scoring::{self, Normalization, Score, Verdict};
+
+/// One encoded frame to inspect.
+#[derive(Debug, Clone)]
+pub struct ImageInput<'a> {
+    /// Name used in results and error messages (file path, request id, …).
+    pub id: String,
+    pub bytes: &'a [u8],
+    /// Camera id; selects `calibration/<model>.<camera>.json` when one exists.
+    pub camera: Option<String>,
+}
+
+/// Result for one fastener crop.
+#[derive(Debug, Clone, Serialize)]
+pub struct CropResult {
+    /// `[x, y, w, h]` in frame pixels.
+    #[serde(rename = "box")]
+    pub bbox: [i32; 4],
+    /// Template-matching response when the crop came from fastener search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_score: Option<f64>,
+    /// True for a fastener placed opposite a matched one by pair completion (search mode).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inferred: bool,
+    /// True for a far-row fastener, scored flipped top to bottom (search mode).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mirrored: bool,
+    #[serde(rename = "R")]
+    pub r: f64,
+    #[serde(rename = "L")]
+    pub l: f64,
+    #[serde(rename = "A")]
+    pub a: f64,
+    #[serde(rename = "A_norm")]
+    pub a_norm: f64,
+    pub verdict: Verdict,
+}
+
+/// Result for one frame: the worst crop's scores, every crop, and timing.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameResult {
+    pub image: String,
+    pub camera: Option<String>,
+    #[serde(rename = "A")]
+    pub a: Option<f64>,
+    #[serde(rename = "R")]
+    pub r: Option<f64>,
+    #[serde(rename = "L")]
+    pub l: Option<f64>,
+    #[serde(rename = "A_norm")]
+    pub a_norm: Option<f64>,
+    pub threshold: f64,
+    pub verdict: Verdict,
+    pub provider: &'static str,
+    /// Wall time from the start of the batch until this frame's result was ready.
+    pub latency_ms: f64,
+    /// Decode + preprocessing (+ search) time of this frame alone.
+    pub preprocess_ms: f64,
+    pub roi: &'static str,
+    pub crops: Vec<CropResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// PNG of the blended heatmap, when asked for.
+    #[serde(skip)]
+    pub heatmap_png: Option<Vec<u8>>,
+}
+
+/// Raw (uncalibrated) scores of one crop.
+#[derive(Debug, Clone)]
+pub struct CropScore {
+    pub rect: Rect,
+    pub match_score: Option<f64>,
+    pub inferred: bool,
+    pub mirrored: bool,
+    pub score: Score,
+    pub error_map: Option<Vec<f32>>,
+}
+
+/// Raw scores of one frame.
+#[derive(Debug)]
+pub struct FrameScores {
+    pub crops: Vec<CropScore>,
+    pub frame: Option<Mat>,
+    pub preprocess_ms: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Explicit calibration file (otherwise `<calibration_dir>/<model>.json`).
+    pub calibration: Option<PathBuf>,
+    /// Load without a calibration (for `railscope calibrate`): only raw scores are available.
+    pub without_calibration: bool,
+    /// Override the configured ROI mode.
+    pub roi: Option<RoiMode>,
+}
+
+pub struct Inspector {
+    engine: Engine,
+    package: ModelPackage,
+    pre: Preprocessor,
+    roi: RoiMode,
+    search: Option<FastenerSearch>,
+    calibration_dir: PathBuf,
+    default_calibration: Option<(Normalization, PathBuf)>,
+    camera_calibrations: HashMap<String, Normalization>,
+    config: Config,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("model", &self.package.name())
+            .field("engine", &self.engine)
+            .finish()
+    }
+}
+
+impl Inspector {
+    pub fn load(model_dir: &Path, config: &Config, opts: &LoadOptions) -> Result<Self> {
+        crate::engine::ensure_runtime(&config.engine)?;
+        let package = ModelPackage::load(model_dir)?;
+        let calibration_dir = config
+            .engine
+            .calibration_dir
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| package.default_calibration_dir());
+        let default_calibration = if opts.without_calibration {
+            None
+        } else {
+            let path = opts
+                .calibration
+                .clone()
+                .unwrap_or_else(|| calibration_path(&calibration_dir, package.name(), None));
+            let cal = Calibration::load(&path)?;
+            cal.check_model(&package, &path)?;
+            let norm = cal.normalization().map_err(|message| Error::Calibration {
+                path: path.clone(),
+                message,
+            })?;
+            Some((norm, path))
+        };
+        let roi = match &opts.roi {
+            Some(r) => r.clone(),
+            None => RoiMode::from_config(&config.preprocess)?,
+        };
+        let search = if roi == RoiMode::Search {
+            Some(load_search(&package, config)?)
+        } else {
+            None
+        };
+        let pre = Preprocessor::new(&package.manifest.input, &config.preprocess);
+        let engine = Engine::load(&package, &config.engine)?;
+        Ok(Self {
+            engine,
+            package,
+            pre,
+            roi,
+            search,
+            calibration_dir,
+            default_calibration,
+            camera_calibrations: HashMap::new(),
+            config: config.clone(),
+        })
+    }
+
+    pub fn package(&self) -> &ModelPackage {
+        &self.package
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.pre
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.engine.provider().as_str()
+    }
+
+    pub fn roi(&self) -> &RoiMode {
+        &self.roi
+    }
+
+    pub fn default_calibration(&self) -> Option<&Normalization> {
+        self.default_calibration.as_ref().map(|(n, _)| n)
+    }
+
+    /// The calibration for a camera (`<model>.<camera>.json` when it exists, else the default).
+    pub fn calibration_for(&mut self, camera: Option<&str>) -> Result<Normalization> {
+        let (default, _) = self
+            .default_calibration
+            .clone()
+            .ok_or_else(|| Error::Other("inspector was loaded without a calibration".into()))?;
+        let Some(cam) = camera else {
+            return Ok(default);
+        };
+        // Camera ids come from clients and become file names: letters, digits, '-', '_' only.
+        if cam.is_empty()
+            || cam.len() > 64
+            || !cam
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::Other(format!(
+                "invalid camera id {cam:?} (use letters, digits, '-' and '_')"
+            )));
+        }
+        if let Some(n) = self.camera_calibrations.get(cam) {
+            return Ok(*n);
+        }
+        let path = calibration_path(&self.calibration_dir, self.package.name(), Some(cam));
+        let norm = if path.file_name().and_then(|n| n.to_str())
+            == Some(&format!("{}.{cam}.json", self.package.name()))
+        {
+            let cal = Calibration::load(&path)?;
+            cal.check_model(&self.package, &path)?;
+            cal.normalization()
+                .map_err(|message| Error::Calibration { path, message })?
+        } else {
+            default
+        };
+        // Bounded: unknown ids beyond the cap are looked up again rather than remembered.
+        if self.camera_calibrations.len() < 4096 {
+            self.camera_calibrations.insert(cam.to_string(), norm);
+        }
+        Ok(norm)
+    }
+
+    /// Decodes, finds the regions of and normalizes one frame. Needs only `&self`, so frames can
+    /// be prepared on other threads (HTTP handlers) while the session runs the previous batch.
+    pub fn prepare(&self, input: &ImageInput<'_>, keep_frame: bool) -> Result<PreparedFrame> {
+        prepare_frame(
+            &self.pre,
+            &self.roi,
+            self.search.as_ref(),
+            self.engine.chw(),
+            input,
+            keep_frame,
+        )
+    }
+
+    /// Prepares several frames, in parallel when it pays (fastener search, or many frames).
+    pub fn prepare_all(
+        &self,
+        inputs: &[ImageInput<'_>],
+        keep_frame: bool,
+    ) -> Vec<Result<PreparedFrame>> {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let worth_it = inputs.len() >= 2 && (self.search.is_some() || inputs.len() >= 16);
+        if cores < 2 || !worth_it {
+            return inputs.iter().map(|i| self.prepare(i, keep_frame)).collect();
+        }
+        let (pre, roi, search, chw) = (
+            &self.pre,
+            &self.roi,
+            self.search.as_ref(),
+            self.engine.chw(),
+        );
+        let per = inputs.len().div_ceil(cores.min(inputs.len()));
+        std::thread::scope(|s| {
+            let handles: Vec<_> = inputs
+                .chunks(per)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|i| prepare_frame(pre, roi, search, chw, i, keep_frame))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(Error::Preprocess(
+                            "preprocessing thread panicked".into(),
+                        ))]
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Raw R, L, A of every crop of every frame, all crops in as few session runs as
+    /// `max_batch` allows. Per-frame errors (undecodable image, …) do not fail the batch.
+    pub fn score_batch(
+        &mut self,
+        inputs: &[ImageInput<'_>],
+        keep_maps: bool,
+    ) -> Vec<Result<FrameScores>> {
+        let prepared = self.prepare_all(inputs, keep_maps);
+        self.score_prepared(prepared, keep_maps)
+    }
+
+    /// Runs prepared frames through the session (see [`Inspector::prepare`]).
+    pub fn score_prepared(
+        &mut self,
+        prepared: Vec<Result<PreparedFrame>>,
+        keep_maps: bool,
+    ) -> Vec<Result<FrameScores>> {
+        let chw = self.engine.chw();
+        let lambda = self.package.manifest.score.lambda;
+        let total: usize = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|p| p.regions.len())
+            .sum();
+        // One contiguous NCHW tensor for the whole batch (frames' crops back to back).
+        let mut tensor: Vec<f32> = Vec::with_capacity(total * chw);
+        for p in prepared.iter().flatten() {
+            tensor.extend_from_slice(&p.tensor);
+        }
+
+        let [c, h, w] = self.engine.shape();
+        let mut scores: Vec<(Score, Option<Vec<f32>>)> = Vec::with_capacity(total);
+        let mut start = 0;
+        let mut run_error: Option<String> = None;
+        while start < total {
+            let n = (total - start).min(self.engine.max_batch());
+            let input = &tensor[start * chw..(start + n) * chw];
+            let r = self.engine.run_view(input, n, |v| {
+                (0..n)
+                    .map(|k| {
+                        let x = &input[k * chw..(k + 1) * chw];
+                        let xh = v.reconstruction_of(k);
+                        let s = scoring::score(
+                            x,
+                            xh,
+                            v.features_real_of(k),
+                            v.features_fake_of(k),
+                            lambda,
+                        );
+                        (s, keep_maps.then(|| heatmap::error_map(x, xh, c, h, w)))
+                    })
+                    .collect::<Vec<_>>()
+            });
+            match r {
+                Ok(v) => scores.extend(v),
+                Err(e) => {
+                    run_error = Some(e.to_string());
+                    break;
+                }
+            }
+            start += n;
+        }
+
+        let mut next = 0usize;
+        prepared
+            .into_iter()
+            .map(|p| {
+                let p = p?;
+                let first = next;
+                next += p.regions.len();
+                if let Some(e) = &run_error {
+                    return Err(Error::Inference(e.clone()));
+                }
+                let crops = p
+                    .regions
+                    .iter()
+                    .enumerate()
+                    .map(|(k, r)| {
+                        let (score, map) = scores[first + k].clone();
+                        CropScore {
+                            rect: r.rect,
+                            match_score: r.match_score,
+                            inferred: r.inferred,
+                            mirrored: r.mirrored,
+                            score,
+                            error_map: map,
+                        }
+                    })
+                    .collect();
+                Ok(FrameScores {
+                    crops,
+                    frame: p.frame,
+                    preprocess_ms: p.preprocess_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Scores, normalizes and judges a batch of frames; optionally renders heatmaps.
+    pub fn inspect_batch(
+        &mut self,
+        inputs: &[ImageInput<'_>],
+        heatmaps: bool,
+    ) -> Vec<Result<FrameResult>> {
+        let t0 = Instant::now();
+        let raw = self.score_batch(inputs, heatmaps);
+        let provider = self.provider();
+        let roi = match self.roi {
+            RoiMode::Whole => "whole",
+            RoiMode::Rects(_) => "rects",
+            RoiMode::Search => "search",
+        };
+        let [_, h, w] = self.engine.shape();
+        let mut out = Vec::with_capacity(inputs.len());
+        for (input, r) in inputs.iter().zip(raw) {
+            let res = r.and_then(|fs| {
+                let norm = self.calibration_for(input.camera.as_deref())?;
+                let crops: Vec<CropResult> = fs
+                    .crops
+                    .iter()
+                    .map(|c| {
+                        let j = scoring::judge(c.score, &norm);
+                        CropResult {
+                            bbox: [c.rect.x, c.rect.y, c.rect.width, c.rect.height],
+                            match_score: c.match_score,
+                            inferred: c.inferred,
+                            mirrored: c.mirrored,
+                            r: c.score.r,
+                            l: c.score.l,
+                            a: c.score.a,
+                            a_norm: j.a_norm,
+                            verdict: j.verdict,
+                        }
+                    })
+                    .collect();
+                let worst = crops.iter().max_by(|a, b| a.a_norm.total_cmp(&b.a_norm));
+                let (verdict, note) = match worst {
+                    Some(c) => (c.verdict, None),
+                    // A frame where search expected fasteners and found none is flagged: a
+                    // missing fastener is itself a defect.
+                    None => (
+                        Verdict::Defect,
+                        Some("no fastener found in the frame".to_string()),
+                    ),
+                };
+                let heatmap_png = match (&fs.frame, heatmaps) {
+                    (Some(frame), true) => {
+                        let regions: Vec<RegionMap> = fs
+                            .crops
+                            .iter()
+                            .filter_map(|c| {
+                                c.error_map.clone().map(|map| RegionMap {
+                                    rect: c.rect,
+                                    map,
+                                    height: h,
+                                    width: w,
+                                    flipped: c.mirrored,
+                                })
+                            })
+                            .collect();
+                        let bgr = heatmap::render(frame, &regions, &self.config.heatmap)?;
+                        let mut buf = Vector::<u8>::new();
+                        opencv::imgcodecs::imencode(".png", &bgr, &mut buf, &Vector::new())?;
+                        Some(buf.to_vec())
+                    }
+                    _ => None,
+                };
+                Ok(FrameResult {
+                    image: input.id.clone(),
+                    camera: input.camera.clone(),
+                    a: worst.map(|c| c.a),
+                    r: worst.map(|c| c.r),
+                    l: worst.map(|c| c.l),
+                    a_norm: worst.map(|c| c.a_norm),
+                    threshold: norm.threshold,
+                    verdict,
+                    provider,
+                    latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    preprocess_ms: fs.preprocess_ms,
+                    roi,
+                    crops,
+                    note,
+                    heatmap_png,
+                })
+            });
+            out.push(res);
+        }
+        out
+    }
+}
+
+/// One fastener region of a frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub rect: Rect,
+    /// Template-matching response, for regions found by fastener search.
+    pub match_score: Option<f64>,
+    /// Placed by pair completion rather than matched.
+    pub inferred: bool,
+    /// A far-row fastener (mirror image of the reference crops): its crop is flipped top to
+    /// bottom before scoring so that the model always sees the orientation it was trained on.
+    pub mirrored: bool,
+}
+
+/// A frame ready for the session: its regions and their normalized NCHW tensor.
+#[derive(Debug)]
+pub struct PreparedFrame {
+    pub regions: Vec<Region>,
+    /// `regions.len() · C·H·W` values.
+    pub tensor: Vec<f32>,
+    /// The frame in the model's channels, kept for heatmaps.
+    pub frame: Option<Mat>,
+    pub preprocess_ms: f64,
+}
+
+fn prepare_frame(
+    pre: &Preprocessor,
+    roi: &RoiMode,
+    search: Option<&FastenerSearch>,
+    chw: usize,
+    input: &ImageInput<'_>,
+    keep_frame: bool,
+) -> Result<PreparedFrame> {
+    let t = Instant::now();
+    let frame = pre.frame(input.bytes, &input.id)?;
+    let fixed = |rect| Region {
+        rect,
+        match_score: None,
+        inferred: false,
+        mirrored: false,
+    };
+    let regions: Vec<Region> = match roi {
+        RoiMode::Whole => vec![fixed(Rect::new(0, 0, frame.cols(), frame.rows()))],
+        RoiMode::Rects(r) => r.iter().copied().map(fixed).collect(),
+        RoiMode::Search => {
+            let search = search.ok_or_else(|| Error::Search("search not loaded".into()))?;
+            search
+                .find(&to_gray(&frame)?)?
+                .into_iter()
+                .map(|d| Region {
+                    rect: d.rect(),
+                    match_score: Some(d.match_score),
+                    inferred: d.inferred,
+                    mirrored: d.mirrored,
+                })
+                .collect()
+        }
+    };
+    let mut tensor = vec![0f32; regions.len() * chw];
+    for (r, slot) in regions.iter().zip(tensor.chunks_exact_mut(chw)) {
+        let c = crop(&frame, r.rect)?;
+        if r.mirrored {
+            let mut flipped = Mat::default();
+            opencv::core::flip(&c, &mut flipped, 0)?;
+            pre.write_tensor(&flipped, slot)?;
+        } else {
+            pre.write_tensor(&c, slot)?;
+        }
+    }
+    Ok(PreparedFrame {
+        regions,
+        tensor,
+        frame: keep_frame.then_some(frame),
+        preprocess_ms: t.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// Reference templates: `search.templates_dir`, else `<model>/templates`, else the fixture crops.
+fn load_search(package: &ModelPackage, config: &Config) -> Result<FastenerSearch> {
+    let candidates: Vec<PathBuf> = match &config.search.templates_dir {
+        Some(d) if !d.as_os_str().is_empty() => vec![d.clone()],
+        _ => vec![
+            package.dir.join("templates"),
+            PathBuf::from("tests/fixtures/fasteners/train/good"),
+        ],
+    };
+    for d in &candidates {
+        if d.is_dir() {
+            return FastenerSearch::from_dir(d, &config.search);
+        }
+    }
+    Err(Error::Search(format!(
+        "no template folder found (tried {}); set search.templates_dir",
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The service moves the inspector into its batching thread and prepares frames elsewhere.
+    #[test]
+    fn inspector_and_prepared_frames_can_cross_threads() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<Inspector>();
+        send::<PreparedFrame>();
+        sync::<Preprocessor>();
+        sync::<FastenerSearch>();
+    }
+}

@@ -1,0 +1,475 @@
+//! `railscope` command line: infer, calibrate, evaluate, bench. JSON on stdout, progress and
+//! logs on stderr; every failure is an `error: …` line and a non-zero exit, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use railscope::bench::{self, BenchOptions};
+use railscope::calibrate::{self, Method, PAPER_THRESHOLD};
+use railscope::config::Config;
+use railscope::evaluate::{self, progress_bar};
+use railscope::preprocess::RoiMode;
+use railscope::{Error, ImageInput, Inspector, LoadOptions, Result};
+
+const DEFAULT_MODEL: &str = "models/nested-edgan";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "railscope",
+    version,
+    about = "Visual inspection of railway track fasteners"
+)]
+struct Cli {
+    /// Configuration file (default: config/railscope.toml when present; env RAILSCOPE__SECTION__KEY overrides).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Roi {
+    Whole,
+    Search,
+    Rects,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum MethodArg {
+    Fixed,
+    BestF1,
+    FalseAlarmRate,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Score images; one JSON line per image on stdout.
+    Infer {
+        /// Image files, or folders (their images, sorted by name).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Calibration file (default: calibration/<model>[.<camera>].json).
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// Write a blended heatmap PNG per image into this folder.
+        #[arg(long)]
+        heatmap: Option<PathBuf>,
+        /// Region of interest (default: preprocess.roi from the config, `whole`).
+        #[arg(long, value_enum)]
+        roi: Option<Roi>,
+        #[arg(long)]
+        camera: Option<String>,
+        /// Frames per session run.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
+    /// Compute min/max and the threshold on a labelled MVTec-layout set; writes calibration JSON.
+    Calibrate {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "best-f1")]
+        method: MethodArg,
+        /// Target false-alarm rate for --method false-alarm-rate.
+        #[arg(long, default_value_t = 0.01)]
+        target: f64,
+        /// Threshold for --method fixed.
+        #[arg(long, default_value_t = PAPER_THRESHOLD)]
+        threshold: f64,
+        #[arg(long)]
+        camera: Option<String>,
+        /// Output file (default: calibration/<model>[.<camera>].json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// AUROC, AUPRC, F1/P/R, per-defect recall, confusion matrix on an MVTec-layout test split.
+    Evaluate {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+        /// Folder for evaluation.json, report.md, roc.png, pr.png.
+        #[arg(long, default_value = "target/evaluation")]
+        out: PathBuf,
+    },
+    /// Session throughput per batch size, preprocessing and end-to-end cost, memory.
+    Bench {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
+        batch_sizes: Vec<usize>,
+        /// Measuring time per batch size.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Fastener crops for the preprocessing / end-to-end figures.
+        #[arg(long, default_value = "tests/fixtures/fasteners/test/good")]
+        crops: PathBuf,
+        /// A multi-fastener frame for the search figure.
+        #[arg(long, default_value = "tests/fixtures/fasteners/frames/frame_000.png")]
+        frame: PathBuf,
+        /// Write the markdown table here (e.g. docs/performance.md).
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Infer {
+            images,
+            model,
+            calibration,
+            heatmap,
+            roi,
+            camera,
+            batch,
+        } => {
+            let roi = match roi {
+                None => None,
+                Some(Roi::Whole) => Some(RoiMode::Whole),
+                Some(Roi::Search) => Some(RoiMode::Search),
+                Some(Roi::Rects) => Some(RoiMode::from_config(
+                    &railscope::config::PreprocessConfig {
+                        roi: "rects".into(),
+                        ..config.preprocess.clone()
+                    },
+                )?),
+            };
+            let opts = LoadOptions {
+                calibration,
+                without_calibration: false,
+                roi,
+            };
+            let mut files = Vec::new();
+            for p in images {
+                if p.is_dir() {
+                    files.extend(railscope::dataset::images_in(&p)?);
+                } else {
+                    files.push(p);
+                }
+            }
+            let mut inspector = Inspector::load(&model, &config, &opts)?;
+            infer(
+                &mut inspector,
+                &files,
+                heatmap.as_deref(),
+                camera,
+                batch.max(1),
+            )
+        }
+        Command::Calibrate {
+            model,
+            data,
+            method,
+            target,
+            threshold,
+            camera,
+            out,
+        } => {
+            let opts = LoadOptions {
+                without_calibration: true,
+                roi: Some(RoiMode::Whole),
+                ..Default::default()
+            };
+            let mut inspector = Inspector::load(&model, &config, &opts)?;
+            let method = match method {
+                MethodArg::Fixed => Method::Fixed(threshold),
+                MethodArg::BestF1 => Method::BestF1,
+                MethodArg::FalseAlarmRate => Method::FalseAlarmRate(target),
+            };
+            let cal = calibrate::calibrate(&mut inspector, &data, method, camera.as_deref(), true)?;
+            let out = out.unwrap_or_else(|| {
+                let dir = config
+                    .engine
+                    .calibration_dir
+                    .clone()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or_else(|| inspector.package().default_calibration_dir());
+                let name = match &camera {
+                    Some(c) => format!("{}.{c}.json", inspector.package().name()),
+                    None => format!("{}.json", inspector.package().name()),
+                };
+                dir.join(name)
+            });
+            calibrate::write(&cal, &out)?;
+            let v = json!({
+                "min": cal.min, "max": cal.max, "threshold": cal.threshold, "method": cal.method,
+                "n": cal.n, "metrics": cal.metrics, "provider": inspector.provider(), "written": out,
+            });
+            println!("{v}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate {
+            model,
+            data,
+            calibration,
+            out,
+        } => {
+            let opts = LoadOptions {
+                calibration,
+                without_calibration: false,
+                roi: Some(RoiMode::Whole),
+            };
+            let mut inspector = Inspector::load(&model, &config, &opts)?;
+            let report = evaluate::evaluate(&mut inspector, &data, true)?;
+            let files = evaluate::write_outputs(&report, &out)?;
+            let mut v = evaluate::summary(&report);
+            v["written"] = json!(files);
+            println!("{v}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            model,
+            batch_sizes,
+            seconds,
+            crops,
+            frame,
+            write,
+        } => {
+            let opts = LoadOptions {
+                without_calibration: true,
+                roi: Some(RoiMode::Whole),
+                ..Default::default()
+            };
+            let mut inspector = Inspector::load(&model, &config, &opts)?;
+            let bopts = BenchOptions {
+                batch_sizes,
+                seconds,
+                crops_dir: crops.is_dir().then_some(crops),
+                frame: frame.is_file().then_some(frame),
+                progress: true,
+            };
+            let report = bench::run(&mut inspector, &config, &bopts)?;
+            if let Some(p) = &write {
+                bench::write_markdown(&report, p)?;
+            }
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn infer(
+    inspector: &mut Inspector,
+    images: &[PathBuf],
+    heatmap: Option<&Path>,
+    camera: Option<String>,
+    batch: usize,
+) -> Result<ExitCode> {
+    let pb = progress_bar(images.len(), "infer", images.len() > 1);
+    let mut failed = 0usize;
+    let mut used_names = std::collections::HashSet::new();
+    for chunk in images.chunks(batch) {
+        let bytes: Vec<std::result::Result<Vec<u8>, String>> = chunk
+            .iter()
+            .map(|p| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display())))
+            .collect();
+        let readable: Vec<(usize, &Vec<u8>)> = bytes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.as_ref().ok().map(|b| (i, b)))
+            .collect();
+        let inputs: Vec<ImageInput<'_>> = readable
+            .iter()
+            .map(|(i, b)| ImageInput {
+                id: chunk[*i].display().to_string(),
+                bytes: b,
+                camera: camera.clone(),
+            })
+            .collect();
+        let mut results = inspector
+            .inspect_batch(&inputs, heatmap.is_some())
+            .into_iter();
+        for (i, path) in chunk.iter().enumerate() {
+            let line = match &bytes[i] {
+                Err(e) => Err(e.clone()),
+                Ok(_) => results
+                    .next()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .unwrap_or_else(|| Err("no result".into())),
+            };
+            let v = match line {
+                Ok(r) => {
+                    let mut v =
+                        serde_json::to_value(&r).map_err(|e| Error::Other(e.to_string()))?;
+                    if let (Some(dir), Some(png)) = (heatmap, &r.heatmap_png) {
+                        let out = dir.join(heatmap_name(path, &mut used_names));
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+                        std::fs::write(&out, png)
+                            .map_err(|e| Error::io(format!("write {}", out.display()), e))?;
+                        v["heatmap"] = json!(out);
+                    }
+                    v
+                }
+                Err(e) => {
+                    failed += 1;
+                    json!({ "image": path.display().to_string(), "error": e })
+                }
+            };
+            pb.suspend(|| println!("{v}"));
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `<stem>.heatmap.png`, prefixed with the parent folder (then numbered) when two inputs share a
+/// stem, e.g. `good/000000.png` and `missing_clip/000000.png`.
+fn heatmap_name(path: &Path, used: &mut std::collections::HashSet<String>) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let parent = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
+    let mut candidates = vec![stem.to_string()];
+    if !parent.is_empty() {
+        candidates.push(format!("{parent}-{stem}"));
+    }
+    let mut name = candidates.iter().find(|c| !used.contains(*c)).cloned();
+    let mut k = 2;
+    while name.is_none() {
+        let c = format!("{stem}-{k}");
+        if !used.contains(&c) {
+            name = Some(c);
+        }
+        k += 1;
+    }
+    let name = name.unwrap_or_default();
+    used.insert(name.clone());
+    format!("{name}.heatmap.png")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heatmap_names_do_not_collide() {
+        let mut used = std::collections::HashSet::new();
+        assert_eq!(
+            heatmap_name(Path::new("a/good/000000.png"), &mut used),
+            "000000.heatmap.png"
+        );
+        assert_eq!(
+            heatmap_name(Path::new("a/crack/000000.png"), &mut used),
+            "crack-000000.heatmap.png"
+        );
+        assert_eq!(
+            heatmap_name(Path::new("b/crack/000000.png"), &mut used),
+            "000000-2.heatmap.png"
+        );
+    }
+
+    #[test]
+    fn cli_parses_the_documented_commands() {
+        let c = Cli::try_parse_from([
+            "railscope",
+            "bench",
+            "--batch-sizes",
+            "1,8,64",
+            "--seconds",
+            "2",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Bench {
+                batch_sizes,
+                seconds,
+                ..
+            } => {
+                assert_eq!(batch_sizes, vec![1, 8, 64]);
+                assert_eq!(seconds, 2.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from([
+            "railscope",
+            "calibrate",
+            "--data",
+            "d",
+            "--method",
+            "false-alarm-rate",
+            "--target",
+            "0.001",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.command, Command::Calibrate { method: MethodArg::FalseAlarmRate, target, .. } if target == 0.001)
+        );
+        let c = Cli::try_parse_from([
+            "railscope",
+            "infer",
+            "x.png",
+            "--roi",
+            "search",
+            "--heatmap",
+            "h",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Infer {
+                roi: Some(Roi::Search),
+                ..
+            }
+        ));
+        assert!(
+            Cli::try_parse_from(["railscope", "infer"]).is_err(),
+            "images are required"
+        );
+        assert!(Cli::try_parse_from([
+            "railscope",
+            "calibrate",
+            "--data",
+            "d",
+            "--method",
+            "magic"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,483 @@
+//! Model packages (`models/<name>/manifest.toml` + `model.onnx`) and calibration files
+//! (`calibration/<name>[.<camera>].json`), parsed and validated per docs/model-package.md and
+//! docs/scoring.md. Nothing here touches ONNX Runtime; the graph itself is checked against the
+//! manifest in `engine`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::scoring::Normalization;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub model: ModelSection,
+    pub input: InputSection,
+    pub output: OutputSection,
+    pub score: ScoreSection,
+    #[serde(default)]
+    pub training: Option<toml::Table>,
+    #[serde(default)]
+    pub metrics: Option<toml::Table>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelSection {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub onnx: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub opset: Option<i64>,
+    #[serde(default)]
+    pub exported_at: Option<toml::Value>,
+}
+
+/// `[input]` says how to preprocess; an unknown key here is a preprocessing step this server
+/// does not perform, so it is refused rather than ignored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub name: String,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub scale: f64,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub resize: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputSection {
+    pub reconstruction: String,
+    pub features_real: String,
+    pub features_fake: String,
+    pub feature_dim: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoreSection {
+    pub kind: String,
+    pub lambda: f64,
+}
+
+pub const SCORE_KIND: &str = "lambda-l1-l2";
+const ARCHITECTURES: [&str; 3] = ["nested-edgan", "ganomaly", "skip-ganomaly"];
+
+impl InputSection {
+    /// Number of f32 values of one image tensor.
+    pub fn chw(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+impl Manifest {
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let m: Manifest = toml::from_str(text).map_err(|e| Error::Package {
+            path: path.to_path_buf(),
+            message: format!("manifest.toml does not follow docs/model-package.md: {e}"),
+        })?;
+        m.validate(path)?;
+        Ok(m)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |message: String| {
+            Err(Error::Package {
+                path: path.to_path_buf(),
+                message,
+            })
+        };
+        let i = &self.input;
+        if !ARCHITECTURES.contains(&self.model.architecture.as_str()) {
+            return bad(format!(
+                "[model] architecture {:?} is not one of {ARCHITECTURES:?}",
+                self.model.architecture
+            ));
+        }
+        if i.channels != 1 && i.channels != 3 {
+            return bad(format!(
+                "[input] channels must be 1 (gray) or 3 (RGB), not {}",
+                i.channels
+            ));
+        }
+        if i.height == 0 || i.width == 0 {
+            return bad("[input] height and width must be positive".into());
+        }
+        if i.mean.len() != i.channels || i.std.len() != i.channels {
+            return bad(format!(
+                "[input] mean and std need one value per channel ({} channels, {} means, {} stds)",
+                i.channels,
+                i.mean.len(),
+                i.std.len()
+            ));
+        }
+        if i.std
+            .iter()
+            .chain([&i.scale])
+            .any(|s| s.is_nan() || *s <= 0.0)
+        {
+            return bad("[input] std and scale must be positive".into());
+        }
+        if i.resize != "area" {
+            return bad(format!(
+                "[input] resize {:?} is not supported (only \"area\")",
+                i.resize
+            ));
+        }
+        if self.output.feature_dim == 0 {
+            return bad("[output] feature_dim must be positive".into());
+        }
+        if self.score.kind != SCORE_KIND {
+            return bad(format!(
+                "[score] kind {:?} is not supported (only {SCORE_KIND:?})",
+                self.score.kind
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.score.lambda) {
+            return bad(format!(
+                "[score] lambda must be in [0, 1], not {}",
+                self.score.lambda
+            ));
+        }
+        if self.model.sha256.len() != 64
+            || !self.model.sha256.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return bad(format!(
+                "[model] sha256 {:?} is not a hex SHA-256",
+                self.model.sha256
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, checked model package.
+#[derive(Debug, Clone)]
+pub struct ModelPackage {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub onnx_path: PathBuf,
+}
+
+impl ModelPackage {
+    /// Reads the manifest, checks that `model.onnx` exists and that its SHA-256 matches.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let manifest_path = dir.join("manifest.toml");
+        if !dir.is_dir() {
+            return Err(Error::Package {
+                path: dir.to_path_buf(),
+                message: "model folder does not exist (expected models/<name>/ with manifest.toml and model.onnx)".into(),
+            });
+        }
+        let text = fs::read_to_string(&manifest_path).map_err(|e| Error::Package {
+            path: manifest_path.clone(),
+            message: format!("cannot read manifest: {e}"),
+        })?;
+        let manifest = Manifest::parse(&text, &manifest_path)?;
+        let onnx_path = dir.join(&manifest.model.onnx);
+        if !onnx_path.is_file() {
+            return Err(Error::Package {
+                path: onnx_path,
+                message: "model file named by [model] onnx is missing".into(),
+            });
+        }
+        let actual = sha256_file(&onnx_path)?;
+        if !actual.eq_ignore_ascii_case(&manifest.model.sha256) {
+            return Err(Error::Package {
+                path: onnx_path,
+                message: format!(
+                    "SHA-256 {actual} does not match the manifest's {}; the model file was changed or the manifest is stale",
+                    manifest.model.sha256
+                ),
+            });
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            onnx_path,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.model.name
+    }
+
+    /// Default calibration folder: `calibration/` beside `models/` (the repository layout), else
+    /// `./calibration`.
+    pub fn default_calibration_dir(&self) -> PathBuf {
+        let beside = self.dir.canonicalize().ok().and_then(|d| {
+            d.parent()
+                .and_then(|p| p.parent())
+                .map(|root| root.join("calibration"))
+        });
+        match beside {
+            Some(p) if p.is_dir() => p,
+            _ => PathBuf::from("calibration"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    pub model: String,
+    #[serde(default)]
+    pub model_sha256: Option<String>,
+    pub min: f64,
+    pub max: f64,
+    pub threshold: f64,
+    pub method: String,
+    #[serde(default)]
+    pub target: Option<f64>,
+    #[serde(default)]
+    pub n: Option<usize>,
+    #[serde(default)]
+    pub n_normal: Option<usize>,
+    #[serde(default)]
+    pub n_defect: Option<usize>,
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub data_sha256: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub camera: Option<String>,
+    #[serde(default)]
+    pub metrics: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl Calibration {
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let c: Calibration = serde_json::from_str(text).map_err(|e| Error::Calibration {
+            path: path.to_path_buf(),
+            message: format!("not a calibration file per docs/scoring.md: {e}"),
+        })?;
+        c.normalization().map_err(|message| Error::Calibration {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        if !matches!(c.method.as_str(), "fixed" | "best-f1" | "false-alarm-rate") {
+            return Err(Error::Calibration {
+                path: path.to_path_buf(),
+                message: format!("unknown method {:?}", c.method),
+            });
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path).map_err(|e| Error::Calibration {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot read ({e}); run `railscope calibrate` or `make` the model package first"
+            ),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn normalization(&self) -> std::result::Result<Normalization, String> {
+        Normalization::new(self.min, self.max, self.threshold)
+    }
+
+    /// Refuses a calibration made for another model: its bounds would be meaningless.
+    pub fn check_model(&self, package: &ModelPackage, path: &Path) -> Result<()> {
+        if self.model != package.name() {
+            return Err(Error::Calibration {
+                path: path.to_path_buf(),
+                message: format!("is for model {:?}, not {:?}", self.model, package.name()),
+            });
+        }
+        if let Some(sha) = &self.model_sha256 {
+            if !sha.eq_ignore_ascii_case(&package.manifest.model.sha256) {
+                return Err(Error::Calibration {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "was made for model.onnx {sha}, but the package holds {}; recalibrate with `railscope calibrate`",
+                        package.manifest.model.sha256
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<dir>/<model>.json`, or `<dir>/<model>.<camera>.json` when that exists for `camera`.
+pub fn calibration_path(dir: &Path, model: &str, camera: Option<&str>) -> PathBuf {
+    if let Some(cam) = camera {
+        let p = dir.join(format!("{model}.{cam}.json"));
+        if p.is_file() {
+            return p;
+        }
+    }
+    dir.join(format!("{model}.json"))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f =
+        fs::File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const MANIFEST: &str = r#"
+[model]
+name = "nested-edgan"
+version = "1.0.0"
+architecture = "nested-edgan"
+onnx = "model.onnx"
+sha256 = "SHA"
+opset = 17
+exported_at = "2026-11-23T12:00:00Z"
+
+[input]
+name = "image"
+channels = 1
+height = 64
+width = 64
+scale = 255.0
+mean = [0.5]
+std = [0.5]
+resize = "area"
+
+[output]
+reconstruction = "reconstruction"
+features_real = "features_real"
+features_fake = "features_fake"
+feature_dim = 256
+
+[score]
+kind = "lambda-l1-l2"
+lambda = 0.9
+
+[training]
+seed = 1
+"#;
+
+    fn write_package(dir: &Path, onnx: &[u8], manifest_edit: impl Fn(String) -> String) {
+        fs::write(dir.join("model.onnx"), onnx).unwrap();
+        let sha = hex::encode(Sha256::digest(onnx));
+        fs::write(
+            dir.join("manifest.toml"),
+            manifest_edit(MANIFEST.replace("SHA", &sha)),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn loads_a_valid_package_and_checks_hash() {
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"not really onnx", |m| m);
+        let p = ModelPackage::load(d.path()).unwrap();
+        assert_eq!(p.manifest.input.chw(), 64 * 64);
+        assert_eq!(p.manifest.score.lambda, 0.9);
+        // Change the model after packaging: the hash check must catch it.
+        fs::write(d.path().join("model.onnx"), b"tampered").unwrap();
+        let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+        assert!(err.contains("does not match the manifest"), "{err}");
+    }
+
+    #[test]
+    fn missing_model_file_is_a_clear_error() {
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| m);
+        fs::remove_file(d.path().join("model.onnx")).unwrap();
+        let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("model.onnx") && err.contains("missing"),
+            "{err}"
+        );
+        let err = ModelPackage::load(&d.path().join("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_manifests_are_refused() {
+        let cases: [(&str, &str, &str); 5] = [
+            ("channels = 1", "channels = 2", "channels must be 1"),
+            ("mean = [0.5]", "mean = [0.5, 0.5]", "one value per channel"),
+            ("lambda = 0.9", "lambda = 1.5", "lambda"),
+            ("kind = \"lambda-l1-l2\"", "kind = \"mse\"", "kind"),
+            ("resize = \"area\"", "resize = \"cubic\"", "resize"),
+        ];
+        for (from, to, needle) in cases {
+            let d = tempfile::tempdir().unwrap();
+            write_package(d.path(), b"x", |m| m.replace(from, to));
+            let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{to}: {err}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| {
+            m.replace("resize = \"area\"", "resize = \"area\"\nblur_sigma = 1.0")
+        });
+        let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("blur_sigma"),
+            "an unknown preprocessing key must be refused: {err}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| m.replace("[score]", "[scorez]"));
+        let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+        assert!(err.contains("score"), "{err}");
+    }
+
+    #[test]
+    fn calibration_validation() {
+        let p = Path::new("cal.json");
+        let ok =
+            r#"{"model":"m","min":0.1,"max":0.5,"threshold":0.2,"method":"fixed","camera":null}"#;
+        let c = Calibration::parse(ok, p).unwrap();
+        assert!((c.normalization().unwrap().normalize(0.3) - 0.5).abs() < 1e-12);
+        let degenerate = ok.replace("0.5", "0.1");
+        let err = Calibration::parse(&degenerate, p).unwrap_err().to_string();
+        assert!(err.contains("degenerate"), "{err}");
+        let err = Calibration::parse(&ok.replace("fixed", "magic"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown method"), "{err}");
+        assert!(Calibration::parse("{}", p).is_err());
+    }
+
+    #[test]
+    fn per_camera_calibration_overrides_default() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("m.json"), "{}").unwrap();
+        assert_eq!(
+            calibration_path(d.path(), "m", Some("cam7")),
+            d.path().join("m.json")
+        );
+        fs::write(d.path().join("m.cam7.json"), "{}").unwrap();
+        assert_eq!(
+            calibration_path(d.path(), "m", Some("cam7")),
+            d.path().join("m.cam7.json")
+        );
+        assert_eq!(
+            calibration_path(d.path(), "m", None),
+            d.path().join("m.json")
+        );
+    }
+}

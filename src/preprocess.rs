@@ -1,0 +1,623 @@
+//! From encoded bytes to the model's NCHW f32 tensor, in the order docs/model-package.md fixes:
+//! decode (8/16-bit; 16 → 8 by `>> 8`) → colour to the model's channels (gray with the
+//! `COLOR_BGR2GRAY` weights) → [optional CLAHE] → crop the region of interest → resize
+//! (INTER_AREA to shrink, INTER_LINEAR to enlarge) → `pixel / scale` → `(v − mean) / std` → CHW.
+//!
+//! Decoding uses the `image` crate with hard limits so that a header claiming a huge image is
+//! refused before anything is allocated; everything after decoding uses OpenCV so that resizing
+//! and colour conversion match the Python reference (cv2) bit for bit.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageError, ImageReader};
+use opencv::core::{Mat, Rect, Scalar, Size, CV_8UC1, CV_8UC3};
+use opencv::imgproc;
+use opencv::prelude::*;
+
+use crate::config::PreprocessConfig;
+use crate::error::{DecodeError, Error, Result};
+use crate::package::InputSection;
+
+/// Refuse-before-allocating limits for decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub max_width: u32,
+    pub max_height: u32,
+    pub max_decoded_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        let c = PreprocessConfig::default();
+        Self {
+            max_width: c.max_width,
+            max_height: c.max_height,
+            max_decoded_bytes: c.max_decoded_bytes,
+        }
+    }
+}
+
+impl From<&PreprocessConfig> for DecodeLimits {
+    fn from(c: &PreprocessConfig) -> Self {
+        Self {
+            max_width: c.max_width,
+            max_height: c.max_height,
+            max_decoded_bytes: c.max_decoded_bytes,
+        }
+    }
+}
+
+/// Decodes an image into an 8-bit Mat that is either 1-channel gray or 3-channel **RGB**
+/// (alpha dropped). `name` is only used in error messages.
+pub fn decode(bytes: &[u8], name: &str, limits: DecodeLimits) -> Result<Mat> {
+    let err = |kind: DecodeError| Error::Decode {
+        source_name: name.to_string(),
+        kind,
+    };
+    if bytes.is_empty() {
+        return Err(err(DecodeError::Empty));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(DecodeError::Corrupt(e.to_string())))?;
+    if reader.format().is_none() {
+        return Err(err(DecodeError::UnknownFormat));
+    }
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_width);
+    l.max_image_height = Some(limits.max_height);
+    l.max_alloc = Some(limits.max_decoded_bytes);
+    reader.limits(l);
+    let img = reader.decode().map_err(|e| err(classify(e)))?;
+    to_mat(img).map_err(err)
+}
+
+fn classify(e: ImageError) -> DecodeError {
+    match e {
+        ImageError::Limits(l) => DecodeError::TooLarge(l.to_string()),
+        ImageError::Unsupported(u) => DecodeError::UnsupportedPixel(u.to_string()),
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DecodeError::Corrupt(format!("truncated ({io})"))
+        }
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+fn mat_from(buf: &[u8], w: u32, h: u32, channels: i32) -> std::result::Result<Mat, DecodeError> {
+    let typ = if channels == 1 { CV_8UC1 } else { CV_8UC3 };
+    let mut m = Mat::new_rows_cols_with_default(h as i32, w as i32, typ, Scalar::all(0.0))
+        .map_err(|e| DecodeError::TooLarge(e.to_string()))?;
+    m.data_bytes_mut()
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?
+        .copy_from_slice(buf);
+    Ok(m)
+}
+
+fn to_mat(img: DynamicImage) -> std::result::Result<Mat, DecodeError> {
+    let (w, h) = (img.width(), img.height());
+    if w == 0 || h == 0 {
+        return Err(DecodeError::Corrupt("zero-sized image".into()));
+    }
+    // 16-bit → 8-bit by >> 8 (the contract), not image's rounding /257 conversion.
+    let hi = |v: u16| (v >> 8) as u8;
+    match img {
+        DynamicImage::ImageLuma8(b) => mat_from(b.as_raw(), w, h, 1),
+        DynamicImage::ImageLumaA8(b) => {
+            let g: Vec<u8> = b.as_raw().chunks_exact(2).map(|p| p[0]).collect();
+            mat_from(&g, w, h, 1)
+        }
+        DynamicImage::ImageRgb8(b) => mat_from(b.as_raw(), w, h, 3),
+        DynamicImage::ImageRgba8(b) => {
+            let rgb: Vec<u8> = b
+                .as_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
+            mat_from(&rgb, w, h, 3)
+        }
+        DynamicImage::ImageLuma16(b) => {
+            let g: Vec<u8> = b.as_raw().iter().map(|&v| hi(v)).collect();
+            mat_from(&g, w, h, 1)
+        }
+        DynamicImage::ImageLumaA16(b) => {
+            let g: Vec<u8> = b.as_raw().chunks_exact(2).map(|p| hi(p[0])).collect();
+            mat_from(&g, w, h, 1)
+        }
+        DynamicImage::ImageRgb16(b) => {
+            let rgb: Vec<u8> = b.as_raw().iter().map(|&v| hi(v)).collect();
+            mat_from(&rgb, w, h, 3)
+        }
+        DynamicImage::ImageRgba16(b) => {
+            let rgb: Vec<u8> = b
+                .as_raw()
+                .chunks_exact(4)
+                .flat_map(|p| [hi(p[0]), hi(p[1]), hi(p[2])])
+                .collect();
+            mat_from(&rgb, w, h, 3)
+        }
+        other => Err(DecodeError::UnsupportedPixel(format!(
+            "{:?} (only 8- and 16-bit integer images are accepted)",
+            other.color()
+        ))),
+    }
+}
+
+/// Converts a decoded gray/RGB Mat to the model's channel count.
+pub fn to_channels(m: &Mat, channels: usize) -> Result<Mat> {
+    let have = m.channels() as usize;
+    if have == channels {
+        return Ok(m.clone());
+    }
+    let code = match (have, channels) {
+        // Same weights as cv2.COLOR_BGR2GRAY applied to the matching channels.
+        (3, 1) => imgproc::COLOR_RGB2GRAY,
+        (1, 3) => imgproc::COLOR_GRAY2RGB,
+        _ => {
+            return Err(Error::Preprocess(format!(
+                "cannot convert {have} channels to {channels}"
+            )))
+        }
+    };
+    let mut out = Mat::default();
+    imgproc::cvt_color(m, &mut out, code, 0)?;
+    Ok(out)
+}
+
+/// Gray view of a frame (for fastener search), without copying when it already is gray.
+pub fn to_gray(m: &Mat) -> Result<Mat> {
+    to_channels(m, 1)
+}
+
+/// Contrast-limited adaptive histogram equalisation; on colour frames it equalises the L channel
+/// of Lab so that hues do not shift.
+pub fn clahe(m: &Mat, clip_limit: f64, tile: i32) -> Result<Mat> {
+    let mut c = imgproc::create_clahe(clip_limit, Size::new(tile, tile))?;
+    let mut out = Mat::default();
+    if m.channels() == 1 {
+        c.apply(m, &mut out)?;
+        return Ok(out);
+    }
+    let mut lab = Mat::default();
+    imgproc::cvt_color(m, &mut lab, imgproc::COLOR_RGB2Lab, 0)?;
+    let mut planes = opencv::core::Vector::<Mat>::new();
+    opencv::core::split(&lab, &mut planes)?;
+    let mut l_eq = Mat::default();
+    c.apply(&planes.get(0)?, &mut l_eq)?;
+    planes.set(0, l_eq)?;
+    opencv::core::merge(&planes, &mut lab)?;
+    imgproc::cvt_color(&lab, &mut out, imgproc::COLOR_Lab2RGB, 0)?;
+    Ok(out)
+}
+
+/// INTER_AREA when the image shrinks (in both directions), INTER_LINEAR otherwise; no resampling
+/// at all when the size already matches.
+pub fn resize_to(m: &Mat, width: usize, height: usize) -> Result<Mat> {
+    let (w, h) = (m.cols() as usize, m.rows() as usize);
+    if w == width && h == height {
+        return Ok(m.clone());
+    }
+    let interp = if width <= w && height <= h {
+        imgproc::INTER_AREA
+    } else {
+        imgproc::INTER_LINEAR
+    };
+    let mut out = Mat::default();
+    imgproc::resize(
+        m,
+        &mut out,
+        Size::new(width as i32, height as i32),
+        0.0,
+        0.0,
+        interp,
+    )?;
+    Ok(out)
+}
+
+/// Crops `r` (clipped to the frame). A box entirely outside the frame is an error.
+pub fn crop(m: &Mat, r: Rect) -> Result<Mat> {
+    let frame = Rect::new(0, 0, m.cols(), m.rows());
+    let clipped = r & frame;
+    if clipped.width <= 0 || clipped.height <= 0 {
+        return Err(Error::Preprocess(format!(
+            "region {}x{}+{}+{} lies outside the {}x{} frame",
+            r.width,
+            r.height,
+            r.x,
+            r.y,
+            m.cols(),
+            m.rows()
+        )));
+    }
+    Ok(Mat::roi(m, clipped)?.try_clone()?)
+}
+
+/// Normalisation per the manifest, folded into a 256-entry table per channel. Each entry is
+/// computed in f32 exactly as NumPy does it (`(p / scale − mean) / std`, all float32).
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    channels: usize,
+    height: usize,
+    width: usize,
+    lut: Vec<[f32; 256]>,
+}
+
+impl Normalizer {
+    pub fn new(input: &InputSection) -> Self {
+        let scale = input.scale as f32;
+        let lut = (0..input.channels)
+            .map(|c| {
+                let (mean, std) = (input.mean[c] as f32, input.std[c] as f32);
+                let mut t = [0f32; 256];
+                for (p, v) in t.iter_mut().enumerate() {
+                    *v = ((p as f32) / scale - mean) / std;
+                }
+                t
+            })
+            .collect();
+        Self {
+            channels: input.channels,
+            height: input.height,
+            width: input.width,
+            lut,
+        }
+    }
+
+    pub fn chw(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Resizes `roi` (already in the model's channels) and writes its normalized CHW tensor into
+    /// `out` (length C·H·W).
+    pub fn write_tensor(&self, roi: &Mat, out: &mut [f32]) -> Result<()> {
+        if roi.channels() as usize != self.channels {
+            return Err(Error::Preprocess(format!(
+                "region has {} channels, the model expects {}",
+                roi.channels(),
+                self.channels
+            )));
+        }
+        if out.len() != self.chw() {
+            return Err(Error::Preprocess(format!(
+                "tensor slot holds {} values, expected {}",
+                out.len(),
+                self.chw()
+            )));
+        }
+        let resized = resize_to(roi, self.width, self.height)?;
+        let resized = if resized.is_continuous() {
+            resized
+        } else {
+            resized.try_clone()?
+        };
+        let px = resized.data_bytes()?;
+        let plane = self.height * self.width;
+        let c = self.channels;
+        for (i, pixel) in px.chunks_exact(c).enumerate() {
+            for (ch, &p) in pixel.iter().enumerate() {
+                out[ch * plane + i] = self.lut[ch][p as usize];
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where in a frame the fasteners are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoiMode {
+    /// The whole frame is one fastener image (the MVTec crops, fixed-mount cameras).
+    Whole,
+    /// Fixed rectangles per camera.
+    Rects(Vec<Rect>),
+    /// Find every fastener with template matching (`fastener_search`).
+    Search,
+}
+
+impl RoiMode {
+    pub fn from_config(c: &PreprocessConfig) -> Result<Self> {
+        match c.roi.as_str() {
+            "whole" => Ok(RoiMode::Whole),
+            "search" => Ok(RoiMode::Search),
+            "rects" => {
+                if c.rects.is_empty() {
+                    return Err(Error::Config(
+                        "preprocess.roi = \"rects\" needs preprocess.rects = [[x, y, w, h], …]"
+                            .into(),
+                    ));
+                }
+                Ok(RoiMode::Rects(
+                    c.rects
+                        .iter()
+                        .map(|r| Rect::new(r[0], r[1], r[2], r[3]))
+                        .collect(),
+                ))
+            }
+            other => Err(Error::Config(format!("unknown roi mode {other:?}"))),
+        }
+    }
+}
+
+/// The per-model preprocessing pipeline.
+#[derive(Debug, Clone)]
+pub struct Preprocessor {
+    pub normalizer: Normalizer,
+    pub channels: usize,
+    pub limits: DecodeLimits,
+    pub clahe: Option<(f64, i32)>,
+}
+
+impl Preprocessor {
+    pub fn new(input: &InputSection, cfg: &PreprocessConfig) -> Self {
+        Self {
+            normalizer: Normalizer::new(input),
+            channels: input.channels,
+            limits: DecodeLimits::from(cfg),
+            clahe: cfg.clahe.then_some((cfg.clahe_clip_limit, cfg.clahe_tile)),
+        }
+    }
+
+    /// Decode and convert to the model's channels (+ CLAHE when enabled): the frame that crops
+    /// are cut from.
+    pub fn frame(&self, bytes: &[u8], name: &str) -> Result<Mat> {
+        let decoded = decode(bytes, name, self.limits)?;
+        let m = to_channels(&decoded, self.channels)?;
+        match self.clahe {
+            Some((clip, tile)) => clahe(&m, clip, tile),
+            None => Ok(m),
+        }
+    }
+
+    pub fn write_tensor(&self, roi: &Mat, out: &mut [f32]) -> Result<()> {
+        self.normalizer.write_tensor(roi, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, ImageFormat, Luma, Rgb};
+
+    fn encode(img: DynamicImage, fmt: ImageFormat) -> Vec<u8> {
+        let mut v = Cursor::new(Vec::new());
+        img.write_to(&mut v, fmt).unwrap();
+        v.into_inner()
+    }
+
+    fn gray_ramp(w: u32, h: u32) -> DynamicImage {
+        DynamicImage::ImageLuma8(ImageBuffer::from_fn(w, h, |x, y| {
+            Luma([((x * 7 + y * 3) % 256) as u8])
+        }))
+    }
+
+    fn input(channels: usize, size: usize) -> InputSection {
+        InputSection {
+            name: "image".into(),
+            channels,
+            height: size,
+            width: size,
+            scale: 255.0,
+            mean: vec![0.5; channels],
+            std: vec![0.5; channels],
+            resize: "area".into(),
+        }
+    }
+
+    fn decode_err(bytes: &[u8]) -> DecodeError {
+        match decode(bytes, "t", DecodeLimits::default()) {
+            Err(Error::Decode { kind, .. }) => kind,
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_every_format_to_the_same_pixels() {
+        let img = gray_ramp(40, 30);
+        for fmt in [ImageFormat::Png, ImageFormat::Bmp, ImageFormat::Tiff] {
+            let m = decode(&encode(img.clone(), fmt), "t", DecodeLimits::default()).unwrap();
+            assert_eq!((m.cols(), m.rows()), (40, 30), "{fmt:?}");
+            let g = to_gray(&m).unwrap();
+            assert_eq!(
+                g.data_bytes().unwrap(),
+                img.as_luma8().unwrap().as_raw().as_slice(),
+                "{fmt:?}"
+            );
+        }
+        // JPEG is lossy: only check it decodes to the right size and roughly the right values.
+        let m = decode(
+            &encode(img.clone(), ImageFormat::Jpeg),
+            "t",
+            DecodeLimits::default(),
+        )
+        .unwrap();
+        assert_eq!((m.cols(), m.rows(), m.channels()), (40, 30, 1));
+    }
+
+    #[test]
+    fn sixteen_bit_is_shifted_not_rounded() {
+        // 0x12FF >> 8 = 0x12, whereas rounding /257 would give 0x13.
+        let img = DynamicImage::ImageLuma16(ImageBuffer::from_fn(4, 4, |_, _| Luma([0x12FFu16])));
+        let m = decode(&encode(img, ImageFormat::Png), "t", DecodeLimits::default()).unwrap();
+        assert!(m.data_bytes().unwrap().iter().all(|&v| v == 0x12));
+        let rgb = DynamicImage::ImageRgb16(ImageBuffer::from_fn(2, 2, |_, _| {
+            Rgb([0xFFFFu16, 0x80FF, 0x00FF])
+        }));
+        let m = decode(&encode(rgb, ImageFormat::Png), "t", DecodeLimits::default()).unwrap();
+        assert_eq!(&m.data_bytes().unwrap()[..3], &[0xFF, 0x80, 0x00]);
+    }
+
+    #[test]
+    fn colour_to_gray_uses_bgr2gray_weights() {
+        // cv2 BGR2GRAY: 0.299 R + 0.587 G + 0.114 B (fixed point, rounded).
+        let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_fn(1, 1, |_, _| Rgb([200u8, 100, 50])));
+        let m = decode(&encode(rgb, ImageFormat::Png), "t", DecodeLimits::default()).unwrap();
+        let g = to_gray(&m).unwrap();
+        let expected = (0.299f64 * 200.0 + 0.587 * 100.0 + 0.114 * 50.0).round() as u8; // 124
+        assert_eq!(g.data_bytes().unwrap()[0], expected);
+    }
+
+    #[test]
+    fn bad_inputs_give_clear_errors() {
+        assert_eq!(decode_err(b""), DecodeError::Empty);
+        assert_eq!(
+            decode_err(b"hello, this is text and not an image at all"),
+            DecodeError::UnknownFormat
+        );
+        let png = encode(gray_ramp(64, 64), ImageFormat::Png);
+        assert!(matches!(
+            decode_err(&png[..png.len() / 2]),
+            DecodeError::Corrupt(_)
+        ));
+        let mut corrupt = png.clone();
+        for b in corrupt.iter_mut().skip(40).take(200) {
+            *b ^= 0x5A;
+        }
+        assert!(matches!(decode_err(&corrupt), DecodeError::Corrupt(_)));
+        let msg = Error::Decode {
+            source_name: "x.png".into(),
+            kind: decode_err(&png[..20]),
+        }
+        .to_string();
+        assert!(
+            msg.contains("x.png") && (msg.contains("truncated") || msg.contains("corrupt")),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn float_images_are_refused_by_pixel_type() {
+        let img =
+            DynamicImage::ImageRgb32F(ImageBuffer::from_fn(4, 4, |_, _| Rgb([0.5f32, 0.25, 1.0])));
+        let tiff = encode(img, ImageFormat::Tiff);
+        assert!(matches!(
+            decode_err(&tiff),
+            DecodeError::UnsupportedPixel(_)
+        ));
+    }
+
+    /// A PNG whose header claims 100000×100000 pixels (10 GB gray): refused from the header.
+    fn bomb_png() -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc_in = kind.to_vec();
+            crc_in.extend_from_slice(data);
+            out.extend_from_slice(&crc_in);
+            out.extend_from_slice(&crc32(&crc_in).to_be_bytes());
+        }
+        fn crc32(data: &[u8]) -> u32 {
+            let mut c = 0xFFFF_FFFFu32;
+            for &b in data {
+                c ^= b as u32;
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        }
+        let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        chunk(&mut v, b"IHDR", &ihdr);
+        chunk(
+            &mut v,
+            b"IDAT",
+            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        );
+        chunk(&mut v, b"IEND", &[]);
+        v
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused_before_allocation() {
+        assert!(matches!(decode_err(&bomb_png()), DecodeError::TooLarge(_)));
+        // Within the dimension limits but over the byte budget.
+        let tight = DecodeLimits {
+            max_width: 1 << 20,
+            max_height: 1 << 20,
+            max_decoded_bytes: 1000,
+        };
+        let png = encode(gray_ramp(64, 64), ImageFormat::Png);
+        match decode(&png, "t", tight) {
+            Err(Error::Decode {
+                kind: DecodeError::TooLarge(_),
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn normalizer_writes_chw_in_model_space() {
+        let n = Normalizer::new(&input(3, 2));
+        let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_fn(2, 2, |x, _| {
+            if x == 0 {
+                Rgb([0u8, 255, 51])
+            } else {
+                Rgb([255u8, 0, 102])
+            }
+        }));
+        let m = decode(&encode(rgb, ImageFormat::Png), "t", DecodeLimits::default()).unwrap();
+        let mut out = vec![0f32; 12];
+        n.write_tensor(&m, &mut out).unwrap();
+        // channel planes: R = [0,255,0,255] → [-1,1,-1,1]; G → [1,-1,1,-1]; B: 51/255=0.2 → -0.6, 102 → -0.2
+        assert_eq!(&out[0..4], &[-1.0, 1.0, -1.0, 1.0]);
+        assert_eq!(&out[4..8], &[1.0, -1.0, 1.0, -1.0]);
+        assert!(
+            (out[8] + 0.6).abs() < 1e-6 && (out[9] + 0.2).abs() < 1e-6,
+            "{out:?}"
+        );
+        // wrong channel count is refused
+        let g = to_gray(&m).unwrap();
+        assert!(n.write_tensor(&g, &mut out).is_err());
+    }
+
+    #[test]
+    fn resize_uses_area_to_shrink() {
+        // 4x4 checker of 0/255 in 2x2 blocks shrunk to 2x2 by area averaging → exact block values;
+        // a 1x1 shrink of the whole thing averages to 127.5 → 128 with INTER_AREA.
+        let img = DynamicImage::ImageLuma8(ImageBuffer::from_fn(4, 4, |x, y| {
+            Luma([if (x / 2 + y / 2) % 2 == 0 { 0u8 } else { 255 }])
+        }));
+        let m = decode(&encode(img, ImageFormat::Png), "t", DecodeLimits::default()).unwrap();
+        let r = resize_to(&m, 2, 2).unwrap();
+        assert_eq!(r.data_bytes().unwrap(), &[0, 255, 255, 0]);
+        let r = resize_to(&m, 1, 1).unwrap();
+        assert_eq!(r.data_bytes().unwrap()[0], 128);
+        let up = resize_to(&m, 8, 8).unwrap();
+        assert_eq!((up.cols(), up.rows()), (8, 8));
+    }
+
+    #[test]
+    fn crop_clips_and_refuses_outside() {
+        let m = decode(
+            &encode(gray_ramp(20, 10), ImageFormat::Png),
+            "t",
+            DecodeLimits::default(),
+        )
+        .unwrap();
+        let c = crop(&m, Rect::new(15, 5, 10, 10)).unwrap();
+        assert_eq!((c.cols(), c.rows()), (5, 5));
+        assert!(crop(&m, Rect::new(30, 0, 5, 5)).is_err());
+    }
+
+    #[test]
+    fn clahe_changes_a_low_contrast_frame() {
+        let img = DynamicImage::ImageLuma8(ImageBuffer::from_fn(64, 64, |x, _| {
+            Luma([100 + (x / 16) as u8])
+        }));
+        let m = decode(&encode(img, ImageFormat::Png), "t", DecodeLimits::default()).unwrap();
+        let out = clahe(&m, 4.0, 4).unwrap();
+        let (lo, hi) = out
+            .data_bytes()
+            .unwrap()
+            .iter()
+            .fold((255u8, 0u8), |(a, b), &v| (a.min(v), b.max(v)));
+        assert!(hi - lo > 3, "CLAHE should stretch contrast: {lo}..{hi}");
+        let rgb = to_channels(&m, 3).unwrap();
+        assert_eq!(clahe(&rgb, 2.0, 8).unwrap().channels(), 3);
+    }
+}

@@ -1,0 +1,73 @@
+//! Shared helpers for the integration tests: repository paths and the shipped model package.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped default package; `RAILSCOPE_TEST_MODEL` points the tests at another one.
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("RAILSCOPE_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models/nested-edgan"))
+}
+
+/// The fastener fixtures; `RAILSCOPE_FIXTURES` points the search test at another generated set.
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("RAILSCOPE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("tests/fixtures/fasteners"))
+}
+
+/// The shipped model package must be present: a missing one is a failure, not a skip.
+pub fn require_model() -> PathBuf {
+    let m = model_dir();
+    assert!(
+        m.join("manifest.toml").is_file() && m.join("model.onnx").is_file(),
+        "the shipped model package {} is missing (models/nested-edgan/{{model.onnx,manifest.toml}})",
+        m.display()
+    );
+    m
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_railscope"));
+    c.current_dir(root());
+    // The tests exercise the CPU path deterministically.
+    c.env("RAILSCOPE__ENGINE__PROVIDERS", "cpu");
+    c
+}
+
+pub fn run(mut c: Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().expect("spawn railscope");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// A CPU-only config for in-process tests.
+pub fn cpu_config() -> railscope::config::Config {
+    let mut c = railscope::config::Config::default();
+    c.engine.providers = vec!["cpu".into()];
+    c
+}
+
+/// Copies a model package folder so a test can break it.
+pub fn copy_package(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
