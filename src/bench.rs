@@ -346,7 +346,8 @@ pub fn markdown(r: &BenchReport) -> String {
         r.input[1],
         r.input[2],
         r.provider,
-        r.library,
+        // only the file name: the docs must not carry this machine's paths
+        std::path::Path::new(&r.library).file_name().map_or(r.library.as_str(), |n| n.to_str().unwrap_or_default()),
         r.cpu,
         r.cores,
         r.created_at,
