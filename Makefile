@@ -115,7 +115,7 @@ build: rust-deps
 # generated bindings are built once per profile). The tests load libonnxruntime.so from .venv.
 rust-test: rust-deps venv
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) test --release
+	$(CARGO) test --release --lib --bins --tests  # no doctests: the last summary line counts real tests
 
 # Micro-benchmarks of the CPU stages, then the full figures into docs/performance.md.
 bench: build venv
