@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fastener_search::FastenerSearch;
 use crate::heatmap::{self, RegionMap};
-use crate::package::{calibration_path, Calibration, ModelPackage};
+use crate::package::{calibration_file_name, calibration_path, Calibration, ModelPackage};
 use crate::preprocess::{crop, to_gray, Preprocessor, RoiMode};
 use crate::scoring::{self, Normalization, Score, Verdict};
 
@@ -186,6 +186,11 @@ impl Inspector {
         })
     }
 
+    /// Where this inspector reads (and `railscope calibrate` writes) calibration files.
+    pub fn calibration_dir(&self) -> &Path {
+        &self.calibration_dir
+    }
+
     pub fn package(&self) -> &ModelPackage {
         &self.package
     }
@@ -239,7 +244,7 @@ impl Inspector {
         }
         let path = calibration_path(&self.calibration_dir, self.package.name(), Some(cam));
         let norm = if path.file_name().and_then(|n| n.to_str())
-            == Some(&format!("{}.{cam}.json", self.package.name()))
+            == Some(&calibration_file_name(self.package.name(), Some(cam)))
         {
             let cal = Calibration::load(&path)?;
             cal.check_model(&self.package, &path)?;

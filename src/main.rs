@@ -11,6 +11,7 @@ use railscope::bench::{self, BenchOptions};
 use railscope::calibrate::{self, Method, PAPER_THRESHOLD};
 use railscope::config::Config;
 use railscope::evaluate::{self, progress_bar};
+use railscope::package::calibration_file_name;
 use railscope::preprocess::RoiMode;
 use railscope::{Error, ImageInput, Inspector, LoadOptions, Result};
 
@@ -214,17 +215,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let cal = calibrate::calibrate(&mut inspector, &data, method, camera.as_deref(), true)?;
             let out = out.unwrap_or_else(|| {
-                let dir = config
-                    .engine
-                    .calibration_dir
-                    .clone()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or_else(|| inspector.package().default_calibration_dir());
-                let name = match &camera {
-                    Some(c) => format!("{}.{c}.json", inspector.package().name()),
-                    None => format!("{}.json", inspector.package().name()),
-                };
-                dir.join(name)
+                inspector.calibration_dir().join(calibration_file_name(
+                    inspector.package().name(),
+                    camera.as_deref(),
+                ))
             });
             calibrate::write(&cal, &out)?;
             let v = json!({

@@ -310,15 +310,23 @@ impl Calibration {
     }
 }
 
+/// The calibration file name: `<model>.json`, or `<model>.<camera>.json` for one camera.
+pub fn calibration_file_name(model: &str, camera: Option<&str>) -> String {
+    match camera {
+        Some(cam) => format!("{model}.{cam}.json"),
+        None => format!("{model}.json"),
+    }
+}
+
 /// `<dir>/<model>.json`, or `<dir>/<model>.<camera>.json` when that exists for `camera`.
 pub fn calibration_path(dir: &Path, model: &str, camera: Option<&str>) -> PathBuf {
-    if let Some(cam) = camera {
-        let p = dir.join(format!("{model}.{cam}.json"));
+    if camera.is_some() {
+        let p = dir.join(calibration_file_name(model, camera));
         if p.is_file() {
             return p;
         }
     }
-    dir.join(format!("{model}.json"))
+    dir.join(calibration_file_name(model, None))
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
