@@ -128,7 +128,7 @@ fn time_per_frame(
     Ok((t.elapsed().as_secs_f64() * 1e3 / n as f64, n))
 }
 
-pub fn run(inspector: &mut Inspector, config: &Config, opts: &BenchOptions) -> Result<BenchReport> {
+pub fn run(inspector: &Inspector, config: &Config, opts: &BenchOptions) -> Result<BenchReport> {
     let load_before = load_average();
     let chw = inspector.engine().chw();
     let budget = Duration::from_secs_f64(opts.seconds.max(0.1));
@@ -140,7 +140,7 @@ pub fn run(inspector: &mut Inspector, config: &Config, opts: &BenchOptions) -> R
             continue;
         }
         let x = &input[..b * chw];
-        let engine = inspector.engine_mut();
+        let engine = inspector.engine();
         // One unmeasured run per size: ONNX Runtime plans memory per new shape.
         engine.run_view(x, b, |_| ())?;
         let mut lat = Vec::new();
@@ -284,7 +284,7 @@ pub fn run(inspector: &mut Inspector, config: &Config, opts: &BenchOptions) -> R
                 roi: Some(crate::preprocess::RoiMode::Search),
                 ..Default::default()
             };
-            let mut si =
+            let si =
                 Inspector::load(&inspector.package().dir, &frame_inspector_cfg, &search_opts)?;
             let input = [ImageInput {
                 id: "frame".into(),

@@ -92,7 +92,7 @@ pub fn calibrate_scores(a: &[f64], labels: &[bool], method: Method) -> Result<Ca
 
 /// Scores the `test` split of `data` and builds the calibration file's content.
 pub fn calibrate(
-    inspector: &mut Inspector,
+    inspector: &Inspector,
     data: &Path,
     method: Method,
     camera: Option<&str>,

@@ -20,6 +20,125 @@ pub struct Config {
     pub preprocess: PreprocessConfig,
     pub search: SearchConfig,
     pub heatmap: HeatmapConfig,
+    pub server: ServerConfig,
+    pub batching: BatchingConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `railscope serve`: where it listens and what it serves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// Separate address for `/metrics`, `/healthz` and `/readyz` (e.g. an internal interface);
+    /// empty: they are served on `bind` too.
+    pub metrics_bind: Option<String>,
+    /// Model package served at start (and after a reload).
+    pub model: PathBuf,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads (decode and preprocessing run on a separate blocking pool).
+    pub workers: usize,
+    /// Dashboard files served at `/`; empty: no dashboard.
+    pub web_dir: Option<PathBuf>,
+    /// A camera that sent nothing for this long is reported silent.
+    pub silent_after_s: f64,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_timeout_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            metrics_bind: None,
+            model: PathBuf::from("models/nested-edgan"),
+            max_body_bytes: 32 * 1024 * 1024,
+            workers: 0,
+            web_dir: Some(PathBuf::from("web")),
+            silent_after_s: 30.0,
+            shutdown_timeout_s: 30,
+        }
+    }
+}
+
+/// The queue between the HTTP handlers and the engine (Triton-style dynamic batching).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct BatchingConfig {
+    /// Frames waiting for the engine; a full queue answers 503 with Retry-After.
+    pub queue_capacity: usize,
+    /// Most frames in one batch (the engine splits their crops by `engine.max_batch`).
+    pub max_batch: usize,
+    /// How long the first frame of a batch waits for company.
+    pub max_delay_ms: u64,
+    /// A request not answered within this is given up with 504 (its verdict, if it comes
+    /// later, is still stored).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for BatchingConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 256,
+            max_batch: 8,
+            max_delay_ms: 2,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// Folder holding `railscope.db` (SQLite, WAL) and `media/` (kept images and heatmaps).
+    pub path: PathBuf,
+    /// SQLite `synchronous`: `full` survives power loss, `normal` only a crash of the process.
+    pub synchronous: String,
+    /// A normal frame's image is kept when the camera's last kept normal image is older than
+    /// this (defects are always kept). 0 keeps every normal image.
+    pub normal_image_interval_s: f64,
+    /// Kept normal images are deleted after this many hours (their verdicts stay); 0 = never.
+    pub normal_image_retention_h: f64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/railscope"),
+            synchronous: "full".into(),
+            normal_image_interval_s: 5.0,
+            normal_image_retention_h: 72.0,
+        }
+    }
+}
+
+/// Bearer tokens of people; cameras have their own keys in `[[cameras]]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// May read everything and review defects.
+    pub inspector_tokens: Vec<String>,
+    /// Inspector rights plus model reload and applying calibrations.
+    pub admin_tokens: Vec<String>,
+}
+
+/// One camera allowed to post frames.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CameraConfig {
+    pub id: String,
+    pub name: String,
+    /// Sent as `Authorization: Bearer <api_key>`; posts only to this camera.
+    pub api_key: String,
+    /// This camera's region mode (`whole`, `rects`, `search`); empty: `preprocess.roi`.
+    pub roi: Option<String>,
+    pub rects: Vec<[i32; 4]>,
+    /// Calibration file for this camera; empty: `<calibration_dir>/<model>.<id>.json` when it
+    /// exists, else the model's.
+    pub calibration: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -196,6 +315,8 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("engine.providers")
                 .with_list_parse_key("search.scales")
+                .with_list_parse_key("auth.inspector_tokens")
+                .with_list_parse_key("auth.admin_tokens")
                 .try_parsing(true),
         );
         let cfg = builder.build().map_err(|e| Error::Config(e.to_string()))?;
@@ -226,6 +347,53 @@ impl Config {
             return Err(Error::Config(format!(
                 "preprocess.roi must be whole, rects or search, not {:?}",
                 self.preprocess.roi
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for c in &self.cameras {
+            crate::inspector::check_camera_id(&c.id)
+                .map_err(|e| Error::Config(format!("cameras: {e}")))?;
+            if !seen.insert(c.id.as_str()) {
+                return Err(Error::Config(format!("cameras: id {:?} appears twice", c.id)));
+            }
+            if c.api_key.len() < 8 {
+                return Err(Error::Config(format!(
+                    "cameras: {:?} needs an api_key of at least 8 characters",
+                    c.id
+                )));
+            }
+            if !keys.insert(c.api_key.as_str()) {
+                return Err(Error::Config(format!(
+                    "cameras: {:?} shares its api_key with another camera",
+                    c.id
+                )));
+            }
+            if let Some(roi) = &c.roi {
+                crate::preprocess::RoiMode::parse(roi, &c.rects)
+                    .map_err(|e| Error::Config(format!("cameras: {:?}: {e}", c.id)))?;
+            }
+        }
+        if self
+            .auth
+            .inspector_tokens
+            .iter()
+            .chain(&self.auth.admin_tokens)
+            .any(|t| t.len() < 8)
+        {
+            return Err(Error::Config(
+                "auth: tokens must be at least 8 characters".into(),
+            ));
+        }
+        if self.batching.max_batch == 0 || self.batching.queue_capacity == 0 {
+            return Err(Error::Config(
+                "batching.max_batch and batching.queue_capacity must be at least 1".into(),
+            ));
+        }
+        if !matches!(self.storage.synchronous.as_str(), "full" | "normal") {
+            return Err(Error::Config(format!(
+                "storage.synchronous must be full or normal, not {:?}",
+                self.storage.synchronous
             )));
         }
         if self.search.scales.is_empty()

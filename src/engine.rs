@@ -327,7 +327,9 @@ pub struct Outputs {
 }
 
 pub struct Engine {
-    session: Session,
+    /// ONNX Runtime's `run` needs exclusive access; the lock lets the engine be shared (`&self`)
+    /// between the service's batching thread and the CLI without wrapping it again.
+    session: std::sync::Mutex<Session>,
     provider: Provider,
     library: PathBuf,
     input_name: String,
@@ -399,8 +401,8 @@ impl Engine {
         validate_io(&inputs, &outputs, &package.manifest)?;
 
         let m = &package.manifest;
-        let mut engine = Engine {
-            session,
+        let engine = Engine {
+            session: std::sync::Mutex::new(session),
             provider,
             library,
             input_name: m.input.name.clone(),
@@ -450,7 +452,7 @@ impl Engine {
     /// in ONNX Runtime's memory, to `f`. The input is passed without copying. Batches larger than
     /// `max_batch` must be split by the caller (see [`Engine::run`]).
     pub fn run_view<T>(
-        &mut self,
+        &self,
         input: &[f32],
         n: usize,
         f: impl FnOnce(&OutputsView<'_>) -> T,
@@ -466,8 +468,11 @@ impl Engine {
         let tensor = TensorRef::from_array_view(([n, c, h, w], input))
             .map_err(|e| Error::Inference(format!("cannot wrap input tensor: {e}")))?;
         let feature_dim = self.feature_dim;
-        let outputs = self
+        let mut session = self
             .session
+            .lock()
+            .map_err(|_| Error::Inference("session lock poisoned by an earlier panic".into()))?;
+        let outputs = session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| Error::Inference(e.to_string()))?;
         let get = |name: &str, per_item: usize| -> Result<&[f32]> {
@@ -498,7 +503,7 @@ impl Engine {
     }
 
     /// Runs any number of images, in chunks of at most `max_batch`, and copies the outputs out.
-    pub fn run(&mut self, input: &[f32], n: usize) -> Result<Outputs> {
+    pub fn run(&self, input: &[f32], n: usize) -> Result<Outputs> {
         let chw = self.chw();
         let fd = self.feature_dim;
         let mut out = Outputs {

@@ -35,7 +35,7 @@ pub fn progress_bar(len: usize, what: &str, enabled: bool) -> ProgressBar {
 /// Raw scores of image files (whole-frame ROI per the inspector's mode; every file must yield
 /// exactly one crop), in batches of the engine's `max_batch`.
 pub fn score_paths(
-    inspector: &mut Inspector,
+    inspector: &Inspector,
     paths: &[PathBuf],
     progress: bool,
 ) -> Result<Vec<Score>> {
@@ -209,7 +209,7 @@ pub fn build_report(
 }
 
 /// Runs the evaluation (scores every test image through the inspector).
-pub fn evaluate(inspector: &mut Inspector, data: &Path, progress: bool) -> Result<Report> {
+pub fn evaluate(inspector: &Inspector, data: &Path, progress: bool) -> Result<Report> {
     let norm = *inspector.default_calibration().ok_or_else(|| {
         Error::Other("evaluation needs a calibration (run `railscope calibrate`)".into())
     })?;

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use std::time::Instant;
 
 use opencv::core::{Mat, Rect, Vector};
@@ -114,6 +115,9 @@ pub struct LoadOptions {
     pub without_calibration: bool,
     /// Override the configured ROI mode.
     pub roi: Option<RoiMode>,
+    /// Load the fastener-search templates even when the default ROI does not search (the
+    /// service, when some camera searches).
+    pub load_search: bool,
 }
 
 pub struct Inspector {
@@ -124,7 +128,8 @@ pub struct Inspector {
     search: Option<FastenerSearch>,
     calibration_dir: PathBuf,
     default_calibration: Option<(Normalization, PathBuf)>,
-    camera_calibrations: HashMap<String, Normalization>,
+    /// Per-camera calibrations looked up so far (files, or set by the service at run time).
+    camera_calibrations: RwLock<HashMap<String, Normalization>>,
     config: Config,
 }
 
@@ -166,7 +171,7 @@ impl Inspector {
             Some(r) => r.clone(),
             None => RoiMode::from_config(&config.preprocess)?,
         };
-        let search = if roi == RoiMode::Search {
+        let search = if roi == RoiMode::Search || opts.load_search {
             Some(load_search(&package, config)?)
         } else {
             None
@@ -181,7 +186,7 @@ impl Inspector {
             search,
             calibration_dir,
             default_calibration,
-            camera_calibrations: HashMap::new(),
+            camera_calibrations: RwLock::new(HashMap::new()),
             config: config.clone(),
         })
     }
@@ -197,10 +202,6 @@ impl Inspector {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    pub fn engine_mut(&mut self) -> &mut Engine {
-        &mut self.engine
     }
 
     pub fn preprocessor(&self) -> &Preprocessor {
@@ -220,7 +221,7 @@ impl Inspector {
     }
 
     /// The calibration for a camera (`<model>.<camera>.json` when it exists, else the default).
-    pub fn calibration_for(&mut self, camera: Option<&str>) -> Result<Normalization> {
+    pub fn calibration_for(&self, camera: Option<&str>) -> Result<Normalization> {
         let (default, _) = self
             .default_calibration
             .clone()
@@ -228,19 +229,9 @@ impl Inspector {
         let Some(cam) = camera else {
             return Ok(default);
         };
-        // Camera ids come from clients and become file names: letters, digits, '-', '_' only.
-        if cam.is_empty()
-            || cam.len() > 64
-            || !cam
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(Error::Other(format!(
-                "invalid camera id {cam:?} (use letters, digits, '-' and '_')"
-            )));
-        }
-        if let Some(n) = self.camera_calibrations.get(cam) {
-            return Ok(*n);
+        check_camera_id(cam)?;
+        if let Some(n) = self.cached_calibration(cam) {
+            return Ok(n);
         }
         let path = calibration_path(&self.calibration_dir, self.package.name(), Some(cam));
         let norm = if path.file_name().and_then(|n| n.to_str())
@@ -254,18 +245,51 @@ impl Inspector {
             default
         };
         // Bounded: unknown ids beyond the cap are looked up again rather than remembered.
-        if self.camera_calibrations.len() < 4096 {
-            self.camera_calibrations.insert(cam.to_string(), norm);
+        let mut cache = self
+            .camera_calibrations
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() < 4096 {
+            cache.insert(cam.to_string(), norm);
         }
         Ok(norm)
+    }
+
+    fn cached_calibration(&self, cam: &str) -> Option<Normalization> {
+        self.camera_calibrations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(cam)
+            .copied()
+    }
+
+    /// Makes `norm` the camera's calibration from the next frame on (the service applies an
+    /// inspector-approved threshold or a configured override file this way).
+    pub fn set_camera_calibration(&self, camera: &str, norm: Normalization) -> Result<()> {
+        check_camera_id(camera)?;
+        self.camera_calibrations
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(camera.to_string(), norm);
+        Ok(())
     }
 
     /// Decodes, finds the regions of and normalizes one frame. Needs only `&self`, so frames can
     /// be prepared on other threads (HTTP handlers) while the session runs the previous batch.
     pub fn prepare(&self, input: &ImageInput<'_>, keep_frame: bool) -> Result<PreparedFrame> {
+        self.prepare_with(input, keep_frame, &self.roi)
+    }
+
+    /// [`Inspector::prepare`] with another region mode (a camera's own ROI in the service).
+    pub fn prepare_with(
+        &self,
+        input: &ImageInput<'_>,
+        keep_frame: bool,
+        roi: &RoiMode,
+    ) -> Result<PreparedFrame> {
         prepare_frame(
             &self.pre,
-            &self.roi,
+            roi,
             self.search.as_ref(),
             self.engine.chw(),
             input,
@@ -321,7 +345,7 @@ impl Inspector {
     /// Raw R, L, A of every crop of every frame, all crops in as few session runs as
     /// `max_batch` allows. Per-frame errors (undecodable image, …) do not fail the batch.
     pub fn score_batch(
-        &mut self,
+        &self,
         inputs: &[ImageInput<'_>],
         keep_maps: bool,
     ) -> Vec<Result<FrameScores>> {
@@ -331,7 +355,7 @@ impl Inspector {
 
     /// Runs prepared frames through the session (see [`Inspector::prepare`]).
     pub fn score_prepared(
-        &mut self,
+        &self,
         prepared: Vec<Result<PreparedFrame>>,
         keep_maps: bool,
     ) -> Vec<Result<FrameScores>> {
@@ -417,96 +441,115 @@ impl Inspector {
     }
 
     /// Scores, normalizes and judges a batch of frames; optionally renders heatmaps.
-    pub fn inspect_batch(
-        &mut self,
-        inputs: &[ImageInput<'_>],
-        heatmaps: bool,
-    ) -> Vec<Result<FrameResult>> {
+    pub fn inspect_batch(&self, inputs: &[ImageInput<'_>], heatmaps: bool) -> Vec<Result<FrameResult>> {
         let t0 = Instant::now();
         let raw = self.score_batch(inputs, heatmaps);
-        let provider = self.provider();
-        let roi = match self.roi {
-            RoiMode::Whole => "whole",
-            RoiMode::Rects(_) => "rects",
-            RoiMode::Search => "search",
+        inputs
+            .iter()
+            .zip(raw)
+            .map(|(input, r)| {
+                let fs = r?;
+                let mut res = self.judge(&input.id, input.camera.as_deref(), &fs)?;
+                if heatmaps {
+                    res.heatmap_png = self.heatmap_png(&fs)?;
+                }
+                res.latency_ms = t0.elapsed().as_secs_f64() * 1e3;
+                Ok(res)
+            })
+            .collect()
+    }
+
+    /// Normalizes one frame's raw scores with its camera's calibration and judges it: the
+    /// frame's verdict is its worst crop's. `latency_ms` is left at 0 for the caller to fill.
+    pub fn judge(&self, id: &str, camera: Option<&str>, fs: &FrameScores) -> Result<FrameResult> {
+        let norm = self.calibration_for(camera)?;
+        let crops: Vec<CropResult> = fs
+            .crops
+            .iter()
+            .map(|c| {
+                let j = scoring::judge(c.score, &norm);
+                CropResult {
+                    bbox: [c.rect.x, c.rect.y, c.rect.width, c.rect.height],
+                    match_score: c.match_score,
+                    inferred: c.inferred,
+                    mirrored: c.mirrored,
+                    r: c.score.r,
+                    l: c.score.l,
+                    a: c.score.a,
+                    a_norm: j.a_norm,
+                    verdict: j.verdict,
+                }
+            })
+            .collect();
+        let worst = crops.iter().max_by(|a, b| a.a_norm.total_cmp(&b.a_norm));
+        let (verdict, note) = match worst {
+            Some(c) => (c.verdict, None),
+            // A frame where search expected fasteners and found none is flagged: a missing
+            // fastener is itself a defect.
+            None => (
+                Verdict::Defect,
+                Some("no fastener found in the frame".to_string()),
+            ),
+        };
+        Ok(FrameResult {
+            image: id.to_string(),
+            camera: camera.map(str::to_string),
+            a: worst.map(|c| c.a),
+            r: worst.map(|c| c.r),
+            l: worst.map(|c| c.l),
+            a_norm: worst.map(|c| c.a_norm),
+            threshold: norm.threshold,
+            verdict,
+            provider: self.provider(),
+            latency_ms: 0.0,
+            preprocess_ms: fs.preprocess_ms,
+            roi: self.roi.as_str(),
+            crops,
+            note,
+            heatmap_png: None,
+        })
+    }
+
+    /// PNG of the frame with every crop's error map blended in; `None` when the frame or the
+    /// maps were not kept (`keep_maps = false`).
+    pub fn heatmap_png(&self, fs: &FrameScores) -> Result<Option<Vec<u8>>> {
+        let Some(frame) = &fs.frame else {
+            return Ok(None);
         };
         let [_, h, w] = self.engine.shape();
-        let mut out = Vec::with_capacity(inputs.len());
-        for (input, r) in inputs.iter().zip(raw) {
-            let res = r.and_then(|fs| {
-                let norm = self.calibration_for(input.camera.as_deref())?;
-                let crops: Vec<CropResult> = fs
-                    .crops
-                    .iter()
-                    .map(|c| {
-                        let j = scoring::judge(c.score, &norm);
-                        CropResult {
-                            bbox: [c.rect.x, c.rect.y, c.rect.width, c.rect.height],
-                            match_score: c.match_score,
-                            inferred: c.inferred,
-                            mirrored: c.mirrored,
-                            r: c.score.r,
-                            l: c.score.l,
-                            a: c.score.a,
-                            a_norm: j.a_norm,
-                            verdict: j.verdict,
-                        }
-                    })
-                    .collect();
-                let worst = crops.iter().max_by(|a, b| a.a_norm.total_cmp(&b.a_norm));
-                let (verdict, note) = match worst {
-                    Some(c) => (c.verdict, None),
-                    // A frame where search expected fasteners and found none is flagged: a
-                    // missing fastener is itself a defect.
-                    None => (
-                        Verdict::Defect,
-                        Some("no fastener found in the frame".to_string()),
-                    ),
-                };
-                let heatmap_png = match (&fs.frame, heatmaps) {
-                    (Some(frame), true) => {
-                        let regions: Vec<RegionMap> = fs
-                            .crops
-                            .iter()
-                            .filter_map(|c| {
-                                c.error_map.clone().map(|map| RegionMap {
-                                    rect: c.rect,
-                                    map,
-                                    height: h,
-                                    width: w,
-                                    flipped: c.mirrored,
-                                })
-                            })
-                            .collect();
-                        let bgr = heatmap::render(frame, &regions, &self.config.heatmap)?;
-                        let mut buf = Vector::<u8>::new();
-                        opencv::imgcodecs::imencode(".png", &bgr, &mut buf, &Vector::new())?;
-                        Some(buf.to_vec())
-                    }
-                    _ => None,
-                };
-                Ok(FrameResult {
-                    image: input.id.clone(),
-                    camera: input.camera.clone(),
-                    a: worst.map(|c| c.a),
-                    r: worst.map(|c| c.r),
-                    l: worst.map(|c| c.l),
-                    a_norm: worst.map(|c| c.a_norm),
-                    threshold: norm.threshold,
-                    verdict,
-                    provider,
-                    latency_ms: t0.elapsed().as_secs_f64() * 1e3,
-                    preprocess_ms: fs.preprocess_ms,
-                    roi,
-                    crops,
-                    note,
-                    heatmap_png,
+        let regions: Vec<RegionMap> = fs
+            .crops
+            .iter()
+            .filter_map(|c| {
+                c.error_map.clone().map(|map| RegionMap {
+                    rect: c.rect,
+                    map,
+                    height: h,
+                    width: w,
+                    flipped: c.mirrored,
                 })
-            });
-            out.push(res);
-        }
-        out
+            })
+            .collect();
+        let bgr = heatmap::render(frame, &regions, &self.config.heatmap)?;
+        let mut buf = Vector::<u8>::new();
+        opencv::imgcodecs::imencode(".png", &bgr, &mut buf, &Vector::new())?;
+        Ok(Some(buf.to_vec()))
     }
+}
+
+/// Camera ids come from clients and become file names: letters, digits, '-', '_' only.
+pub fn check_camera_id(cam: &str) -> Result<()> {
+    if cam.is_empty()
+        || cam.len() > 64
+        || !cam
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::Other(format!(
+            "invalid camera id {cam:?} (use letters, digits, '-' and '_', at most 64)"
+        )));
+    }
+    Ok(())
 }
 
 /// One fastener region of a frame.
@@ -523,7 +566,7 @@ pub struct Region {
 }
 
 /// A frame ready for the session: its regions and their normalized NCHW tensor.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PreparedFrame {
     pub regions: Vec<Region>,
     /// `regions.len() · C·H·W` values.

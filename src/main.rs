@@ -1,4 +1,4 @@
-//! `railscope` command line: infer, calibrate, evaluate, bench. JSON on stdout, progress and
+//! `railscope` command line: infer, calibrate, evaluate, bench, serve, simulate. JSON on stdout, progress and
 //! logs on stderr; every failure is an `error: …` line and a non-zero exit, never a panic.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use railscope::config::Config;
 use railscope::evaluate::{self, progress_bar};
 use railscope::package::calibration_file_name;
 use railscope::preprocess::RoiMode;
+use railscope::simulate::{self, FrameSource, SimCamera, SimOptions};
+use std::time::Duration;
 use railscope::{Error, ImageInput, Inspector, LoadOptions, Result};
 
 const DEFAULT_MODEL: &str = "models/nested-edgan";
@@ -123,6 +125,59 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Run the HTTP inspection service (config: [server], [batching], [storage], [auth], [[cameras]]).
+    Serve {
+        /// Model package (default: server.model from the config).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Listen address (default: server.bind).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Post frames to a running service as line cameras would; prints throughput, verdicts, latency.
+    Simulate {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Use the first K cameras of the config's [[cameras]] (ids and keys).
+        #[arg(long, default_value_t = 1)]
+        cameras: usize,
+        /// Explicit camera as ID=KEY (repeatable); overrides --cameras.
+        #[arg(long = "camera", value_name = "ID=KEY")]
+        camera: Vec<String>,
+        /// Frames per second per camera; 0 = as fast as possible.
+        #[arg(long, default_value_t = 2.0)]
+        fps: f64,
+        /// Requests in flight per camera.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Frames to send in all (the run stops at whichever of --duration/--frames comes first).
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Folder of images (MVTec layout: good/defect from the folder names).
+        #[arg(long, conflicts_with = "synthetic")]
+        dir: Option<PathBuf>,
+        /// The committed synthetic fastener set (tests/fixtures/fasteners).
+        #[arg(long)]
+        synthetic: bool,
+        /// Share of frames drawn from the defect images.
+        #[arg(long, default_value_t = 0.1)]
+        defect_rate: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "L1")]
+        track_id: String,
+        #[arg(long, default_value_t = 80.0)]
+        speed_kmh: f64,
+        /// Per-request timeout in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        /// Print the report as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -173,8 +228,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let opts = LoadOptions {
                 calibration,
-                without_calibration: false,
                 roi,
+                ..Default::default()
             };
             let mut files = Vec::new();
             for p in images {
@@ -184,9 +239,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     files.push(p);
                 }
             }
-            let mut inspector = Inspector::load(&model, &config, &opts)?;
+            let inspector = Inspector::load(&model, &config, &opts)?;
             infer(
-                &mut inspector,
+                &inspector,
                 &files,
                 heatmap.as_deref(),
                 camera,
@@ -207,13 +262,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 roi: Some(RoiMode::Whole),
                 ..Default::default()
             };
-            let mut inspector = Inspector::load(&model, &config, &opts)?;
+            let inspector = Inspector::load(&model, &config, &opts)?;
             let method = match method {
                 MethodArg::Fixed => Method::Fixed(threshold),
                 MethodArg::BestF1 => Method::BestF1,
                 MethodArg::FalseAlarmRate => Method::FalseAlarmRate(target),
             };
-            let cal = calibrate::calibrate(&mut inspector, &data, method, camera.as_deref(), true)?;
+            let cal = calibrate::calibrate(&inspector, &data, method, camera.as_deref(), true)?;
             let out = out.unwrap_or_else(|| {
                 inspector.calibration_dir().join(calibration_file_name(
                     inspector.package().name(),
@@ -236,11 +291,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let opts = LoadOptions {
                 calibration,
-                without_calibration: false,
                 roi: Some(RoiMode::Whole),
+                ..Default::default()
             };
-            let mut inspector = Inspector::load(&model, &config, &opts)?;
-            let report = evaluate::evaluate(&mut inspector, &data, true)?;
+            let inspector = Inspector::load(&model, &config, &opts)?;
+            let report = evaluate::evaluate(&inspector, &data, true)?;
             let files = evaluate::write_outputs(&report, &out)?;
             let mut v = evaluate::summary(&report);
             v["written"] = json!(files);
@@ -260,7 +315,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 roi: Some(RoiMode::Whole),
                 ..Default::default()
             };
-            let mut inspector = Inspector::load(&model, &config, &opts)?;
+            let inspector = Inspector::load(&model, &config, &opts)?;
             let bopts = BenchOptions {
                 batch_sizes,
                 seconds,
@@ -268,7 +323,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 frame: frame.is_file().then_some(frame),
                 progress: true,
             };
-            let report = bench::run(&mut inspector, &config, &bopts)?;
+            let report = bench::run(&inspector, &config, &bopts)?;
             if let Some(p) = &write {
                 bench::write_markdown(&report, p)?;
             }
@@ -278,11 +333,94 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { model, bind } => {
+            let mut config = config;
+            if let Some(m) = model {
+                config.server.model = m;
+            }
+            if let Some(b) = bind {
+                config.server.bind = b;
+            }
+            railscope::server::serve(config, cli.config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            url,
+            cameras,
+            camera,
+            fps,
+            concurrency,
+            duration,
+            frames,
+            dir,
+            synthetic,
+            defect_rate,
+            seed,
+            track_id,
+            speed_kmh,
+            timeout,
+            json,
+        } => {
+            let cams: Vec<SimCamera> = if camera.is_empty() {
+                if cameras > config.cameras.len() {
+                    return Err(Error::Config(format!(
+                        "--cameras {cameras}, but the config lists {} camera(s); add [[cameras]] or pass --camera ID=KEY",
+                        config.cameras.len()
+                    )));
+                }
+                config.cameras[..cameras]
+                    .iter()
+                    .map(|c| SimCamera { id: c.id.clone(), key: c.api_key.clone() })
+                    .collect()
+            } else {
+                camera
+                    .iter()
+                    .map(|c| {
+                        c.split_once('=')
+                            .map(|(id, key)| SimCamera { id: id.into(), key: key.into() })
+                            .ok_or_else(|| Error::Config(format!("--camera {c:?}: use ID=KEY")))
+                    })
+                    .collect::<Result<_>>()?
+            };
+            if !(fps >= 0.0 && fps.is_finite() && (0.0..=1.0).contains(&defect_rate)) {
+                return Err(Error::Config("--fps must be ≥ 0 and --defect-rate in [0, 1]".into()));
+            }
+            let source = match (&dir, synthetic) {
+                (Some(d), _) => FrameSource::from_dir(d)?,
+                (None, true) => FrameSource::synthetic()?,
+                (None, false) => {
+                    return Err(Error::Config("give --dir DIR or --synthetic".into()))
+                }
+            };
+            let opts = SimOptions {
+                url,
+                cameras: cams,
+                fps,
+                concurrency: concurrency.max(1),
+                duration: duration.map(Duration::from_secs_f64),
+                frames,
+                defect_rate,
+                seed,
+                track_id,
+                speed_kmh,
+                timeout: Duration::from_secs_f64(timeout.max(0.1)),
+            };
+            let report = simulate::run(&opts, &source)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                println!("{}", report.summary());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 fn infer(
-    inspector: &mut Inspector,
+    inspector: &Inspector,
     images: &[PathBuf],
     heatmap: Option<&Path>,
     camera: Option<String>,

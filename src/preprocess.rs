@@ -314,24 +314,39 @@ pub enum RoiMode {
 
 impl RoiMode {
     pub fn from_config(c: &PreprocessConfig) -> Result<Self> {
-        match c.roi.as_str() {
+        Self::parse(&c.roi, &c.rects)
+    }
+
+    /// `whole`, `search`, or `rects` with its `[x, y, w, h]` rectangles.
+    pub fn parse(mode: &str, rects: &[[i32; 4]]) -> Result<Self> {
+        match mode {
             "whole" => Ok(RoiMode::Whole),
             "search" => Ok(RoiMode::Search),
             "rects" => {
-                if c.rects.is_empty() {
+                if rects.is_empty() || rects.iter().any(|r| r[2] <= 0 || r[3] <= 0) {
                     return Err(Error::Config(
-                        "preprocess.roi = \"rects\" needs preprocess.rects = [[x, y, w, h], …]"
+                        "roi = \"rects\" needs rects = [[x, y, w, h], …] with positive w and h"
                             .into(),
                     ));
                 }
                 Ok(RoiMode::Rects(
-                    c.rects
+                    rects
                         .iter()
                         .map(|r| Rect::new(r[0], r[1], r[2], r[3]))
                         .collect(),
                 ))
             }
-            other => Err(Error::Config(format!("unknown roi mode {other:?}"))),
+            other => Err(Error::Config(format!(
+                "unknown roi mode {other:?} (whole, rects or search)"
+            ))),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RoiMode::Whole => "whole",
+            RoiMode::Rects(_) => "rects",
+            RoiMode::Search => "search",
         }
     }
 }

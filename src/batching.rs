@@ -1,0 +1,381 @@
+//! Dynamic batching between the HTTP handlers and the engine, Triton style.
+//!
+//! ```text
+//! handlers ──try_send──▶ [bounded queue] ──▶ inference thread ──▶ [small queue] ──▶ store thread ──▶ answers
+//!  (decode, ROI,          full → 503        batch ≤ max_batch       (pipelined:        one transaction
+//!   normalize)                              or max_delay; one        next batch runs    per batch, then
+//!                                           session run a batch      while this stores) reply + metrics
+//! ```
+//! Handlers prepare frames on the blocking pool, so the inference thread only runs the session
+//! and judges. A frame is answered only after its row is committed: an answered verdict is
+//! never lost. Each job carries the model it was prepared with, so a reload swaps the model
+//! between jobs without failing one (old and new jobs are batched separately).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::config::{BatchingConfig, StorageConfig};
+use crate::inspector::{FrameResult, Inspector, PreparedFrame};
+
+use crate::scoring::Verdict;
+use crate::store::{Inspection, Media, Store};
+
+/// Where a frame came from, as the camera sent it.
+#[derive(Debug, Clone, Default)]
+pub struct FrameMeta {
+    pub camera: String,
+    pub frame_id: Option<String>,
+    pub capture_ms: Option<i64>,
+    pub received_ms: i64,
+    pub track_id: Option<String>,
+    pub position_m: Option<f64>,
+    pub speed_kmh: Option<f64>,
+}
+
+/// Milliseconds spent in each stage, returned with the verdict.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    pub preprocess: f64,
+    pub queue: f64,
+    pub infer: f64,
+    pub score: f64,
+    pub store: f64,
+    pub total: f64,
+}
+
+/// A stored verdict.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub inspection: Inspection,
+    pub timings: Timings,
+}
+
+pub type Reply = oneshot::Sender<Result<Answer, String>>;
+
+pub struct FrameJob {
+    pub meta: FrameMeta,
+    /// The encoded frame and its extension, kept when the frame's image is stored.
+    pub image: Vec<u8>,
+    pub image_ext: &'static str,
+    pub prepared: PreparedFrame,
+    pub model: Arc<Inspector>,
+    /// When the request arrived (for `total`) and when it was queued (for `queue`).
+    pub arrived: Instant,
+    pub enqueued: Instant,
+    pub preprocess_ms: f64,
+    pub reply: Reply,
+}
+
+/// What happens to a stored batch: metrics, live events. Implemented by the server.
+pub trait Observer: Send + Sync + 'static {
+    fn batch_formed(&self, frames: usize, queue_depth: usize);
+    fn stored(&self, answer: &Answer);
+    fn store_failed(&self, error: &str);
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitError {
+    QueueFull,
+    ShuttingDown,
+}
+
+/// The handlers' end of the queue. Dropping every `Batcher` clone (and so every sender) lets
+/// the threads drain what is queued and stop.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: SyncSender<FrameJob>,
+    depth: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl Batcher {
+    /// Queues a frame without waiting; a refused job is dropped (its request answers the error).
+    pub fn submit(&self, job: FrameJob) -> Result<(), SubmitError> {
+        // Counted before sending so the worker's decrement can never run first.
+        self.depth.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.depth.fetch_sub(1, Ordering::SeqCst);
+                match e {
+                    TrySendError::Full(_) => Err(SubmitError::QueueFull),
+                    TrySendError::Disconnected(_) => Err(SubmitError::ShuttingDown),
+                }
+            }
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::SeqCst)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// The two worker threads; join them after the last [`Batcher`] is dropped.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn join(self) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Starts the inference and store threads.
+pub fn start(
+    cfg: &BatchingConfig,
+    storage: &StorageConfig,
+    store: Arc<dyn Store>,
+    observer: Arc<dyn Observer>,
+) -> std::io::Result<(Batcher, Workers)> {
+    let (tx, rx) = mpsc::sync_channel::<FrameJob>(cfg.queue_capacity);
+    // Two batches in flight to the store keep the engine busy while one commits.
+    let (store_tx, store_rx) = mpsc::sync_channel::<Vec<Stored>>(2);
+    let depth = Arc::new(AtomicUsize::new(0));
+    let infer = {
+        let depth = depth.clone();
+        let observer = observer.clone();
+        let cfg = cfg.clone();
+        let storage = storage.clone();
+        std::thread::Builder::new()
+            .name("railscope-infer".into())
+            .spawn(move || inference_loop(rx, store_tx, &cfg, &storage, &depth, observer.as_ref()))?
+    };
+    let storing = {
+        let storage = storage.clone();
+        std::thread::Builder::new()
+            .name("railscope-store".into())
+            .spawn(move || store_loop(store_rx, store.as_ref(), &storage, observer.as_ref()))?
+    };
+    Ok((
+        Batcher {
+            tx,
+            depth,
+            capacity: cfg.queue_capacity,
+        },
+        Workers {
+            handles: vec![infer, storing],
+        },
+    ))
+}
+
+/// One judged frame on its way to the store.
+struct Stored {
+    inspection: Inspection,
+    media: Media,
+    timings: Timings,
+    arrived: Instant,
+    reply: Reply,
+}
+
+fn inference_loop(
+    rx: Receiver<FrameJob>,
+    store_tx: SyncSender<Vec<Stored>>,
+    cfg: &BatchingConfig,
+    storage: &StorageConfig,
+    depth: &AtomicUsize,
+    observer: &dyn Observer,
+) {
+    let max_delay = Duration::from_millis(cfg.max_delay_ms);
+    let mut last_kept_normal: HashMap<String, i64> = HashMap::new();
+    // `recv` fails only when every sender is gone and the queue is empty: the drain is done.
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let until = Instant::now() + max_delay;
+        while batch.len() < cfg.max_batch {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(j) => batch.push(j),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let left = depth.fetch_sub(batch.len(), Ordering::SeqCst) - batch.len();
+        observer.batch_formed(batch.len(), left);
+        let started = Instant::now();
+
+        // Jobs prepared with different models (a reload happened) run as separate groups.
+        let mut groups: Vec<Vec<FrameJob>> = Vec::new();
+        for job in batch {
+            match groups
+                .iter_mut()
+                .find(|g| Arc::ptr_eq(&g[0].model, &job.model))
+            {
+                Some(g) => g.push(job),
+                None => groups.push(vec![job]),
+            }
+        }
+        let mut out = Vec::new();
+        for group in groups {
+            let model = group[0].model.clone();
+            let (jobs, prepared): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|mut j| {
+                    let p = std::mem::take(&mut j.prepared);
+                    (j, Ok(p))
+                })
+                .unzip();
+            let t_infer = Instant::now();
+            let scored = model.score_prepared(prepared, true);
+            let infer_ms = t_infer.elapsed().as_secs_f64() * 1e3;
+            for (job, fs) in jobs.into_iter().zip(scored) {
+                let t_score = Instant::now();
+                let judged = fs.and_then(|fs| {
+                    let res = model.judge(&job.meta.frame_id.clone().unwrap_or_default(), Some(&job.meta.camera), &fs)?;
+                    let keep = keep_image(&res, &job.meta, storage, &mut last_kept_normal);
+                    let heat = if keep { model.heatmap_png(&fs)? } else { None };
+                    Ok((res, keep, heat))
+                });
+                match judged {
+                    Ok((res, keep, heat)) => {
+                        let queue_ms = started.duration_since(job.enqueued).as_secs_f64() * 1e3;
+                        let timings = Timings {
+                            preprocess: job.preprocess_ms,
+                            queue: queue_ms,
+                            infer: infer_ms,
+                            score: t_score.elapsed().as_secs_f64() * 1e3,
+                            ..Default::default()
+                        };
+                        let inspection = to_inspection(&job.meta, &res, &model);
+                        let media = Media {
+                            image: keep.then_some((job.image, job.image_ext)),
+                            heatmap_png: heat,
+                        };
+                        out.push(Stored {
+                            inspection,
+                            media,
+                            timings,
+                            arrived: job.arrived,
+                            reply: job.reply,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::error!(camera = %job.meta.camera, error = %e, "inference failed");
+                        let _ = job.reply.send(Err(format!("inference failed: {e}")));
+                    }
+                }
+            }
+        }
+        if !out.is_empty() && store_tx.send(out).is_err() {
+            tracing::error!("store thread is gone; stopping inference");
+            break;
+        }
+    }
+}
+
+/// Defects always keep their image and heatmap; a normal frame only when the camera's last
+/// kept normal image is older than `normal_image_interval_s` (the live wall and the score
+/// history need some normal frames, not all of them).
+fn keep_image(
+    res: &FrameResult,
+    meta: &FrameMeta,
+    storage: &StorageConfig,
+    last_kept_normal: &mut HashMap<String, i64>,
+) -> bool {
+    if res.verdict == Verdict::Defect {
+        return true;
+    }
+    let interval_ms = (storage.normal_image_interval_s * 1e3) as i64;
+    let last = last_kept_normal.get(&meta.camera).copied();
+    if last.is_none_or(|t| meta.received_ms - t >= interval_ms) {
+        last_kept_normal.insert(meta.camera.clone(), meta.received_ms);
+        true
+    } else {
+        false
+    }
+}
+
+fn to_inspection(meta: &FrameMeta, res: &FrameResult, model: &Inspector) -> Inspection {
+    let m = &model.package().manifest.model;
+    Inspection {
+        id: 0,
+        camera: meta.camera.clone(),
+        frame_id: meta.frame_id.clone(),
+        capture_ms: meta.capture_ms,
+        received_ms: meta.received_ms,
+        track_id: meta.track_id.clone(),
+        position_m: meta.position_m,
+        speed_kmh: meta.speed_kmh,
+        r: res.r,
+        l: res.l,
+        a: res.a,
+        a_norm: res.a_norm,
+        threshold: res.threshold,
+        verdict: res.verdict,
+        model_name: m.name.clone(),
+        model_version: m.version.clone(),
+        provider: res.provider.to_string(),
+        crops_json: serde_json::to_string(&res.crops).unwrap_or_else(|_| "[]".into()),
+        has_image: false,
+        has_heatmap: false,
+        review: None,
+    }
+}
+
+fn store_loop(
+    rx: Receiver<Vec<Stored>>,
+    store: &dyn Store,
+    storage: &StorageConfig,
+    observer: &dyn Observer,
+) {
+    let mut last_expiry = Instant::now();
+    while let Ok(mut batch) = rx.recv() {
+        // Whatever else is waiting joins the same transaction.
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+        }
+        let t = Instant::now();
+        type Waiting = (Timings, Instant, Reply);
+        let (mut rows, waiting): (Vec<(Inspection, Media)>, Vec<Waiting>) = batch
+            .into_iter()
+            .map(|s| ((s.inspection, s.media), (s.timings, s.arrived, s.reply)))
+            .unzip();
+        match store.insert_batch(&mut rows) {
+            Ok(_) => {
+                let store_ms = t.elapsed().as_secs_f64() * 1e3;
+                for ((inspection, _), (mut timings, arrived, reply)) in rows.into_iter().zip(waiting) {
+                    timings.store = store_ms;
+                    timings.total = arrived.elapsed().as_secs_f64() * 1e3;
+                    let answer = Answer {
+                        inspection,
+                        timings,
+                    };
+                    observer.stored(&answer);
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                let msg = format!("could not store the verdict: {e}");
+                tracing::error!(error = %e, frames = waiting.len(), "store failed");
+                observer.store_failed(&msg);
+                for (_, _, reply) in waiting {
+                    let _ = reply.send(Err(msg.clone()));
+                }
+            }
+        }
+        if storage.normal_image_retention_h > 0.0 && last_expiry.elapsed() > Duration::from_secs(60)
+        {
+            last_expiry = Instant::now();
+            let before = chrono::Utc::now().timestamp_millis()
+                - (storage.normal_image_retention_h * 3.6e6) as i64;
+            match store.expire_normal_images(before) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(images = n, "expired normal images"),
+                Err(e) => tracing::warn!(error = %e, "expiring normal images failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! `railscope serve`: the HTTP service cameras, inspectors and Prometheus talk to.
+//!
+//! [`routes`] (actix-web handlers) → [`crate::batching`] (bounded queue, dynamic batches) →
+//! [`crate::inspector::Inspector`] (engine + scoring) → [`crate::store`] and
+//! [`crate::telemetry`]. This module wires them together and owns the lifecycle: start,
+//! reload (`POST /admin/reload`, SIGHUP) and graceful shutdown (SIGTERM/SIGINT drain the
+//! queue before the process exits).
+
+pub mod auth;
+pub mod cameras;
+pub mod errors;
+pub mod routes;
+pub mod views;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use actix_web::{middleware, web, App, HttpServer};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+
+use crate::batching::{self, Answer, Batcher, Observer};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::inspector::{Inspector, LoadOptions};
+use crate::package::{calibration_path, Calibration};
+use crate::preprocess::RoiMode;
+use crate::store::{SqliteStore, Store};
+use crate::telemetry::Metrics;
+
+use auth::Auth;
+use cameras::CameraBoard;
+
+/// A configured camera as the handlers need it.
+pub struct CameraEntry {
+    /// Its own region mode; `None`: the model's default.
+    pub roi: Option<RoiMode>,
+}
+
+pub struct AppState {
+    pub config: Config,
+    config_path: Option<PathBuf>,
+    model: RwLock<Arc<Inspector>>,
+    batcher: RwLock<Option<Batcher>>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<CameraBoard>,
+    /// Server-sent events, already formatted (`event: …\ndata: …\n\n`).
+    pub events: broadcast::Sender<Arc<str>>,
+    /// Flips once on shutdown so open event streams end and let the server stop.
+    pub shutdown: watch::Sender<bool>,
+    pub auth: Auth,
+    pub cameras: HashMap<String, CameraEntry>,
+    draining: AtomicBool,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// The model new frames are prepared with.
+    pub fn model(&self) -> Arc<Inspector> {
+        self.model.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn batcher(&self) -> Option<Batcher> {
+        self.batcher.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Sends a live event to every open `/v1/events` stream.
+    pub fn publish(&self, event: &str, data: &Value) {
+        publish(&self.events, event, data);
+    }
+
+    /// The file the camera's calibration came from.
+    pub fn calibration_source(&self, camera: &str) -> String {
+        if let Some(p) = self
+            .config
+            .cameras
+            .iter()
+            .find(|c| c.id == camera)
+            .and_then(|c| c.calibration.clone())
+        {
+            return p.display().to_string();
+        }
+        let m = self.model();
+        calibration_path(m.calibration_dir(), m.package().name(), Some(camera))
+            .display()
+            .to_string()
+    }
+}
+
+fn publish(events: &broadcast::Sender<Arc<str>>, event: &str, data: &Value) {
+    if events.receiver_count() > 0 {
+        let _ = events.send(Arc::from(format!("event: {event}\ndata: {data}\n\n")));
+    }
+}
+
+/// Loads the model package `config.server.model` with every camera's calibration override.
+pub fn load_model(config: &Config) -> Result<Inspector> {
+    let opts = LoadOptions {
+        load_search: config
+            .cameras
+            .iter()
+            .any(|c| c.roi.as_deref() == Some("search")),
+        ..Default::default()
+    };
+    let model = Inspector::load(&config.server.model, config, &opts)?;
+    for cam in &config.cameras {
+        if let Some(path) = &cam.calibration {
+            let cal = Calibration::load(path)?;
+            cal.check_model(model.package(), path)?;
+            let norm = cal.normalization().map_err(|message| Error::Calibration {
+                path: path.clone(),
+                message,
+            })?;
+            model.set_camera_calibration(&cam.id, norm)?;
+        }
+    }
+    Ok(model)
+}
+
+/// Counts stored frames, keeps the camera board current and streams them to dashboards.
+struct ServiceObserver {
+    metrics: Arc<Metrics>,
+    board: Arc<CameraBoard>,
+    events: broadcast::Sender<Arc<str>>,
+}
+
+impl Observer for ServiceObserver {
+    fn batch_formed(&self, frames: usize, queue_depth: usize) {
+        self.metrics.batch_size.observe(frames as f64);
+        self.metrics.queue_depth.set(queue_depth as i64);
+    }
+
+    fn stored(&self, a: &Answer) {
+        let i = &a.inspection;
+        let m = &self.metrics;
+        m.frames
+            .with_label_values(&[i.camera.as_str(), i.verdict.as_str()])
+            .inc();
+        if let Some(s) = i.a_norm {
+            m.anomaly_score.with_label_values(&[i.camera.as_str()]).observe(s);
+        }
+        m.camera_last_frame
+            .with_label_values(&[i.camera.as_str()])
+            .set(i.received_ms as f64 / 1e3);
+        let t = &a.timings;
+        for (stage, ms) in [
+            ("queue", t.queue),
+            ("infer", t.infer),
+            ("score", t.score),
+            ("store", t.store),
+            ("total", t.total),
+        ] {
+            m.observe_stage(stage, ms / 1e3);
+        }
+        self.board
+            .record(&i.camera, i.id, i.received_ms, i.verdict, i.has_image);
+        publish(&self.events, "inspection", &views::inspection(i));
+    }
+
+    fn store_failed(&self, _error: &str) {
+        self.metrics.reject("store_failed");
+    }
+}
+
+/// Swaps in a freshly loaded model and calibration. Frames already prepared finish on the old
+/// model; the next ones use the new one; nothing fails in between.
+pub async fn reload(state: Arc<AppState>) -> std::result::Result<Value, String> {
+    let _one_at_a_time = state.reload_lock.lock().await;
+    let config = match &state.config_path {
+        Some(p) => Config::load(Some(p)),
+        None => Config::load(None),
+    };
+    let loaded = match config {
+        Ok(c) => web::block(move || load_model(&c))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string())),
+        Err(e) => Err(e.to_string()),
+    };
+    match loaded {
+        Ok(model) => {
+            let m = model.package().manifest.model.clone();
+            let provider = model.provider();
+            *state.model.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(model);
+            state.metrics.set_model(&m.name, &m.version, provider);
+            state.metrics.reloads.with_label_values(&["ok"]).inc();
+            tracing::info!(model = %m.name, version = %m.version, "model reloaded");
+            Ok(json!({
+                "model": {"name": m.name, "version": m.version},
+                "provider": provider,
+                "reloaded_at": views::rfc3339(chrono::Utc::now().timestamp_millis()),
+            }))
+        }
+        Err(e) => {
+            state.metrics.reloads.with_label_values(&["error"]).inc();
+            tracing::error!(error = %e, "reload failed; the previous model keeps serving");
+            Err(e)
+        }
+    }
+}
+
+/// Runs the service until SIGTERM/SIGINT, then drains: stops accepting, answers what is
+/// queued, and returns.
+pub fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
+    let model = load_model(&config)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+        &config.storage.path,
+        &config.storage.synchronous,
+    )?);
+    let metrics = Arc::new(Metrics::new());
+    let camera_ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
+    metrics.preset(&camera_ids);
+    {
+        let m = &model.package().manifest.model;
+        metrics.set_model(&m.name, &m.version, model.provider());
+    }
+    metrics
+        .queue_capacity
+        .set(config.batching.queue_capacity as i64);
+    let board = Arc::new(CameraBoard::default());
+    board.seed(&store.camera_totals()?);
+    let (events, _) = broadcast::channel(1024);
+    let observer = Arc::new(ServiceObserver {
+        metrics: metrics.clone(),
+        board: board.clone(),
+        events: events.clone(),
+    });
+    let (batcher, workers) = batching::start(&config.batching, &config.storage, store.clone(), observer)
+        .map_err(|e| Error::io("starting the batching threads", e))?;
+    let cameras = config
+        .cameras
+        .iter()
+        .map(|c| {
+            let roi = c
+                .roi
+                .as_deref()
+                .map(|r| RoiMode::parse(r, &c.rects))
+                .transpose()?;
+            Ok((c.id.clone(), CameraEntry { roi }))
+        })
+        .collect::<Result<HashMap<_, _>>>()?;
+    let (shutdown, _) = watch::channel(false);
+    let state = Arc::new(AppState {
+        auth: Auth::from_config(&config),
+        config: config.clone(),
+        config_path,
+        model: RwLock::new(Arc::new(model)),
+        batcher: RwLock::new(Some(batcher)),
+        store,
+        metrics,
+        board,
+        events,
+        shutdown,
+        cameras,
+        draining: AtomicBool::new(false),
+        reload_lock: tokio::sync::Mutex::new(()),
+    });
+
+    let result = actix_web::rt::System::new().block_on(run_http(state.clone()));
+    // The HTTP side is down: release the queue so the workers drain it and stop.
+    state.draining.store(true, Ordering::SeqCst);
+    state
+        .batcher
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    workers.join();
+    tracing::info!("stopped; every queued frame was answered or stored");
+    result
+}
+
+async fn run_http(state: Arc<AppState>) -> Result<()> {
+    let cfg = &state.config.server;
+    let data = web::Data::from(state.clone());
+    let separate_probes = cfg.metrics_bind.as_deref().is_some_and(|s| !s.is_empty());
+    let web_dir = cfg
+        .web_dir
+        .clone()
+        .filter(|d| !d.as_os_str().is_empty() && d.join("index.html").is_file());
+    if web_dir.is_none() {
+        tracing::warn!("no dashboard: server.web_dir has no index.html");
+    }
+    let app_data = data.clone();
+    let mut main = HttpServer::new(move || {
+        let metrics = app_data.metrics.clone();
+        let mut app = App::new()
+            .app_data(app_data.clone())
+            .wrap(middleware::from_fn(move |req, next| {
+                let metrics = metrics.clone();
+                async move { count_request(metrics, req, next).await }
+            }))
+            .configure(routes::configure);
+        if !separate_probes {
+            app = app.configure(routes::configure_probes);
+        }
+        if let Some(dir) = &web_dir {
+            app = app.service(
+                actix_files::Files::new("/", dir)
+                    .index_file("index.html")
+                    .path_filter(|p, _| {
+                        !p.starts_with("node_modules") && !p.starts_with("tests") && !p.starts_with("test-artifacts")
+                    }),
+            );
+        }
+        app
+    })
+    .disable_signals()
+    .shutdown_timeout(cfg.shutdown_timeout_s);
+    if cfg.workers > 0 {
+        main = main.workers(cfg.workers);
+    }
+    let main = main
+        .bind(&cfg.bind)
+        .map_err(|e| Error::io(format!("binding {}", cfg.bind), e))?
+        .run();
+    let mut handles = vec![main.handle()];
+    let mut servers = vec![main];
+    if separate_probes {
+        let bind = cfg.metrics_bind.clone().unwrap_or_default();
+        let probe_data = data.clone();
+        let probes = HttpServer::new(move || {
+            App::new()
+                .app_data(probe_data.clone())
+                .configure(routes::configure_probes)
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(&bind)
+        .map_err(|e| Error::io(format!("binding {bind}"), e))?
+        .run();
+        handles.push(probes.handle());
+        servers.push(probes);
+    }
+    tracing::info!(bind = %cfg.bind, metrics = ?cfg.metrics_bind, "listening");
+    println!("railscope listening on http://{}", cfg.bind);
+
+    let signals_state = state.clone();
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading model and calibration");
+                    let _ = reload(signals_state.clone()).await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!("shutting down: finishing in-flight requests and draining the queue");
+        signals_state.draining.store(true, Ordering::SeqCst);
+        let _ = signals_state.shutdown.send(true);
+        for h in handles {
+            h.stop(true).await;
+        }
+    });
+    for s in servers {
+        s.await
+            .map_err(|e| Error::io("running the HTTP server", e))?;
+    }
+    Ok(())
+}
+
+async fn count_request(
+    metrics: Arc<Metrics>,
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> std::result::Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let route = req.match_pattern().unwrap_or_else(|| "other".into());
+    let res = next.call(req).await?;
+    let status = res.status().as_u16().to_string();
+    metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), status.as_str()])
+        .inc();
+    Ok(res)
+}

@@ -1,0 +1,786 @@
+//! HTTP handlers. Each checks who is calling, validates its input into a clear 4xx, and
+//! hands heavy work (decoding, SQLite) to the blocking pool so the event loop stays free.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::{header, StatusCode};
+use actix_web::web::{self, Bytes};
+use actix_web::{cookie::Cookie, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::batching::{FrameJob, FrameMeta, SubmitError};
+use crate::calibrate;
+use crate::inspector::ImageInput;
+use crate::package::{calibration_file_name, Calibration};
+use crate::recalibration::{propose, ProposalMethod};
+use crate::scoring::{Normalization, Verdict};
+use crate::store::{InspectionFilter, Review, ReviewFilter, ReviewState};
+
+use super::auth::{Role, COOKIE};
+use super::errors::ApiError;
+use super::views::{self, parse_time, rfc3339};
+use super::AppState;
+
+type Resp = Result<HttpResponse, ApiError>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1")
+            .route("/login", web::post().to(login))
+            .route("/logout", web::post().to(logout))
+            .route("/me", web::get().to(me))
+            .route("/cameras", web::get().to(cameras))
+            .route("/cameras/{camera}/frames", web::post().to(post_frame))
+            .route(
+                "/cameras/{camera}/calibration/proposal",
+                web::get().to(calibration_proposal),
+            )
+            .route("/cameras/{camera}/calibration", web::put().to(apply_calibration))
+            .route("/inspections", web::get().to(list_inspections))
+            .route("/inspections/{id}", web::get().to(get_inspection))
+            .route("/inspections/{id}/image", web::get().to(inspection_image))
+            .route("/inspections/{id}/heatmap", web::get().to(inspection_heatmap))
+            .route("/inspections/{id}/review", web::post().to(review))
+            .route("/events", web::get().to(events))
+            .route("/stats/trend", web::get().to(trend))
+            .route("/stats/positions", web::get().to(positions))
+            .route("/stats/scores", web::get().to(scores)),
+    )
+    .route("/admin/reload", web::post().to(reload));
+}
+
+/// `/healthz`, `/readyz`, `/metrics`: open, on the main or the separate metrics address.
+pub fn configure_probes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Runs blocking work (SQLite, files, ONNX loading) off the event loop.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker pool: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+// ---------------------------------------------------------------------------------------------
+
+/// Metadata from `X-…` headers, else the query string.
+#[derive(Debug, Default, Deserialize)]
+struct FrameQuery {
+    frame_id: Option<String>,
+    capture_time: Option<String>,
+    track_id: Option<String>,
+    position_m: Option<String>,
+    speed_kmh: Option<String>,
+}
+
+fn frame_meta(req: &HttpRequest, camera: &str) -> Result<FrameMeta, ApiError> {
+    let q = web::Query::<FrameQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let pick = |h: &str, q: &Option<String>| -> Result<Option<String>, ApiError> {
+        match req.headers().get(h) {
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.trim().to_string()))
+                .map_err(|_| ApiError::bad_request(format!("header {h} is not ASCII text"))),
+            None => Ok(q.clone()),
+        }
+    };
+    let text = |h: &str, q: &Option<String>| -> Result<Option<String>, ApiError> {
+        let v = pick(h, q)?.filter(|s| !s.is_empty());
+        if v.as_ref().is_some_and(|s| s.len() > 128) {
+            return Err(ApiError::bad_request(format!("{h} is longer than 128 characters")));
+        }
+        Ok(v)
+    };
+    let number = |h: &str, q: &Option<String>| -> Result<Option<f64>, ApiError> {
+        match pick(h, q)?.filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("{h}: {s:?} is not a number"))),
+        }
+    };
+    let capture_ms = match text("X-Capture-Time", &q.capture_time)? {
+        None => None,
+        Some(s) => Some(parse_time(&s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "X-Capture-Time: {s:?} is not an RFC 3339 time (e.g. 2026-11-23T14:05:00Z)"
+            ))
+        })?),
+    };
+    Ok(FrameMeta {
+        camera: camera.to_string(),
+        frame_id: text("X-Frame-Id", &q.frame_id)?,
+        capture_ms,
+        received_ms: chrono::Utc::now().timestamp_millis(),
+        track_id: text("X-Track-Id", &q.track_id)?,
+        position_m: number("X-Track-Position-M", &q.position_m)?,
+        speed_kmh: number("X-Speed-Kmh", &q.speed_kmh)?,
+    })
+}
+
+/// The stored file extension, from the image's magic bytes.
+fn image_ext(b: &[u8]) -> &'static str {
+    if b.starts_with(b"\x89PNG") {
+        "png"
+    } else if b.starts_with(&[0xFF, 0xD8]) {
+        "jpg"
+    } else if b.starts_with(b"BM") {
+        "bmp"
+    } else if b.starts_with(b"II*\0") || b.starts_with(b"MM\0*") {
+        "tif"
+    } else {
+        "bin"
+    }
+}
+
+fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.starts_with("image/") || essence == "application/octet-stream" {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type {essence:?}: post the image bytes as image/png, image/jpeg, image/bmp or image/tiff"),
+        ))
+    }
+}
+
+/// Reads the body, refusing it as soon as it passes the limit (before it is all in memory).
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than server.max_body_bytes = {limit}"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn post_frame(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Resp {
+    let camera = path.into_inner();
+    let result = frame(&req, &camera, payload, &state).await;
+    if let Err(e) = &result {
+        state.metrics.reject(e.reject_reason());
+        tracing::debug!(camera = %camera, code = e.code, "frame refused");
+    }
+    result
+}
+
+async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &AppState) -> Resp {
+    let arrived = Instant::now();
+    match state.auth.role_of(req)? {
+        Role::Camera(own) if own == camera => {}
+        Role::Camera(_) if !state.cameras.contains_key(camera) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_camera",
+                format!("camera {camera:?} is not configured"),
+            ))
+        }
+        Role::Camera(own) => {
+            return Err(ApiError::forbidden(format!(
+                "this key belongs to camera {own:?}, not {camera:?}"
+            )))
+        }
+        _ => return Err(ApiError::forbidden("frames are posted with a camera's key")),
+    }
+    check_content_type(req)?;
+    let meta = frame_meta(req, camera)?;
+    let body = read_body(req, payload, state.config.server.max_body_bytes).await?;
+    if body.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the request body is empty; post the image bytes"));
+    }
+    if state.is_draining() {
+        return Err(ApiError::unavailable("not_ready", "shutting down", 5));
+    }
+    let model = state.model();
+    let roi = state.cameras.get(camera).and_then(|c| c.roi.clone());
+    let id = format!("{camera}/{}", meta.frame_id.as_deref().unwrap_or("-"));
+    let (prepared, body) = web::block(move || {
+        let input = ImageInput {
+            id,
+            bytes: &body,
+            camera: None,
+        };
+        let p = match &roi {
+            Some(r) => model.prepare_with(&input, true, r),
+            None => model.prepare(&input, true),
+        };
+        (p, body)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("worker pool: {e}")))?;
+    let prepared = prepared.map_err(|e| ApiError::from_frame_error(&e))?;
+    state.metrics.observe_stage("preprocess", prepared.preprocess_ms / 1e3);
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = FrameJob {
+        meta,
+        image_ext: image_ext(&body),
+        image: body,
+        preprocess_ms: prepared.preprocess_ms,
+        prepared,
+        model: state.model(),
+        arrived,
+        enqueued: Instant::now(),
+        reply: tx,
+    };
+    let Some(batcher) = state.batcher() else {
+        return Err(ApiError::unavailable("not_ready", "shutting down", 5));
+    };
+    if let Err(why) = batcher.submit(job) {
+        return Err(match why {
+            SubmitError::QueueFull => ApiError::unavailable(
+                "queue_full",
+                format!("inspection queue is full ({} frames); retry shortly", batcher.capacity()),
+                1,
+            ),
+            SubmitError::ShuttingDown => ApiError::unavailable("not_ready", "shutting down", 5),
+        });
+    }
+    drop(batcher);
+    let timeout = Duration::from_millis(state.config.batching.request_timeout_ms);
+    match tokio::time::timeout(timeout, rx).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("no verdict within {} ms; the frame is still inspected and stored", timeout.as_millis()),
+        )),
+        Ok(Err(_)) => Err(ApiError::internal("the inspection worker dropped the frame")),
+        Ok(Ok(Err(msg))) => Err(ApiError::internal(msg)),
+        Ok(Ok(Ok(answer))) => Ok(HttpResponse::Ok().json(views::answer(&answer))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspections and reviews
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    camera: Option<String>,
+    verdict: Option<String>,
+    review: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    track_id: Option<String>,
+    min_position_m: Option<f64>,
+    max_position_m: Option<f64>,
+    limit: Option<usize>,
+    before_id: Option<i64>,
+}
+
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    match v.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => parse_time(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("{name}: {s:?} is not an RFC 3339 time"))),
+    }
+}
+
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .map_err(|e| ApiError::bad_request(format!("query: {e}")))
+}
+
+async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let q: ListQuery = query(&req)?;
+    let verdict = match q.verdict.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some("normal") => Some(Verdict::Normal),
+        Some("defect") => Some(Verdict::Defect),
+        Some(v) => return Err(ApiError::bad_request(format!("verdict: {v:?} (normal or defect)"))),
+    };
+    let review = match q.review.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(r) => Some(ReviewFilter::parse(r).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "review: {r:?} (unreviewed, reviewed, confirmed or false_alarm)"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let filter = InspectionFilter {
+        camera: q.camera.filter(|s| !s.is_empty()),
+        verdict,
+        review,
+        since_ms: time_param("since", &q.since)?,
+        until_ms: time_param("until", &q.until)?,
+        track_id: q.track_id.filter(|s| !s.is_empty()),
+        min_position_m: q.min_position_m,
+        max_position_m: q.max_position_m,
+        before_id: q.before_id,
+        limit,
+    };
+    let store = state.store.clone();
+    let items = blocking(move || store.list(&filter)).await?;
+    let next = (items.len() == limit).then(|| items.last().map(|i| i.id)).flatten();
+    Ok(HttpResponse::Ok().json(json!({
+        "items": items.iter().map(views::inspection).collect::<Vec<_>>(),
+        "next_before_id": next,
+    })))
+}
+
+fn inspection_id(path: &web::Path<String>) -> Result<i64, ApiError> {
+    path.parse::<i64>()
+        .map_err(|_| ApiError::bad_request(format!("inspection id {:?} is not a number", path.as_str())))
+}
+
+async fn get_inspection(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let id = inspection_id(&path)?;
+    let store = state.store.clone();
+    match blocking(move || store.get(id)).await? {
+        Some(i) => Ok(HttpResponse::Ok().json(views::inspection(&i))),
+        None => Err(ApiError::not_found(format!("no inspection {id}"))),
+    }
+}
+
+async fn inspection_image(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let id = inspection_id(&path)?;
+    let store = state.store.clone();
+    match blocking(move || store.image(id)).await? {
+        Some((bytes, ct)) => Ok(HttpResponse::Ok()
+            .content_type(ct)
+            .insert_header((header::CACHE_CONTROL, "private, max-age=86400, immutable"))
+            .body(bytes)),
+        None => Err(ApiError::not_found(format!(
+            "inspection {id} has no kept image (normal frames are sampled, see storage.normal_image_interval_s)"
+        ))),
+    }
+}
+
+async fn inspection_heatmap(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let id = inspection_id(&path)?;
+    let store = state.store.clone();
+    match blocking(move || store.heatmap(id)).await? {
+        Some(bytes) => Ok(HttpResponse::Ok()
+            .content_type("image/png")
+            .insert_header((header::CACHE_CONTROL, "private, max-age=86400, immutable"))
+            .body(bytes)),
+        None => Err(ApiError::not_found(format!("inspection {id} has no kept heatmap"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReviewBody {
+    state: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn review(req: HttpRequest, path: web::Path<String>, body: Bytes, state: web::Data<AppState>) -> Resp {
+    let role = state.auth.reader(&req)?;
+    let id = inspection_id(&path)?;
+    let b: ReviewBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body must be {{\"state\": \"confirmed\"|\"false_alarm\", \"note\": \"…\"}}: {e}")))?;
+    let review_state = match b.state.as_str() {
+        "confirmed" => ReviewState::Confirmed,
+        "false_alarm" => ReviewState::FalseAlarm,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "state: {other:?} (confirmed or false_alarm)"
+            )))
+        }
+    };
+    if b.note.len() > 2000 {
+        return Err(ApiError::bad_request("note is longer than 2000 characters"));
+    }
+    let r = Review {
+        state: review_state,
+        note: b.note,
+        reviewer: role.name().to_string(),
+        reviewed_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    let store = state.store.clone();
+    let updated = blocking(move || store.review(id, &r))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no inspection {id}")))?;
+    state
+        .metrics
+        .reviews
+        .with_label_values(&[updated.camera.as_str(), review_state.as_str()])
+        .inc();
+    let v = views::inspection(&updated);
+    state.publish("review", &v);
+    Ok(HttpResponse::Ok().json(v))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cameras and calibration
+// ---------------------------------------------------------------------------------------------
+
+async fn cameras(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let silent_ms = (state.config.server.silent_after_s * 1e3) as i64;
+    let model = state.model();
+    let mut out = Vec::new();
+    for cam in &state.config.cameras {
+        let live = state.board.get(&cam.id);
+        let cal = model
+            .calibration_for(Some(&cam.id))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        out.push(json!({
+            "id": cam.id,
+            "name": if cam.name.is_empty() { &cam.id } else { &cam.name },
+            "frames": live.frames,
+            "defects": live.defects,
+            "defect_rate": if live.frames > 0 { live.defects as f64 / live.frames as f64 } else { 0.0 },
+            "recent_fps": live.recent_fps(now),
+            "last_frame_at": live.last_ms.map(rfc3339),
+            "silent": live.last_ms.is_none_or(|t| now - t > silent_ms),
+            "last_inspection_id": live.last_id,
+            "last_image_inspection_id": live.last_image_id,
+            "calibration": views::calibration(&cal, &state.calibration_source(&cam.id)),
+        }));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "cameras": out })))
+}
+
+fn known_camera(state: &AppState, camera: &str) -> Result<(), ApiError> {
+    if state.cameras.contains_key(camera) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_camera",
+            format!("camera {camera:?} is not configured"),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ProposalQuery {
+    method: Option<String>,
+    target_far: Option<f64>,
+}
+
+async fn calibration_proposal(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let camera = path.into_inner();
+    known_camera(&state, &camera)?;
+    let q: ProposalQuery = query(&req)?;
+    let method = match q.method.as_deref().unwrap_or("best_f1") {
+        "best_f1" => ProposalMethod::BestF1,
+        "false_alarm_rate" => {
+            let t = q.target_far.unwrap_or(0.05);
+            if !(0.0..1.0).contains(&t) {
+                return Err(ApiError::bad_request("target_far must lie in [0, 1)"));
+            }
+            ProposalMethod::FalseAlarmRate(t)
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "method: {other:?} (best_f1 or false_alarm_rate)"
+            )))
+        }
+    };
+    let current = state
+        .model()
+        .calibration_for(Some(&camera))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let store = state.store.clone();
+    let cam = camera.clone();
+    let reviews = blocking(move || store.reviewed_scores(&cam)).await?;
+    let p = propose(&reviews, &current, method);
+    Ok(HttpResponse::Ok().json(json!({
+        "camera": camera,
+        "current": views::calibration(&current, &state.calibration_source(&camera)),
+        "proposed": p.threshold.map(|t| json!({"threshold": t})),
+        "method": p.method,
+        "reviewed": {"confirmed": p.confirmed, "false_alarm": p.false_alarm},
+        "effect": {"current": p.current, "proposed": p.proposed},
+        "message": p.message,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ThresholdBody {
+    threshold: f64,
+}
+
+async fn apply_calibration(req: HttpRequest, path: web::Path<String>, body: Bytes, state: web::Data<AppState>) -> Resp {
+    state.auth.admin(&req)?;
+    let camera = path.into_inner();
+    known_camera(&state, &camera)?;
+    let b: ThresholdBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body must be {{\"threshold\": <number>}}: {e}")))?;
+    let model = state.model();
+    let current = model
+        .calibration_for(Some(&camera))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let norm = Normalization::new(current.min, current.max, b.threshold)
+        .map_err(|e| ApiError::bad_request(format!("threshold: {e}")))?;
+    let path = model
+        .calibration_dir()
+        .join(calibration_file_name(model.package().name(), Some(&camera)));
+    let store = state.store.clone();
+    let cal = {
+        let cam = camera.clone();
+        let reviews = blocking(move || store.reviewed_scores(&cam)).await?;
+        Calibration {
+            model: model.package().name().to_string(),
+            model_sha256: Some(model.package().manifest.model.sha256.clone()),
+            min: norm.min,
+            max: norm.max,
+            threshold: norm.threshold,
+            method: "fixed".into(),
+            target: None,
+            n: Some(reviews.len()),
+            n_normal: Some(reviews.iter().filter(|r| r.1 == ReviewState::FalseAlarm).count()),
+            n_defect: Some(reviews.iter().filter(|r| r.1 == ReviewState::Confirmed).count()),
+            data: Some("threshold applied from inspector reviews on the dashboard".into()),
+            data_sha256: None,
+            created_at: Some(rfc3339(chrono::Utc::now().timestamp_millis())),
+            camera: Some(camera.clone()),
+            metrics: None,
+        }
+    };
+    let p = path.clone();
+    blocking(move || calibrate::write(&cal, &p)).await?;
+    model
+        .set_camera_calibration(&camera, norm)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    tracing::info!(camera = %camera, threshold = norm.threshold, file = %path.display(), "calibration applied");
+    Ok(HttpResponse::Ok().json(views::calibration(&norm, &path.display().to_string())))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct StatsQuery {
+    camera: Option<String>,
+    since: Option<String>,
+    bucket_s: Option<i64>,
+    bucket_m: Option<f64>,
+    bins: Option<usize>,
+}
+
+async fn trend(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let q: StatsQuery = query(&req)?;
+    let bucket_s = q.bucket_s.unwrap_or(60).clamp(1, 86_400);
+    let since = time_param("since", &q.since)?
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis() - 3_600_000);
+    let store = state.store.clone();
+    let camera = q.camera.filter(|s| !s.is_empty());
+    let points = blocking(move || store.trend(camera.as_deref(), since, bucket_s * 1000)).await?;
+    let mut series: Vec<serde_json::Value> = Vec::new();
+    for p in points {
+        let point = json!({"t": rfc3339(p.bucket_start_ms), "frames": p.frames, "defects": p.defects});
+        match series.last_mut() {
+            Some(s) if s["camera"] == p.camera.as_str() => {
+                s["points"].as_array_mut().expect("points array").push(point)
+            }
+            _ => series.push(json!({"camera": p.camera, "points": [point]})),
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({"bucket_s": bucket_s, "series": series})))
+}
+
+async fn positions(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let q: StatsQuery = query(&req)?;
+    let bucket_m = q.bucket_m.unwrap_or(100.0);
+    if !(bucket_m.is_finite() && bucket_m > 0.0) {
+        return Err(ApiError::bad_request("bucket_m must be a positive number"));
+    }
+    let store = state.store.clone();
+    let camera = q.camera.filter(|s| !s.is_empty());
+    let buckets = blocking(move || store.positions(camera.as_deref(), bucket_m)).await?;
+    Ok(HttpResponse::Ok().json(json!({"bucket_m": bucket_m, "buckets": buckets})))
+}
+
+async fn scores(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let q: StatsQuery = query(&req)?;
+    let bins = q.bins.unwrap_or(40).clamp(1, 200);
+    let camera = q.camera.filter(|s| !s.is_empty());
+    let threshold = state
+        .model()
+        .calibration_for(camera.as_deref())
+        .map(|n| n.threshold)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let store = state.store.clone();
+    let values = blocking(move || store.recent_scores(camera.as_deref(), 20_000)).await?;
+    let hi = values
+        .iter()
+        .map(|v| v.0)
+        .fold(1.0f64, f64::max)
+        .min(10.0);
+    let width = hi / bins as f64;
+    let mut counts = vec![(0u64, 0u64); bins];
+    for (s, v) in &values {
+        let k = ((s.max(0.0) / width) as usize).min(bins - 1);
+        match v {
+            Verdict::Normal => counts[k].0 += 1,
+            Verdict::Defect => counts[k].1 += 1,
+        }
+    }
+    let out: Vec<_> = counts
+        .iter()
+        .enumerate()
+        .map(|(k, (n, d))| json!({"lo": k as f64 * width, "hi": (k + 1) as f64 * width, "normal": n, "defect": d}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"bins": out, "threshold": threshold, "frames": values.len()})))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live events
+// ---------------------------------------------------------------------------------------------
+
+async fn events(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let rx = state.events.subscribe();
+    let stop = state.shutdown.subscribe();
+    let keepalive = tokio::time::interval(Duration::from_secs(15));
+    let stream = futures_util::stream::unfold((rx, stop, keepalive), |(mut rx, mut stop, mut keepalive)| async move {
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Ok(chunk) => return Some((Ok::<_, actix_web::Error>(Bytes::from(chunk.to_string())), (rx, stop, keepalive))),
+                    // A slow client skips what it missed rather than holding everyone back.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = stop.changed() => return None,
+                _ = keepalive.tick() => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, stop, keepalive))),
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions, admin, probes
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    token: String,
+}
+
+async fn login(body: Bytes, state: web::Data<AppState>) -> Resp {
+    let b: LoginBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body must be {{\"token\": \"…\"}}: {e}")))?;
+    match state.auth.identify(&b.token) {
+        Some(role) if role.can_read() => {
+            let cookie = Cookie::build(COOKIE, b.token)
+                .path("/")
+                .http_only(true)
+                .same_site(actix_web::cookie::SameSite::Strict)
+                .finish();
+            Ok(HttpResponse::Ok()
+                .cookie(cookie)
+                .json(json!({"role": role.name()})))
+        }
+        Some(_) => Err(ApiError::forbidden("camera keys cannot log in to the dashboard")),
+        None => Err(ApiError::unauthorized()),
+    }
+}
+
+async fn logout() -> HttpResponse {
+    let mut cookie = Cookie::build(COOKIE, "").path("/").finish();
+    cookie.make_removal();
+    HttpResponse::NoContent().cookie(cookie).finish()
+}
+
+async fn me(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    let role = state.auth.role_of(&req)?;
+    Ok(HttpResponse::Ok().json(json!({"role": role.name()})))
+}
+
+async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.admin(&req)?;
+    let info = super::reload(state.into_inner()).await.map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e)
+    })?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> Resp {
+    if state.is_draining() {
+        return Err(ApiError::unavailable("not_ready", "shutting down", 5));
+    }
+    let store = state.store.clone();
+    let writable = web::block(move || store.check_writable()).await;
+    match writable {
+        Ok(Ok(())) => {
+            let m = state.model();
+            Ok(HttpResponse::Ok().json(json!({
+                "status": "ready",
+                "model": {"name": m.package().name(), "version": m.package().manifest.model.version},
+                "provider": m.provider(),
+                "queue": {"depth": state.batcher().map(|b| b.depth()).unwrap_or(0), "capacity": state.config.batching.queue_capacity},
+            })))
+        }
+        Ok(Err(e)) => Err(ApiError::unavailable("not_ready", format!("store is not writable: {e}"), 5)),
+        Err(e) => Err(ApiError::unavailable("not_ready", format!("worker pool: {e}"), 5)),
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(b) = state.batcher() {
+        state.metrics.queue_depth.set(b.depth() as i64);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

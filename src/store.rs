@@ -1,0 +1,872 @@
+//! Durable results: every answered verdict, inspectors' reviews and the kept images.
+//!
+//! [`Store`] is what the service needs from storage; [`SqliteStore`] implements it with one
+//! embedded SQLite file in WAL mode plus a media folder. A PostgreSQL backend would implement
+//! the same trait. Rows are written in one transaction per engine batch *before* the requests
+//! are answered, so a verdict a camera has seen is never lost (a `kill -9` after the answer
+//! loses nothing; with `synchronous = full` neither does a power cut).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::scoring::Verdict;
+
+/// An inspector's decision about a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    /// The defect is real.
+    Confirmed,
+    /// The model flagged a normal fastener.
+    FalseAlarm,
+}
+
+impl ReviewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewState::Confirmed => "confirmed",
+            ReviewState::FalseAlarm => "false_alarm",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confirmed" => Some(ReviewState::Confirmed),
+            "false_alarm" => Some(ReviewState::FalseAlarm),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub state: ReviewState,
+    pub note: String,
+    pub reviewer: String,
+    pub reviewed_ms: i64,
+}
+
+/// One inspected frame. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    /// Assigned by the store.
+    pub id: i64,
+    pub camera: String,
+    pub frame_id: Option<String>,
+    pub capture_ms: Option<i64>,
+    pub received_ms: i64,
+    pub track_id: Option<String>,
+    pub position_m: Option<f64>,
+    pub speed_kmh: Option<f64>,
+    /// Worst crop's scores; `None` when no fastener was found.
+    pub r: Option<f64>,
+    pub l: Option<f64>,
+    pub a: Option<f64>,
+    pub a_norm: Option<f64>,
+    pub threshold: f64,
+    pub verdict: Verdict,
+    pub model_name: String,
+    pub model_version: String,
+    pub provider: String,
+    /// The crops as JSON (boxes and their scores).
+    pub crops_json: String,
+    pub has_image: bool,
+    pub has_heatmap: bool,
+    pub review: Option<Review>,
+}
+
+/// Files kept with an inspection.
+#[derive(Debug, Clone, Default)]
+pub struct Media {
+    /// The frame as posted and its file extension (`png`, `jpg`, …).
+    pub image: Option<(Vec<u8>, &'static str)>,
+    pub heatmap_png: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewFilter {
+    Unreviewed,
+    Reviewed,
+    State(ReviewState),
+}
+
+impl ReviewFilter {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unreviewed" => Some(ReviewFilter::Unreviewed),
+            "reviewed" => Some(ReviewFilter::Reviewed),
+            other => ReviewState::parse(other).map(ReviewFilter::State),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InspectionFilter {
+    pub camera: Option<String>,
+    pub verdict: Option<Verdict>,
+    pub review: Option<ReviewFilter>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub track_id: Option<String>,
+    pub min_position_m: Option<f64>,
+    pub max_position_m: Option<f64>,
+    /// Newest first; only ids below this (paging).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// Running totals of one camera.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CameraTotals {
+    pub camera: String,
+    pub frames: i64,
+    pub defects: i64,
+    pub last_ms: Option<i64>,
+    pub last_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendPoint {
+    pub camera: String,
+    pub bucket_start_ms: i64,
+    pub frames: i64,
+    pub defects: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PositionBucket {
+    pub track_id: Option<String>,
+    pub position_m: f64,
+    pub frames: i64,
+    pub defects: i64,
+    pub confirmed: i64,
+}
+
+/// What the service needs from storage.
+pub trait Store: Send + Sync {
+    /// Stores a batch atomically (files first, then one transaction) and returns the ids.
+    fn insert_batch(&self, items: &mut [(Inspection, Media)]) -> Result<Vec<i64>>;
+    fn get(&self, id: i64) -> Result<Option<Inspection>>;
+    fn list(&self, filter: &InspectionFilter) -> Result<Vec<Inspection>>;
+    /// Records a review (kept in the history for recalibration) and returns the inspection.
+    fn review(&self, id: i64, review: &Review) -> Result<Option<Inspection>>;
+    /// `(bytes, content type)` of a kept image.
+    fn image(&self, id: i64) -> Result<Option<(Vec<u8>, &'static str)>>;
+    fn heatmap(&self, id: i64) -> Result<Option<Vec<u8>>>;
+    fn camera_totals(&self) -> Result<Vec<CameraTotals>>;
+    fn trend(&self, camera: Option<&str>, since_ms: i64, bucket_ms: i64) -> Result<Vec<TrendPoint>>;
+    fn positions(&self, camera: Option<&str>, bucket_m: f64) -> Result<Vec<PositionBucket>>;
+    /// `(A_norm, verdict)` of the latest `limit` frames.
+    fn recent_scores(&self, camera: Option<&str>, limit: usize) -> Result<Vec<(f64, Verdict)>>;
+    /// `(raw A, state)` of every reviewed frame of a camera.
+    fn reviewed_scores(&self, camera: &str) -> Result<Vec<(f64, ReviewState)>>;
+    /// Deletes kept images of normal frames received before `before_ms`; returns how many.
+    fn expire_normal_images(&self, before_ms: i64) -> Result<usize>;
+    /// A cheap write, for readiness.
+    fn check_writable(&self) -> Result<()>;
+}
+
+/// Schema versions, applied in order; `PRAGMA user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: inspections, review history, per-camera totals.
+    "CREATE TABLE inspections (
+        id INTEGER PRIMARY KEY,
+        camera TEXT NOT NULL,
+        frame_id TEXT,
+        capture_ms INTEGER,
+        received_ms INTEGER NOT NULL,
+        track_id TEXT,
+        position_m REAL,
+        speed_kmh REAL,
+        r REAL, l REAL, a REAL, a_norm REAL,
+        threshold REAL NOT NULL,
+        verdict TEXT NOT NULL CHECK (verdict IN ('normal', 'defect')),
+        model_name TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        crops TEXT NOT NULL,
+        image_path TEXT,
+        heatmap_path TEXT,
+        review_state TEXT CHECK (review_state IN ('confirmed', 'false_alarm')),
+        review_note TEXT,
+        reviewer TEXT,
+        reviewed_ms INTEGER
+    );
+    CREATE INDEX inspections_camera ON inspections (camera, id);
+    CREATE INDEX inspections_queue ON inspections (verdict, review_state, id);
+    CREATE INDEX inspections_received ON inspections (received_ms);
+    CREATE INDEX inspections_position ON inspections (track_id, position_m);
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        inspection_id INTEGER NOT NULL REFERENCES inspections (id),
+        state TEXT NOT NULL,
+        note TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE camera_totals (
+        camera TEXT PRIMARY KEY,
+        frames INTEGER NOT NULL,
+        defects INTEGER NOT NULL,
+        last_ms INTEGER,
+        last_id INTEGER
+    );
+    CREATE TABLE health (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
+];
+
+const COLUMNS: &str = "id, camera, frame_id, capture_ms, received_ms, track_id, position_m, speed_kmh, \
+    r, l, a, a_norm, threshold, verdict, model_name, model_version, provider, crops, \
+    image_path IS NOT NULL, heatmap_path IS NOT NULL, review_state, review_note, reviewer, reviewed_ms";
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// Idle read connections (WAL lets readers run beside the writer).
+    readers: Mutex<Vec<Connection>>,
+    db_path: PathBuf,
+    media_dir: PathBuf,
+    synchronous: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) `<dir>/railscope.db` and `<dir>/media/`, and migrates.
+    pub fn open(dir: &Path, synchronous: &str) -> Result<Self> {
+        std::fs::create_dir_all(dir.join("media"))
+            .map_err(|e| Error::io(format!("creating storage folder {}", dir.display()), e))?;
+        let db_path = dir.join("railscope.db");
+        let store = Self {
+            writer: Mutex::new(Connection::open(&db_path).map_err(|e| db_err(&db_path, e))?),
+            readers: Mutex::new(Vec::new()),
+            media_dir: dir.join("media"),
+            synchronous: synchronous.to_string(),
+            db_path,
+        };
+        {
+            let mut w = store.lock_writer();
+            store.configure(&w)?;
+            migrate(&mut w).map_err(|e| db_err(&store.db_path, e))?;
+        }
+        Ok(store)
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    fn configure(&self, c: &Connection) -> Result<()> {
+        c.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            self.synchronous
+        ))
+        .map_err(|e| db_err(&self.db_path, e))
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on an idle read connection (opening one when none is idle).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.db_path).map_err(|e| db_err(&self.db_path, e))?;
+                self.configure(&c)?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(|e| db_err(&self.db_path, e));
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn media_path(&self, rel: &str) -> PathBuf {
+        self.media_dir.join(rel)
+    }
+
+    fn write_media(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.media_path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        }
+        std::fs::write(&p, bytes).map_err(|e| Error::io(format!("writing {}", p.display()), e))
+    }
+
+    fn media_of(&self, id: i64, column: &str) -> Result<Option<String>> {
+        let sql = format!("SELECT {column} FROM inspections WHERE id = ?1");
+        Ok(self
+            .read(|c| c.query_row(&sql, [id], |r| r.get::<_, Option<String>>(0)).optional())?
+            .flatten())
+    }
+
+    fn read_media(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.media_path(rel)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading media {rel}"), e)),
+        }
+    }
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Other(format!("database {}: {e}", path.display()))
+}
+
+fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (k, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = c.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", k + 1))?;
+        tx.commit()?;
+        tracing::info!(version = k + 1, "database migrated");
+    }
+    Ok(())
+}
+
+fn content_type(ext: &str) -> &'static str {
+    match ext {
+        "png" => "image/png",
+        "jpg" => "image/jpeg",
+        "bmp" => "image/bmp",
+        "tif" => "image/tiff",
+        _ => "application/octet-stream",
+    }
+}
+
+fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
+    let verdict: String = r.get(13)?;
+    let review_state: Option<String> = r.get(20)?;
+    let review = match review_state.as_deref().and_then(ReviewState::parse) {
+        Some(state) => Some(Review {
+            state,
+            note: r.get::<_, Option<String>>(21)?.unwrap_or_default(),
+            reviewer: r.get::<_, Option<String>>(22)?.unwrap_or_default(),
+            reviewed_ms: r.get::<_, Option<i64>>(23)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(Inspection {
+        id: r.get(0)?,
+        camera: r.get(1)?,
+        frame_id: r.get(2)?,
+        capture_ms: r.get(3)?,
+        received_ms: r.get(4)?,
+        track_id: r.get(5)?,
+        position_m: r.get(6)?,
+        speed_kmh: r.get(7)?,
+        r: r.get(8)?,
+        l: r.get(9)?,
+        a: r.get(10)?,
+        a_norm: r.get(11)?,
+        threshold: r.get(12)?,
+        verdict: if verdict == "defect" {
+            Verdict::Defect
+        } else {
+            Verdict::Normal
+        },
+        model_name: r.get(14)?,
+        model_version: r.get(15)?,
+        provider: r.get(16)?,
+        crops_json: r.get(17)?,
+        has_image: r.get(18)?,
+        has_heatmap: r.get(19)?,
+        review,
+    })
+}
+
+impl Store for SqliteStore {
+    fn insert_batch(&self, items: &mut [(Inspection, Media)]) -> Result<Vec<i64>> {
+        // Files are named before the rows exist; a crash between the two leaves an orphan
+        // file, never a row pointing at nothing.
+        let mut paths: Vec<(Option<String>, Option<String>)> = Vec::with_capacity(items.len());
+        for (insp, media) in items.iter() {
+            let day = chrono::DateTime::from_timestamp_millis(insp.received_ms)
+                .unwrap_or_default()
+                .format("%Y%m%d");
+            let stem = format!(
+                "{day}/{}-{}-{:08x}",
+                insp.camera,
+                insp.received_ms,
+                rand_u32()
+            );
+            let image = match &media.image {
+                Some((bytes, ext)) => {
+                    let rel = format!("{stem}.{ext}");
+                    self.write_media(&rel, bytes)?;
+                    Some(rel)
+                }
+                None => None,
+            };
+            let heat = match &media.heatmap_png {
+                Some(bytes) => {
+                    let rel = format!("{stem}.heatmap.png");
+                    self.write_media(&rel, bytes)?;
+                    Some(rel)
+                }
+                None => None,
+            };
+            paths.push((image, heat));
+        }
+        let mut w = self.lock_writer();
+        let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+        let mut ids = Vec::with_capacity(items.len());
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO inspections (camera, frame_id, capture_ms, received_ms, track_id, position_m,
+                     speed_kmh, r, l, a, a_norm, threshold, verdict, model_name, model_version, provider,
+                     crops, image_path, heatmap_path)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                )
+                .map_err(|e| db_err(&self.db_path, e))?;
+            let mut totals = tx
+                .prepare_cached(
+                    "INSERT INTO camera_totals (camera, frames, defects, last_ms, last_id) VALUES (?1, 1, ?2, ?3, ?4)
+                     ON CONFLICT (camera) DO UPDATE SET frames = frames + 1, defects = defects + ?2,
+                     last_ms = max(coalesce(last_ms, 0), ?3), last_id = ?4",
+                )
+                .map_err(|e| db_err(&self.db_path, e))?;
+            for ((insp, _), (image, heat)) in items.iter_mut().zip(&paths) {
+                insert
+                    .execute(params![
+                        insp.camera,
+                        insp.frame_id,
+                        insp.capture_ms,
+                        insp.received_ms,
+                        insp.track_id,
+                        insp.position_m,
+                        insp.speed_kmh,
+                        insp.r,
+                        insp.l,
+                        insp.a,
+                        insp.a_norm,
+                        insp.threshold,
+                        insp.verdict.as_str(),
+                        insp.model_name,
+                        insp.model_version,
+                        insp.provider,
+                        insp.crops_json,
+                        image,
+                        heat,
+                    ])
+                    .map_err(|e| db_err(&self.db_path, e))?;
+                let id = tx.last_insert_rowid();
+                totals
+                    .execute(params![
+                        insp.camera,
+                        (insp.verdict == Verdict::Defect) as i64,
+                        insp.received_ms,
+                        id
+                    ])
+                    .map_err(|e| db_err(&self.db_path, e))?;
+                insp.id = id;
+                insp.has_image = image.is_some();
+                insp.has_heatmap = heat.is_some();
+                ids.push(id);
+            }
+        }
+        tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        Ok(ids)
+    }
+
+    fn get(&self, id: i64) -> Result<Option<Inspection>> {
+        let sql = format!("SELECT {COLUMNS} FROM inspections WHERE id = ?1");
+        self.read(|c| c.query_row(&sql, [id], row_to_inspection).optional())
+    }
+
+    fn list(&self, f: &InspectionFilter) -> Result<Vec<Inspection>> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        let mut push = |clause: &str, v: Box<dyn ToSql>| {
+            args.push(v);
+            clauses.push(clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(c) = &f.camera {
+            push("camera = ?", Box::new(c.clone()));
+        }
+        if let Some(v) = f.verdict {
+            push("verdict = ?", Box::new(v.as_str()));
+        }
+        if let Some(s) = f.since_ms {
+            push("received_ms >= ?", Box::new(s));
+        }
+        if let Some(u) = f.until_ms {
+            push("received_ms < ?", Box::new(u));
+        }
+        if let Some(t) = &f.track_id {
+            push("track_id = ?", Box::new(t.clone()));
+        }
+        if let Some(p) = f.min_position_m {
+            push("position_m >= ?", Box::new(p));
+        }
+        if let Some(p) = f.max_position_m {
+            push("position_m <= ?", Box::new(p));
+        }
+        if let Some(b) = f.before_id {
+            push("id < ?", Box::new(b));
+        }
+        match f.review {
+            Some(ReviewFilter::Unreviewed) => clauses.push("review_state IS NULL".into()),
+            Some(ReviewFilter::Reviewed) => clauses.push("review_state IS NOT NULL".into()),
+            Some(ReviewFilter::State(s)) => push("review_state = ?", Box::new(s.as_str())),
+            None => {}
+        }
+        let where_ = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM inspections {where_} ORDER BY id DESC LIMIT {}",
+            f.limit.max(1)
+        );
+        self.read(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(args.iter()), row_to_inspection)?;
+            rows.collect()
+        })
+    }
+
+    fn review(&self, id: i64, review: &Review) -> Result<Option<Inspection>> {
+        {
+            let mut w = self.lock_writer();
+            let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+            let n = tx
+                .execute(
+                    "UPDATE inspections SET review_state = ?2, review_note = ?3, reviewer = ?4, reviewed_ms = ?5 WHERE id = ?1",
+                    params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms],
+                )
+                .map_err(|e| db_err(&self.db_path, e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO reviews (inspection_id, state, note, reviewer, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms],
+            )
+            .map_err(|e| db_err(&self.db_path, e))?;
+            tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        }
+        self.get(id)
+    }
+
+    fn image(&self, id: i64) -> Result<Option<(Vec<u8>, &'static str)>> {
+        let Some(rel) = self.media_of(id, "image_path")? else {
+            return Ok(None);
+        };
+        let ext = rel.rsplit('.').next().unwrap_or("");
+        Ok(self.read_media(&rel)?.map(|b| (b, content_type(ext))))
+    }
+
+    fn heatmap(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        match self.media_of(id, "heatmap_path")? {
+            Some(rel) => self.read_media(&rel),
+            None => Ok(None),
+        }
+    }
+
+    fn camera_totals(&self) -> Result<Vec<CameraTotals>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT camera, frames, defects, last_ms, last_id FROM camera_totals ORDER BY camera",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(CameraTotals {
+                    camera: r.get(0)?,
+                    frames: r.get(1)?,
+                    defects: r.get(2)?,
+                    last_ms: r.get(3)?,
+                    last_id: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn trend(&self, camera: Option<&str>, since_ms: i64, bucket_ms: i64) -> Result<Vec<TrendPoint>> {
+        let bucket_ms = bucket_ms.max(1000);
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT camera, (received_ms / ?1) * ?1 AS b, count(*), sum(verdict = 'defect')
+                 FROM inspections WHERE received_ms >= ?2 AND (?3 IS NULL OR camera = ?3)
+                 GROUP BY camera, b ORDER BY camera, b",
+            )?;
+            let rows = st.query_map(params![bucket_ms, since_ms, camera], |r| {
+                Ok(TrendPoint {
+                    camera: r.get(0)?,
+                    bucket_start_ms: r.get(1)?,
+                    frames: r.get(2)?,
+                    defects: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn positions(&self, camera: Option<&str>, bucket_m: f64) -> Result<Vec<PositionBucket>> {
+        let bucket_m = if bucket_m.is_finite() && bucket_m > 0.0 {
+            bucket_m
+        } else {
+            100.0
+        };
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT track_id, CAST(floor(position_m / ?1) AS INTEGER) AS b, count(*),
+                        sum(verdict = 'defect'), sum(review_state = 'confirmed')
+                 FROM inspections WHERE position_m IS NOT NULL AND (?2 IS NULL OR camera = ?2)
+                 GROUP BY track_id, b ORDER BY track_id, b",
+            )?;
+            let rows = st.query_map(params![bucket_m, camera], |r| {
+                Ok(PositionBucket {
+                    track_id: r.get(0)?,
+                    position_m: r.get::<_, i64>(1)? as f64 * bucket_m,
+                    frames: r.get(2)?,
+                    defects: r.get(3)?,
+                    confirmed: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn recent_scores(&self, camera: Option<&str>, limit: usize) -> Result<Vec<(f64, Verdict)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT a_norm, verdict FROM inspections
+                 WHERE a_norm IS NOT NULL AND (?1 IS NULL OR camera = ?1) ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![camera, limit as i64], |r| {
+                let v: String = r.get(1)?;
+                Ok((
+                    r.get(0)?,
+                    if v == "defect" {
+                        Verdict::Defect
+                    } else {
+                        Verdict::Normal
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn reviewed_scores(&self, camera: &str) -> Result<Vec<(f64, ReviewState)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT a, review_state FROM inspections
+                 WHERE camera = ?1 AND a IS NOT NULL AND review_state IS NOT NULL",
+            )?;
+            let rows = st.query_map([camera], |r| {
+                let s: String = r.get(1)?;
+                Ok((r.get(0)?, s))
+            })?;
+            rows.filter_map(|r| match r {
+                Ok((a, s)) => ReviewState::parse(&s).map(|st| Ok((a, st))),
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
+        })
+    }
+
+    fn expire_normal_images(&self, before_ms: i64) -> Result<usize> {
+        let doomed: Vec<(i64, Option<String>, Option<String>)> = self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, image_path, heatmap_path FROM inspections
+                 WHERE verdict = 'normal' AND review_state IS NULL AND received_ms < ?1
+                   AND (image_path IS NOT NULL OR heatmap_path IS NOT NULL) LIMIT 10000",
+            )?;
+            let rows = st.query_map([before_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })?;
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        {
+            let mut w = self.lock_writer();
+            let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+            for (id, _, _) in &doomed {
+                tx.execute(
+                    "UPDATE inspections SET image_path = NULL, heatmap_path = NULL WHERE id = ?1",
+                    [id],
+                )
+                .map_err(|e| db_err(&self.db_path, e))?;
+            }
+            tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        }
+        // Rows first, files second: a crash in between leaves files nobody points at.
+        for rel in doomed.iter().flat_map(|(_, a, b)| [a, b]).flatten() {
+            let _ = std::fs::remove_file(self.media_path(rel));
+        }
+        Ok(doomed.len())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        let w = self.lock_writer();
+        w.execute(
+            "INSERT INTO health (k, v) VALUES ('ready', ?1) ON CONFLICT (k) DO UPDATE SET v = ?1",
+            [chrono::Utc::now().timestamp_millis()],
+        )
+        .map_err(|e| db_err(&self.db_path, e))?;
+        let probe = self.media_dir.join(".write-probe");
+        std::fs::write(&probe, b"ok")
+            .map_err(|e| Error::io(format!("media folder {}", self.media_dir.display()), e))?;
+        Ok(())
+    }
+}
+
+/// Media file names only need to be unlikely to collide within one millisecond and camera.
+fn rand_u32() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    n.wrapping_mul(0x9E37_79B9) ^ std::process::id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(camera: &str, verdict: Verdict, ms: i64) -> Inspection {
+        Inspection {
+            id: 0,
+            camera: camera.into(),
+            frame_id: Some("f1".into()),
+            capture_ms: Some(ms - 5),
+            received_ms: ms,
+            track_id: Some("L1".into()),
+            position_m: Some(1234.5),
+            speed_kmh: Some(80.0),
+            r: Some(0.1),
+            l: Some(0.2),
+            a: Some(0.11),
+            a_norm: Some(0.3),
+            threshold: 0.127,
+            verdict,
+            model_name: "m".into(),
+            model_version: "1".into(),
+            provider: "cpu".into(),
+            crops_json: "[]".into(),
+            has_image: false,
+            has_heatmap: false,
+            review: None,
+        }
+    }
+
+    #[test]
+    fn insert_list_review_and_totals_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), "normal").unwrap();
+        let mut batch = vec![
+            (
+                sample("cam-01", Verdict::Defect, 1_000_000),
+                Media {
+                    image: Some((b"png-bytes".to_vec(), "png")),
+                    heatmap_png: Some(b"heat".to_vec()),
+                },
+            ),
+            (sample("cam-02", Verdict::Normal, 1_000_100), Media::default()),
+        ];
+        let ids = s.insert_batch(&mut batch).unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[1] > ids[0]);
+        let got = s.get(ids[0]).unwrap().unwrap();
+        assert_eq!(got.camera, "cam-01");
+        assert!(got.has_image && got.has_heatmap);
+        assert_eq!(s.image(ids[0]).unwrap().unwrap(), (b"png-bytes".to_vec(), "image/png"));
+        assert_eq!(s.heatmap(ids[0]).unwrap().unwrap(), b"heat".to_vec());
+        assert!(s.image(ids[1]).unwrap().is_none());
+
+        let queue = InspectionFilter {
+            verdict: Some(Verdict::Defect),
+            review: Some(ReviewFilter::Unreviewed),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(s.list(&queue).unwrap().len(), 1);
+        let reviewed = s
+            .review(
+                ids[0],
+                &Review {
+                    state: ReviewState::Confirmed,
+                    note: "clip snapped".into(),
+                    reviewer: "inspector".into(),
+                    reviewed_ms: 1_000_200,
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(reviewed.review.unwrap().state, ReviewState::Confirmed);
+        assert!(s.list(&queue).unwrap().is_empty());
+        assert_eq!(s.reviewed_scores("cam-01").unwrap(), vec![(0.11, ReviewState::Confirmed)]);
+        assert!(s.review(9999, &reviewed_dummy()).unwrap().is_none());
+
+        let totals = s.camera_totals().unwrap();
+        assert_eq!(totals.len(), 2);
+        assert_eq!((totals[0].frames, totals[0].defects), (1, 1));
+        assert_eq!((totals[1].frames, totals[1].defects), (1, 0));
+
+        let pos = s.positions(None, 100.0).unwrap();
+        assert_eq!(pos[0].position_m, 1200.0);
+        assert_eq!((pos[0].frames, pos[0].defects, pos[0].confirmed), (2, 1, 1));
+        let trend = s.trend(Some("cam-01"), 0, 60_000).unwrap();
+        assert_eq!(trend.len(), 1);
+        s.check_writable().unwrap();
+    }
+
+    fn reviewed_dummy() -> Review {
+        Review {
+            state: ReviewState::FalseAlarm,
+            note: String::new(),
+            reviewer: "x".into(),
+            reviewed_ms: 0,
+        }
+    }
+
+    #[test]
+    fn reopening_keeps_rows_and_does_not_migrate_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SqliteStore::open(dir.path(), "full").unwrap();
+            s.insert_batch(&mut [(sample("a", Verdict::Normal, 5), Media::default())])
+                .unwrap();
+        }
+        let s = SqliteStore::open(dir.path(), "full").unwrap();
+        let all = s
+            .list(&InspectionFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 1);
+    }
+
+    #[test]
+    fn expiring_normal_images_keeps_defects_and_verdicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), "normal").unwrap();
+        let img = || Media {
+            image: Some((b"x".to_vec(), "png")),
+            heatmap_png: None,
+        };
+        let ids = s
+            .insert_batch(&mut [
+                (sample("a", Verdict::Normal, 1_000), img()),
+                (sample("a", Verdict::Defect, 1_000), img()),
+                (sample("a", Verdict::Normal, 9_000), img()),
+            ])
+            .unwrap();
+        assert_eq!(s.expire_normal_images(5_000).unwrap(), 1);
+        assert!(s.image(ids[0]).unwrap().is_none());
+        assert!(s.get(ids[0]).unwrap().is_some());
+        assert!(s.image(ids[1]).unwrap().is_some());
+        assert!(s.image(ids[2]).unwrap().is_some());
+    }
+}
