@@ -24,10 +24,11 @@ TEST ?=
 # what the shipped packages were trained with beyond the defaults (docs/models.md says why)
 SHIPPED_FLAGS ?= --lr 1e-3 --epochs 40 --corruption restore
 
-.PHONY: help venv train-venv data train train-shipped py-test py-test-torch test demo clean
+.PHONY: help venv train-venv data train train-shipped py-test py-test-torch test demo demo-cli clean
 
 help:
-	@echo "make demo    - install, build and run railscope on the shipped model"
+	@echo "make demo    - install, build and run the service on the shipped model with simulated cameras"
+	@echo "make demo-cli - the offline CLI (infer, search, evaluate) on a fresh synthetic set"
 	@echo "make test    - the full test suite (what CI runs)"
 	@echo "make data    - generate the synthetic train/calibration/test sets into data/"
 	@echo "make train DATA=dir ARCH=nested-edgan|ganomaly|skip-ganomaly SIZE=64 NAME=name"
@@ -74,13 +75,38 @@ py-test-torch: train-venv
 	cd $(TRAIN_DIR) && $(UP)/$(TPY) -m pytest -q tests_torch
 
 test: py-test py-test-torch
-	$(MAKE) rust-test
+	$(MAKE) rust-test prometheus-test web-test
 
-# Until the HTTP service lands: a fresh synthetic inspection run (seed 11, never seen in training)
-# scored by the railscope binary on the shipped default model — per-image verdicts with heatmaps,
-# the fastener search on whole track frames, and an evaluation report with ROC/PR curves.
-DEMO := data/demo
+# The service on the shipped default model with simulated line cameras: prints the dashboard
+# and API URLs, runs DEMO_SECONDS (0 = until Ctrl-C), then stops both cleanly.
+DEMO_BIND ?= 127.0.0.1:8080
+DEMO_CAMERAS ?= 4
+DEMO_FPS ?= 2
+DEMO_SECONDS ?= 300
 demo: venv build
+	@set -euo pipefail; \
+	store=data/demo-service; mkdir -p $$store; \
+	RAILSCOPE__SERVER__BIND=$(DEMO_BIND) RAILSCOPE__STORAGE__PATH=$$store $(RAILSCOPE) serve > $$store/serve.log 2>&1 & server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null || true' EXIT INT TERM; \
+	for i in $$(seq 1 120); do curl -fs http://$(DEMO_BIND)/readyz >/dev/null 2>&1 && break; \
+		kill -0 $$server 2>/dev/null || { cat $$store/serve.log; exit 1; }; sleep 0.5; done; \
+	curl -fs http://$(DEMO_BIND)/readyz; echo; \
+	echo ""; \
+	echo "railscope is inspecting frames from $(DEMO_CAMERAS) simulated cameras at $(DEMO_FPS) frames/s each:"; \
+	echo "  dashboard   http://$(DEMO_BIND)/          (log in with demo-inspector-token, or demo-admin-token)"; \
+	echo "  API         http://$(DEMO_BIND)/v1/cameras  (Authorization: Bearer demo-inspector-token; docs/api.yaml)"; \
+	echo "  metrics     http://$(DEMO_BIND)/metrics"; \
+	echo "  post a frame: curl -H 'Authorization: Bearer demo-key-cam-01' -H 'Content-Type: image/png' \\"; \
+	echo "      --data-binary @tests/fixtures/fasteners/test/good/000000.png http://$(DEMO_BIND)/v1/cameras/cam-01/frames"; \
+	echo "  results in $$store/ (railscope.db, media/), service log $$store/serve.log"; \
+	echo ""; \
+	if [ "$(DEMO_SECONDS)" = "0" ]; then duration=31536000; else duration=$(DEMO_SECONDS); fi; \
+	$(RAILSCOPE) simulate --url http://$(DEMO_BIND) --cameras $(DEMO_CAMERAS) --fps $(DEMO_FPS) --duration $$duration --synthetic
+
+# The offline CLI on a fresh synthetic set (seed 11, never seen in training): per-image verdicts
+# with heatmaps, fastener search on whole track frames, an evaluation report with ROC/PR curves.
+DEMO := data/demo
+demo-cli: venv build
 	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/$(DEMO) --seed 11 --train 0 --test-good 20 --test-defect 3 --frames 2
 	$(RAILSCOPE) infer $(DEMO)/test/*/*.png --heatmap $(DEMO)/heatmaps > $(DEMO)/verdicts.jsonl
 	@echo "per-image verdicts: $(DEMO)/verdicts.jsonl, heatmaps: $(DEMO)/heatmaps/"
@@ -92,13 +118,15 @@ demo: venv build
 clean:
 	rm -rf target runs reports
 
-# --- rust (owned by inference core) ---
-# System packages the opencv crate needs (headers + libclang for its binding generator).
-RUST_APT_DEPS := libopencv-dev clang libclang-dev
+# --- rust, service, dashboard ---
+# Debian packages: what the opencv crate needs (headers + libclang for its binding generator),
+# Prometheus (promtool and the server, for the alert-rule and scrape tests), Chromium (the
+# dashboard's browser tests) and curl (make demo).
+RUST_APT_DEPS := libopencv-dev clang libclang-dev prometheus chromium curl
 CARGO ?= cargo
 RAILSCOPE := target/release/railscope
 
-.PHONY: rust-deps build rust-test bench
+.PHONY: rust-deps build rust-test bench bench-service prometheus-test web-test serve
 # Idempotent and fast when installed: only asks apt for what dpkg does not have.
 rust-deps:
 	@missing=""; for p in $(RUST_APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -116,6 +144,22 @@ build: rust-deps
 rust-test: rust-deps venv
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) test --release --lib --bins --tests  # no doctests: the last summary line counts real tests
+
+# Alert rules: syntax, and promtool unit tests that each alert fires when it should and only then.
+prometheus-test: rust-deps
+	promtool check config docker/prometheus/prometheus.yml
+	promtool test rules docker/prometheus/alerts_test.yml
+
+# Dashboard: unit tests of the page logic, then end-to-end in headless Chromium against a real
+# railscope fed by the simulator (screenshots in web/test-artifacts/).
+web-test: rust-deps venv build
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	cd web && node --test tests/unit/
+	cd web && node --test --test-concurrency=1 tests/e2e/
+
+# The service in the foreground on the configured model (config/railscope.toml).
+serve: venv build
+	$(RAILSCOPE) serve
 
 # Micro-benchmarks of the CPU stages, then the full figures into docs/performance.md.
 bench: build venv

@@ -619,7 +619,9 @@ impl Store for SqliteStore {
         };
         self.read(|c| {
             let mut st = c.prepare(
-                "SELECT track_id, CAST(floor(position_m / ?1) AS INTEGER) AS b, count(*),
+                // floor() without SQLite's optional math functions.
+                "SELECT track_id, CAST(position_m / ?1 AS INTEGER)
+                          - (position_m < 0 AND position_m / ?1 != CAST(position_m / ?1 AS INTEGER)) AS b, count(*),
                         sum(verdict = 'defect'), sum(review_state = 'confirmed')
                  FROM inspections WHERE position_m IS NOT NULL AND (?2 IS NULL OR camera = ?2)
                  GROUP BY track_id, b ORDER BY track_id, b",

@@ -51,7 +51,7 @@ fn runs_batches_and_checks_sizes() {
     let pkg = ModelPackage::load(&require_model()).unwrap();
     let mut cfg = cpu_config().engine;
     cfg.max_batch = 3;
-    let mut engine = Engine::load(&pkg, &cfg).unwrap();
+    let engine = Engine::load(&pkg, &cfg).unwrap();
     let chw = engine.chw();
     let x: Vec<f32> = (0..7 * chw)
         .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
@@ -71,7 +71,7 @@ fn runs_batches_and_checks_sizes() {
 #[test]
 fn a_frame_scores_the_same_alone_and_in_a_batch() {
     require_model();
-    let mut insp = Inspector::load(&model_dir(), &cpu_config(), &LoadOptions::default()).unwrap();
+    let insp = Inspector::load(&model_dir(), &cpu_config(), &LoadOptions::default()).unwrap();
     let imgs = fixture_bytes(6);
     let inputs: Vec<ImageInput<'_>> = imgs
         .iter()
@@ -227,7 +227,7 @@ fn per_camera_calibration_overrides_the_default() {
     .unwrap();
     let mut cfg = cpu_config();
     cfg.engine.calibration_dir = Some(d.path().to_path_buf());
-    let mut insp = Inspector::load(&model, &cfg, &LoadOptions::default()).unwrap();
+    let insp = Inspector::load(&model, &cfg, &LoadOptions::default()).unwrap();
     let (id, bytes) = fixture_bytes(1).remove(0);
     let mk = |cam: Option<&str>| ImageInput {
         id: id.clone(),

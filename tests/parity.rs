@@ -32,7 +32,7 @@ fn rust_scores_equal_python_reference_scores() {
         .unwrap_or(1e-4)
         .min(1e-4);
 
-    let mut insp = Inspector::load(&model, &cpu_config(), &LoadOptions::default()).unwrap();
+    let insp = Inspector::load(&model, &cpu_config(), &LoadOptions::default()).unwrap();
     if let Some(sha) = doc.get("model_sha256").and_then(|v| v.as_str()) {
         assert_eq!(
             sha,

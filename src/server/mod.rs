@@ -369,10 +369,10 @@ async fn run_http(state: Arc<AppState>) -> Result<()> {
             h.stop(true).await;
         }
     });
-    for s in servers {
-        s.await
-            .map_err(|e| Error::io("running the HTTP server", e))?;
-    }
+    // Both servers are polled together: a server future that is not polled does not answer.
+    futures_util::future::try_join_all(servers)
+        .await
+        .map_err(|e| Error::io("running the HTTP server", e))?;
     Ok(())
 }
 

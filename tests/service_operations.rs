@@ -1,0 +1,307 @@
+//! Operating the service: durability across kill -9, backpressure, reload under load, graceful
+//! shutdown, and metrics as a real Prometheus sees them. Every load here is bounded in count
+//! and time and targets 127.0.0.1 only.
+
+mod common;
+#[path = "service/harness.rs"]
+mod harness;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::root;
+use harness::*;
+use serde_json::{json, Value};
+
+#[test]
+fn answered_verdicts_survive_kill_9_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    // synchronous = full, as in production.
+    let mut s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__STORAGE__SYNCHRONOUS", "full")]);
+    let imgs = ["test/good/000000.png", "test/missing_bolt/000000.png", "test/good/000002.png"];
+    let mut answered: Vec<Value> = Vec::new();
+    for k in 0..30 {
+        let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(imgs[k % 3]), &[]);
+        assert_eq!(r.status, 200);
+        answered.push(r.json);
+    }
+    // No graceful anything: the process dies right after the last answer.
+    s.kill9();
+    s.restart();
+    for a in &answered {
+        let r = get(&s.url(&format!("/v1/inspections/{}", a["id"])), Some(INSPECTOR));
+        assert_eq!(r.status, 200, "inspection {} lost", a["id"]);
+        assert_eq!(r.json["A"], a["A"]);
+        assert_eq!(r.json["verdict"], a["verdict"]);
+    }
+    let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
+    assert_eq!(cams.json["cameras"][0]["frames"], 30, "totals are rebuilt from the store");
+    // New ids continue after the old ones.
+    let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(imgs[0]), &[]);
+    assert!(r.json["id"].as_i64() > answered.last().unwrap()["id"].as_i64());
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[
+            ("RAILSCOPE__BATCHING__QUEUE_CAPACITY", "1"),
+            ("RAILSCOPE__BATCHING__MAX_BATCH", "1"),
+            ("RAILSCOPE__BATCHING__MAX_DELAY_MS", "0"),
+            ("RAILSCOPE__SERVER__WORKERS", "4"),
+        ],
+    );
+    let img = Arc::new(fixture("test/missing_clip/000001.png"));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let stop_at = Instant::now() + Duration::from_secs(20);
+    std::thread::scope(|sc| {
+        for _ in 0..24 {
+            let (img, statuses, s) = (img.clone(), statuses.clone(), &s);
+            sc.spawn(move || {
+                for _ in 0..10 {
+                    if Instant::now() > stop_at {
+                        break;
+                    }
+                    let r = post_frame(s, "cam-01", Some(CAM1_KEY), "image/png", &img, &[]);
+                    statuses.lock().unwrap().push((r.status, r.json["error"]["code"].clone(), r.retry_after));
+                }
+            });
+        }
+    });
+    let st = statuses.lock().unwrap();
+    let full: Vec<_> = st.iter().filter(|(c, _, _)| *c == 503).collect();
+    assert!(!full.is_empty(), "24 concurrent cameras against a queue of 1 must overflow");
+    for (_, code, retry) in &full {
+        assert_eq!(code, "queue_full");
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+    assert!(st.iter().all(|(c, _, _)| *c == 200 || *c == 503), "only verdicts or 503s");
+    let ok = st.iter().filter(|(c, _, _)| *c == 200).count();
+    // Every 200 was stored.
+    let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
+    assert_eq!(cams.json["cameras"][0]["frames"].as_u64().unwrap() as usize, ok);
+    let text = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
+    assert_eq!(metric(&text, "railscope_rejected_frames_total{reason=\"queue_full\"}") as usize, full.len());
+    let after = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &img, &[]);
+    assert_eq!(after.status, 200, "recovers once the burst is over");
+}
+
+#[test]
+fn reload_under_load_fails_no_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let stop = AtomicBool::new(false);
+    let results = Mutex::new(Vec::new());
+    let img = fixture("test/good/000003.png");
+    std::thread::scope(|sc| {
+        for cam in ["cam-01", "cam-02", "cam-03"] {
+            let key = format!("demo-key-{cam}");
+            let (s, stop, results, img) = (&s, &stop, &results, &img);
+            sc.spawn(move || {
+                let t = Instant::now();
+                while !stop.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(60) {
+                    let r = post_frame(s, cam, Some(&key), "image/png", img, &[]);
+                    results.lock().unwrap().push(r.status);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        // Two reloads through the API and one through SIGHUP, all while frames flow.
+        for _ in 0..2 {
+            let r = post_json(&s.url("/admin/reload"), Some(ADMIN), &json!({}));
+            assert_eq!(r.status, 200, "{}", r.json);
+            assert_eq!(r.json["model"]["name"], "nested-edgan");
+        }
+        assert_eq!(post_json(&s.url("/admin/reload"), Some(INSPECTOR), &json!({})).status, 403);
+        s.signal("HUP");
+        let t = Instant::now();
+        loop {
+            let text = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
+            if metric(&text, "railscope_model_reloads_total{result=\"ok\"}") >= 3.0 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "SIGHUP reload did not happen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let r = results.lock().unwrap();
+    assert!(r.len() > 20, "enough traffic during the reloads: {}", r.len());
+    assert!(r.iter().all(|&c| c == 200), "every request answered 200 across reloads: {:?}",
+        r.iter().filter(|&&c| c != 200).collect::<Vec<_>>());
+}
+
+#[test]
+fn sigterm_drains_in_flight_frames_and_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__BATCHING__MAX_DELAY_MS", "50")]);
+    let img = fixture("test/good/000004.png");
+    let answered = Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for _ in 0..6 {
+            let (s, img, answered) = (&s, &img, &answered);
+            sc.spawn(move || {
+                let r = post_frame(s, "cam-01", Some(CAM1_KEY), "image/png", img, &[]);
+                if r.status == 200 {
+                    answered.lock().unwrap().push(r.json["id"].as_i64().unwrap());
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    let status = s.terminate();
+    assert!(status.success(), "clean exit after SIGTERM: {status}\n{}", s.log_text());
+    assert!(s.log_text().contains("every queued frame was answered or stored"));
+    let ids = answered.lock().unwrap().clone();
+    assert_eq!(ids.len(), 6);
+    let mut s2 = Service::start(&s.storage, &[]);
+    for id in ids {
+        assert_eq!(get(&s2.url(&format!("/v1/inspections/{id}")), Some(INSPECTOR)).status, 200);
+    }
+    s2.kill9();
+}
+
+fn promtool() -> String {
+    let p = "/usr/bin/promtool";
+    assert!(
+        std::path::Path::new(p).is_file(),
+        "promtool is missing: `make rust-deps` installs Debian's prometheus package"
+    );
+    p.into()
+}
+
+#[test]
+fn metrics_move_with_frames_and_pass_promtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__SERVER__METRICS_BIND", "")]);
+    let before = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
+    assert_eq!(metric(&before, "railscope_frames_total{camera=\"cam-01\",verdict=\"normal\"}"), 0.0);
+    assert_eq!(metric(&before, "railscope_queue_capacity"), 256.0);
+    assert!(before.contains("railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.0.0\"} 1"), "{before}");
+    for k in 0..5 {
+        let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(&format!("test/good/00000{k}.png")), &[]);
+        assert_eq!(r.status, 200);
+    }
+    let after = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
+    let frames = metric(&after, "railscope_frames_total{camera=\"cam-01\",verdict=\"normal\"}")
+        + metric(&after, "railscope_frames_total{camera=\"cam-01\",verdict=\"defect\"}");
+    assert_eq!(frames, 5.0);
+    assert_eq!(metric(&after, "railscope_anomaly_score_count{camera=\"cam-01\"}"), 5.0);
+    assert_eq!(metric(&after, "railscope_stage_duration_seconds_count{stage=\"infer\"}"), 5.0);
+    assert!(metric(&after, "railscope_batch_size_count") >= 1.0);
+    assert!(metric(&after, "railscope_camera_last_frame_timestamp_seconds{camera=\"cam-01\"}") > 1.7e9);
+
+    let mut child = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(after.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let msg = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && msg.trim().is_empty(), "promtool check metrics: {msg}");
+}
+
+#[test]
+fn metrics_can_live_on_a_separate_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__SERVER__METRICS_BIND", bind.as_str())]);
+    assert_eq!(get(&s.url("/metrics"), None).status, 404, "not on the public address");
+    let r = get(&format!("http://{bind}/metrics"), None);
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8(r.bytes).unwrap().contains("railscope_frames_total"));
+    assert_eq!(get(&format!("http://{bind}/readyz"), None).status, 200);
+}
+
+/// A real Prometheus scrapes the running service with the shipped alert rules loaded.
+#[test]
+fn a_real_prometheus_scrapes_the_service_and_loads_the_alert_rules() {
+    let prometheus = "/usr/bin/prometheus";
+    assert!(std::path::Path::new(prometheus).is_file(), "prometheus is missing: `make rust-deps`");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let prom_port = free_port();
+    let cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: railscope\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            root().join("docker/prometheus/alerts.yml").display(),
+            s.port
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(tmp.path().join("prometheus.log")).unwrap();
+    let _prometheus = KillOnDrop(Command::new(prometheus)
+        .args([
+            format!("--config.file={}", cfg.display()),
+            format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap());
+    for k in 0..4 {
+        post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(&format!("test/good/00000{k}.png")), &[]);
+    }
+    let query = |q: &str| -> Value {
+        let url = format!("http://127.0.0.1:{prom_port}/api/v1/query?query={}", urlencode(q));
+        match ureq::get(&url).call() {
+            Ok(r) => serde_json::from_str(&r.into_string().unwrap()).unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    };
+    let t = Instant::now();
+    let value = loop {
+        let v = query("sum(railscope_frames_total{camera=\"cam-01\"})");
+        if let Some(x) = v["data"]["result"][0]["value"][1].as_str() {
+            break x.parse::<f64>().unwrap();
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "Prometheus never scraped railscope: {v}\n{}",
+            std::fs::read_to_string(tmp.path().join("prometheus.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(value, 4.0);
+    let up = query("up{job=\"railscope\"}");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1");
+    let rules = get(&format!("http://127.0.0.1:{prom_port}/api/v1/rules"), None).json;
+    let names: Vec<String> = rules["data"]["groups"].as_array().unwrap().iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()))
+        .collect();
+    for alert in ["RailscopeCameraDefectRateHigh", "RailscopeCameraSilent", "RailscopeScoreDrift", "RailscopeQueueSaturated"] {
+        assert!(names.iter().any(|n| n == alert), "{alert} not loaded: {names:?}");
+    }
+    let health: Vec<&str> = rules["data"]["groups"].as_array().unwrap().iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["health"].as_str().unwrap_or("")))
+        .collect();
+    assert!(health.iter().all(|h| *h != "err"), "a rule failed to evaluate: {rules}");
+}
+
+/// Prometheus is stopped however the test ends.
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
