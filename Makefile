@@ -154,8 +154,8 @@ prometheus-test: rust-deps
 # railscope fed by the simulator (screenshots in web/test-artifacts/).
 web-test: rust-deps venv build
 	cd web && npm ci --no-audit --no-fund --loglevel=error
-	cd web && node --test tests/unit/
-	cd web && node --test --test-concurrency=1 tests/e2e/
+	cd web && node --test tests/unit/*.test.mjs
+	cd web && node --test tests/e2e/*.test.mjs
 
 # The service in the foreground on the configured model (config/railscope.toml).
 serve: venv build

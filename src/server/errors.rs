@@ -41,8 +41,22 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    /// Our fault. The detail (SQL, paths) goes to the log, not to the client, which gets a
+    /// reference to quote instead.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let reference = format!(
+            "{:x}-{}",
+            chrono::Utc::now().timestamp(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        tracing::error!(reference = %reference, detail = %detail.into(), "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error (reference {reference}); the service log has the details"),
+        )
     }
     pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after: u32) -> Self {
         Self {

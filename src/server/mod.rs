@@ -76,21 +76,24 @@ impl AppState {
         publish(&self.events, event, data);
     }
 
-    /// The file the camera's calibration came from.
+    /// The file the camera's calibration came from, relative to the working directory when it
+    /// lies below it (clients need not learn the server's layout).
     pub fn calibration_source(&self, camera: &str) -> String {
-        if let Some(p) = self
+        let path = match self
             .config
             .cameras
             .iter()
             .find(|c| c.id == camera)
             .and_then(|c| c.calibration.clone())
         {
-            return p.display().to_string();
-        }
-        let m = self.model();
-        calibration_path(m.calibration_dir(), m.package().name(), Some(camera))
-            .display()
-            .to_string()
+            Some(p) => p,
+            None => {
+                let m = self.model();
+                calibration_path(m.calibration_dir(), m.package().name(), Some(camera))
+            }
+        };
+        let cwd = std::env::current_dir().unwrap_or_default();
+        path.strip_prefix(&cwd).unwrap_or(&path).display().to_string()
     }
 }
 
@@ -304,8 +307,13 @@ async fn run_http(state: Arc<AppState>) -> Result<()> {
             app = app.service(
                 actix_files::Files::new("/", dir)
                     .index_file("index.html")
+                    // Only the page's own files: not node_modules, tests, artifacts, package.json.
                     .path_filter(|p, _| {
-                        !p.starts_with("node_modules") && !p.starts_with("tests") && !p.starts_with("test-artifacts")
+                        let p = p.to_string_lossy();
+                        p.is_empty()
+                            || matches!(p.as_ref(), "index.html" | "app.js" | "favicon.svg")
+                            || p.starts_with("css/")
+                            || p.starts_with("js/")
                     }),
             );
         }

@@ -589,7 +589,7 @@ async fn apply_calibration(req: HttpRequest, path: web::Path<String>, body: Byte
         .set_camera_calibration(&camera, norm)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(camera = %camera, threshold = norm.threshold, file = %path.display(), "calibration applied");
-    Ok(HttpResponse::Ok().json(views::calibration(&norm, &path.display().to_string())))
+    Ok(HttpResponse::Ok().json(views::calibration(&norm, &state.calibration_source(&camera))))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,305 @@
+// railscope inspector dashboard: bootstrap, login/session, server-sent events, hash routing.
+// Pure logic lives in js/*.js (unit-tested with node --test); views in js/views/*.js.
+
+import { createApi } from './js/api.js';
+import { createStore } from './js/store.js';
+import { parseRoute, routeHash } from './js/router.js';
+import { applyInspection, emptyCameras, emptyQueue, isSilent, mergeCameras, queueUpsert, seedLatest, DEFAULT_FILTERS } from './js/state.js';
+import { createWallView } from './js/views/wall.js';
+import { createReviewView } from './js/views/review.js';
+import { createTrendsView } from './js/views/trends.js';
+import { createCalibrationView } from './js/views/calibration-view.js';
+
+const CAMERA_REFRESH_MS = 10_000;
+const UNREVIEWED_LIMIT = 500;
+
+const store = createStore({
+  role: null,
+  route: parseRoute(location.hash),
+  cameras: emptyCameras(),
+  queue: emptyQueue(),
+  streamState: 'connecting',
+  streamOpenedAt: null,
+  now: Date.now(),
+  unreviewed: 0,
+  unreviewedMore: false,
+});
+
+const $ = (id) => document.getElementById(id);
+const api = createApi(undefined, { onUnauthorized: () => { if (store.get().role) endSession('Your session ended; please log in again.'); } });
+
+// ------------------------------------------------------------------ toasts
+function toast(message, kind = 'info') {
+  const el = document.createElement('div');
+  el.className = `toast ${kind === 'error' ? 'error' : ''}`;
+  el.textContent = message;
+  $('toasts').appendChild(el);
+  setTimeout(() => el.remove(), kind === 'error' ? 8000 : 3500);
+}
+
+// ------------------------------------------------------------------ views
+const ctx = {
+  store,
+  api,
+  toast,
+  isAdmin: () => store.get().role === 'admin',
+  navigate: (view, arg) => { location.hash = routeHash(view, arg); },
+  openReview: (filters) => {
+    views.review.setFilters({ ...DEFAULT_FILTERS, ...filters });
+    ctx.navigate('review');
+  },
+  applyReviewed: (insp) => applyReviewEvent(insp),
+  refreshCameras: () => refreshCameras(),
+};
+
+const views = {
+  wall: createWallView(ctx),
+  review: createReviewView(ctx),
+  trends: createTrendsView(ctx),
+  calibration: createCalibrationView(ctx),
+};
+
+function showRoute() {
+  const { role, route } = store.get();
+  if (!role) return;
+  for (const [name, v] of Object.entries(views)) {
+    const active = name === route.view;
+    const wasHidden = v.root.hidden;
+    v.root.hidden = !active;
+    if (active && wasHidden) v.show(store.get(), route.arg);
+    if (!active && !wasHidden) v.hide?.();
+  }
+  for (const a of document.querySelectorAll('.views-nav a')) {
+    if (a.dataset.view === route.view) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  document.title = `railscope · ${{ wall: 'Live wall', review: 'Review queue', trends: 'Trends', calibration: 'Calibration' }[route.view]}`;
+}
+
+window.addEventListener('hashchange', () => {
+  const prev = store.get().route;
+  const next = parseRoute(location.hash);
+  store.set({ route: next });
+  if (next.view === prev.view && next.view === 'review' && next.arg != null) views.review.show(store.get(), next.arg);
+  showRoute();
+});
+
+store.subscribe((state, prev) => {
+  for (const v of Object.values(views)) v.update(state, prev);
+  if (state.unreviewed !== prev.unreviewed || state.unreviewedMore !== prev.unreviewedMore) {
+    const b = $('review-badge');
+    b.hidden = state.unreviewed === 0;
+    b.textContent = `${state.unreviewed}${state.unreviewedMore ? '+' : ''}`;
+    b.setAttribute('aria-label', `${b.textContent} unreviewed defects`);
+  }
+  if (state.cameras !== prev.cameras || state.now !== prev.now) {
+    const n = state.cameras.order.filter((id) => isSilent(state.cameras.byId[id], state.now)).length;
+    const b = $('silent-badge');
+    b.hidden = n === 0;
+    b.textContent = String(n);
+    b.setAttribute('aria-label', `${n} silent camera${n === 1 ? '' : 's'}`);
+    b.title = `${n} silent camera${n === 1 ? '' : 's'}`;
+  }
+  if (state.streamState !== prev.streamState) {
+    const s = $('stream-status');
+    s.dataset.state = state.streamState;
+    s.textContent = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline' }[state.streamState] ?? state.streamState;
+  }
+});
+
+// ------------------------------------------------------------------ data
+async function refreshCameras() {
+  const res = await api.cameras();
+  store.set((st) => ({ cameras: mergeCameras(st.cameras, res?.cameras ?? []) }));
+  return res;
+}
+
+async function seedWall() {
+  // The latest frame that still has an image (normal frames' images are only kept by sampling).
+  // The server names it in last_image_inspection_id when it can; otherwise scan the newest page.
+  const { order, byId } = store.get().cameras;
+  await Promise.all(order.map(async (id) => {
+    try {
+      const items = [];
+      const { last_inspection_id: last, last_image_inspection_id: withImage } = byId[id];
+      if (withImage != null) {
+        if (last != null && last !== withImage) items.push(await api.inspection(last));
+        items.push(await api.inspection(withImage));
+      } else if (last != null) items.push(...((await api.inspections({ camera: id, limit: 50 }))?.items ?? []));
+      store.set((st) => ({ cameras: seedLatest(st.cameras, id, items) }));
+    } catch { /* the tile says "no kept frame yet" */ }
+  }));
+}
+
+const unreviewedIds = new Set();
+async function refreshUnreviewed() {
+  const page = await api.inspections({ verdict: 'defect', review: 'unreviewed', limit: UNREVIEWED_LIMIT });
+  unreviewedIds.clear();
+  for (const i of page?.items ?? []) unreviewedIds.add(i.id);
+  store.set({ unreviewed: unreviewedIds.size, unreviewedMore: page?.next_before_id != null });
+}
+
+function trackUnreviewed(insp) {
+  const open = insp.verdict === 'defect' && !insp.review;
+  const had = unreviewedIds.has(insp.id);
+  if (open && !had) unreviewedIds.add(insp.id);
+  else if (!open && had) unreviewedIds.delete(insp.id);
+  else return;
+  store.set({ unreviewed: unreviewedIds.size });
+}
+
+// Events are applied in small batches so a busy line does not re-render per frame.
+let pending = [];
+let flushTimer = null;
+function enqueue(kind, insp) {
+  pending.push([kind, insp, Date.now()]);
+  if (!flushTimer) flushTimer = setTimeout(flush, 150);
+}
+function flush() {
+  flushTimer = null;
+  const batch = pending;
+  pending = [];
+  store.set((st) => {
+    let { cameras, queue } = st;
+    for (const [kind, insp, at] of batch) {
+      if (kind === 'inspection') cameras = applyInspection(cameras, insp, at);
+      queue = queueUpsert(queue, insp);
+    }
+    return { cameras, queue };
+  });
+  for (const [, insp] of batch) trackUnreviewed(insp);
+}
+
+function applyReviewEvent(insp) {
+  store.set((st) => ({ queue: queueUpsert(st.queue, insp) }));
+  trackUnreviewed(insp);
+}
+
+let es = null;
+let retryTimer = null;
+let everOpened = false;
+function openStream() {
+  closeStream();
+  store.set({ streamState: everOpened ? 'reconnecting' : 'connecting' });
+  es = new EventSource('/v1/events');
+  es.addEventListener('open', () => {
+    const reopened = everOpened;
+    everOpened = true;
+    store.set((st) => ({ streamState: 'live', streamOpenedAt: st.streamOpenedAt ?? Date.now() }));
+    if (reopened) resync();
+  });
+  es.addEventListener('inspection', (e) => { try { enqueue('inspection', JSON.parse(e.data)); } catch { /* ignore a bad event */ } });
+  es.addEventListener('review', (e) => { try { enqueue('review', JSON.parse(e.data)); } catch { /* ignore */ } });
+  es.addEventListener('error', () => {
+    if (!es) return;
+    if (es.readyState === EventSource.CLOSED) {
+      // The browser gave up (e.g. 401 after logout elsewhere): check the session, then retry.
+      store.set({ streamState: 'reconnecting' });
+      closeStream();
+      api.me().then(() => { retryTimer = setTimeout(openStream, 3000); }, () => {});
+    } else {
+      store.set({ streamState: 'reconnecting' });
+    }
+  });
+}
+function closeStream() {
+  clearTimeout(retryTimer);
+  if (es) { es.close(); es = null; }
+}
+
+async function resync() {
+  // After a gap in the stream, counts and the queue may have missed events.
+  try {
+    await refreshCameras();
+    await refreshUnreviewed();
+    if (store.get().queue.loaded) views.review.load();
+  } catch { /* next refresh */ }
+}
+
+// ------------------------------------------------------------------ session
+let tick = null;
+let camTimer = null;
+
+async function startSession(role) {
+  store.set({ role });
+  $('login-view').hidden = true;
+  document.querySelector('.views-nav').hidden = false;
+  document.querySelector('.session').hidden = false;
+  $('role-label').textContent = role;
+  for (const el of document.querySelectorAll('[data-admin]')) el.hidden = role !== 'admin';
+  views.calibration.setAdmin(role === 'admin');
+  try {
+    await refreshCameras();
+  } catch (e) {
+    toast(`Could not load the cameras: ${e.message}`, 'error');
+  }
+  openStream();
+  showRoute();
+  seedWall();
+  refreshUnreviewed().catch(() => {});
+  tick = setInterval(() => store.set({ now: Date.now() }), 1000);
+  camTimer = setInterval(() => { refreshCameras().catch(() => {}); }, CAMERA_REFRESH_MS);
+}
+
+function endSession(message) {
+  closeStream();
+  clearInterval(tick);
+  clearInterval(camTimer);
+  store.set({ role: null, cameras: emptyCameras(), queue: emptyQueue(), streamState: 'closed', streamOpenedAt: null, unreviewed: 0 });
+  everOpened = false;
+  for (const v of Object.values(views)) { v.root.hidden = true; v.hide?.(); }
+  document.querySelector('.views-nav').hidden = true;
+  document.querySelector('.session').hidden = true;
+  // Start from a clean page for the next session (views rebuild their content).
+  try { if (message) sessionStorage.setItem('railscope.loginMessage', message); } catch { /* private mode */ }
+  location.reload();
+}
+
+$('login-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const token = $('login-token').value.trim();
+  const err = $('login-error');
+  if (!token) { err.textContent = 'Enter a token.'; return; }
+  $('login-submit').disabled = true;
+  err.textContent = '';
+  try {
+    const res = await api.login(token);
+    $('login-token').value = '';
+    await startSession(res?.role ?? 'inspector');
+    $('main').focus();
+  } catch (ex) {
+    err.textContent = ex.status === 401 ? 'This token was refused.' : `Login failed: ${ex.message}`;
+    $('login-token').select();
+  } finally {
+    $('login-submit').disabled = false;
+  }
+});
+
+$('logout-btn').addEventListener('click', async () => {
+  try { await api.logout(); } catch { /* the cookie is gone either way */ }
+  endSession();
+});
+
+$('reload-btn').addEventListener('click', async () => {
+  try {
+    const res = await api.reload();
+    toast(`Model reloaded: ${res?.model?.name ?? ''} ${res?.model?.version ?? ''}`);
+  } catch (e) {
+    toast(`Reload failed: ${e.message}`, 'error');
+  }
+});
+
+async function boot() {
+  try {
+    const me = await api.me();
+    await startSession(me?.role ?? 'inspector');
+  } catch {
+    $('login-view').hidden = false;
+    try {
+      $('login-error').textContent = sessionStorage.getItem('railscope.loginMessage') ?? '';
+      sessionStorage.removeItem('railscope.loginMessage');
+    } catch { /* private mode */ }
+    $('login-token').focus();
+  }
+}
+boot();

@@ -1,0 +1,71 @@
+// The railscope HTTP API client. Same-origin fetches with the HttpOnly session cookie set by
+// POST /v1/login; every failure becomes an ApiError with the server's stable error code.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || code || `HTTP ${status}`);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code || (status === 0 ? 'network' : `http_${status}`);
+  }
+}
+
+/** Turn a non-2xx response into an ApiError, using the {"error": {code, message}} body when present. */
+export async function errorFrom(res) {
+  let code = null, message = null;
+  try {
+    const body = await res.json();
+    code = body?.error?.code ?? null;
+    message = body?.error?.message ?? null;
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, code, message || `${res.status} ${res.statusText || ''}`.trim());
+}
+
+export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnauthorized } = {}) {
+  async function request(method, path, body) {
+    const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetchImpl(path, init);
+    } catch (e) {
+      throw new ApiError(0, 'network', `The server cannot be reached (${e.message}).`);
+    }
+    if (!res.ok) {
+      const err = await errorFrom(res);
+      if (res.status === 401 && path !== '/v1/login' && onUnauthorized) onUnauthorized(err);
+      throw err;
+    }
+    if (res.status === 204) return null;
+    const text = await res.text();
+    return text ? JSON.parse(text) : null;
+  }
+  const q = (params) => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
+    const s = p.toString();
+    return s ? `?${s}` : '';
+  };
+  const enc = encodeURIComponent;
+  return {
+    request,
+    login: (token) => request('POST', '/v1/login', { token }),
+    logout: () => request('POST', '/v1/logout'),
+    me: () => request('GET', '/v1/me'),
+    cameras: () => request('GET', '/v1/cameras'),
+    inspections: (query) => request('GET', `/v1/inspections${typeof query === 'string' ? (query ? `?${query}` : '') : q(query)}`),
+    inspection: (id) => request('GET', `/v1/inspections/${enc(id)}`),
+    review: (id, state, note) => request('POST', `/v1/inspections/${enc(id)}/review`, { state, note: note ?? '' }),
+    trend: (params) => request('GET', `/v1/stats/trend${q(params)}`),
+    positions: (params) => request('GET', `/v1/stats/positions${q(params)}`),
+    scores: (params) => request('GET', `/v1/stats/scores${q(params)}`),
+    proposal: (camera, params) => request('GET', `/v1/cameras/${enc(camera)}/calibration/proposal${q(params)}`),
+    applyCalibration: (camera, threshold) => request('PUT', `/v1/cameras/${enc(camera)}/calibration`, { threshold }),
+    reload: () => request('POST', '/admin/reload'),
+  };
+}

@@ -1,0 +1,349 @@
+// Review queue: filtered list of inspections (default: unreviewed defects, newest first), the
+// selected frame with its heatmap overlay and crop boxes, score vs threshold, a note, and the
+// confirm / false-alarm decision, all reachable from the keyboard.
+
+import { escapeHtml as esc, fmtAgo, fmtPosition, fmtReviewState, fmtScore, fmtTime, fromDatetimeLocal, toDatetimeLocal, parseTime } from '../format.js';
+import { DEFAULT_FILTERS, filtersToQuery, queueAppended, queueLoaded, queueMove, queueSelect, queueSelected, queueUpsert, queueWithFilters, scoreBar } from '../state.js';
+import { SHORTCUTS, isEditableTarget, shortcutFor } from '../keys.js';
+
+const PAGE = 50;
+
+function prefs() {
+  try {
+    const p = JSON.parse(localStorage.getItem('railscope.heatmap') ?? '{}');
+    return { on: p.on !== false, opacity: Number.isFinite(p.opacity) ? p.opacity : 60, boxes: p.boxes !== false };
+  } catch {
+    return { on: true, opacity: 60, boxes: true };
+  }
+}
+
+function describeFilters(f, n, more) {
+  const count = `${n}${more ? '+' : ''}`;
+  const verdict = f.verdict === 'defect' ? 'defect' : f.verdict === 'normal' ? 'normal frame' : 'inspection';
+  const review = { unreviewed: 'unreviewed ', confirmed: 'confirmed ', false_alarm: 'false-alarm ', reviewed: 'reviewed ' }[f.review] ?? '';
+  const cam = f.camera ? ` from ${f.camera}` : '';
+  return `${count} ${review}${verdict}${n === 1 && !more ? '' : 's'}${cam}`;
+}
+
+export function createReviewView(ctx) {
+  const { store, api } = ctx;
+  const root = document.getElementById('view-review');
+  const form = document.getElementById('review-filters');
+  const list = document.getElementById('queue-list');
+  const more = document.getElementById('queue-more');
+  const detail = document.getElementById('review-detail');
+  const summary = document.getElementById('queue-summary');
+  const camSelect = document.getElementById('f-camera');
+  let p = prefs();
+  let shownId = null;
+  let busy = false;
+  let loadSeq = 0;
+
+  document.getElementById('shortcut-list').innerHTML = SHORTCUTS.map((s) => `<li>${s.keys.map((k) => `<kbd>${esc(k === 'ArrowDown' ? '↓' : k === 'ArrowUp' ? '↑' : k)}</kbd>`).join(' / ')} ${esc(s.label)}</li>`).join('');
+
+  const setQueue = (fn) => store.set((st) => ({ queue: fn(st.queue) }));
+
+  async function load() {
+    const seq = ++loadSeq;
+    const { filters } = store.get().queue;
+    try {
+      const page = await api.inspections(filtersToQuery(filters, { limit: PAGE }));
+      if (seq !== loadSeq) return;
+      setQueue((q) => queueLoaded(q, page));
+    } catch (e) {
+      if (seq !== loadSeq) return;
+      setQueue((q) => ({ ...q, loading: false, error: e.message }));
+    }
+  }
+
+  async function loadMore() {
+    const q = store.get().queue;
+    if (q.nextBeforeId == null || q.loading) return;
+    setQueue((x) => ({ ...x, loading: true }));
+    try {
+      const page = await api.inspections(filtersToQuery(q.filters, { limit: PAGE, before_id: q.nextBeforeId }));
+      setQueue((x) => queueAppended(x, page));
+    } catch (e) {
+      setQueue((x) => ({ ...x, loading: false, error: e.message }));
+    }
+  }
+
+  function setFilters(filters) {
+    store.set((st) => ({ queue: queueWithFilters(st.queue, filters) }));
+    writeForm(store.get().queue.filters);
+    load();
+  }
+
+  function readForm() {
+    const fd = new FormData(form);
+    return {
+      camera: fd.get('camera') ?? '',
+      verdict: fd.get('verdict') ?? '',
+      review: fd.get('review') ?? '',
+      since: fromDatetimeLocal(fd.get('since')),
+      until: fromDatetimeLocal(fd.get('until')),
+    };
+  }
+
+  function writeForm(f) {
+    form.elements.camera.value = f.camera ?? '';
+    form.elements.verdict.value = f.verdict ?? '';
+    form.elements.review.value = f.review ?? '';
+    form.elements.since.value = f.since ? toDatetimeLocal(parseTime(f.since)) : '';
+    form.elements.until.value = f.until ? toDatetimeLocal(parseTime(f.until)) : '';
+  }
+
+  form.addEventListener('change', (e) => {
+    setFilters(readForm());
+    // A picked option is done: give the keyboard back to the queue so c/f/j/k work at once.
+    if (e.target.tagName === 'SELECT') list.focus();
+  });
+  form.addEventListener('submit', (e) => e.preventDefault());
+  form.addEventListener('reset', (e) => {
+    e.preventDefault();
+    setFilters({ ...DEFAULT_FILTERS });
+  });
+  more.addEventListener('click', loadMore);
+
+  list.addEventListener('click', (e) => {
+    const opt = e.target.closest('[role="option"]');
+    if (opt) setQueue((q) => queueSelect(q, Number(opt.dataset.id)));
+  });
+
+  // ------------------------------------------------------------ rendering
+
+  function renderCameras(state) {
+    const ids = state.cameras.order;
+    const cur = camSelect.value;
+    const want = ['', ...ids].join('|');
+    if (camSelect.dataset.ids !== want) {
+      camSelect.innerHTML = `<option value="">all cameras</option>${ids.map((id) => `<option value="${esc(id)}">${esc(id)}</option>`).join('')}`;
+      camSelect.dataset.ids = want;
+      camSelect.value = state.queue.filters.camera || cur || '';
+    }
+  }
+
+  function renderList(state) {
+    const q = state.queue;
+    if (!q.loaded && q.loading) {
+      list.innerHTML = '<div class="queue-empty">Loading…</div>';
+    } else if (q.error) {
+      list.innerHTML = `<div class="queue-empty error">Could not load: ${esc(q.error)}</div>`;
+    } else if (!q.items.length) {
+      list.innerHTML = `<div class="queue-empty">${q.filters.review === 'unreviewed' && q.filters.verdict === 'defect' ? 'Nothing to review. New defects appear here live.' : 'No inspection matches these filters.'}</div>`;
+    } else {
+      list.innerHTML = q.items
+        .map((i) => {
+          const sel = i.id === q.selectedId;
+          const thumb = i.image_url ?? i.heatmap_url;
+          return `<div class="queue-item" role="option" id="q-${i.id}" data-id="${i.id}" aria-selected="${sel}">
+            ${thumb ? `<img src="${esc(thumb)}" alt="" loading="lazy">` : '<span class="thumb-empty" aria-hidden="true"></span>'}
+            <span class="qi-top"><span>#${i.id} · ${esc(i.camera)}</span><span class="chip ${i.verdict === 'defect' ? 'defect' : 'normal'}">${fmtScore(i.A_norm)}</span></span>
+            <span class="qi-meta">${esc(fmtTime(i.capture_time ?? i.received_at, state.now))} · ${esc(fmtPosition(i.track_id, i.position_m))}</span>
+            <span class="qi-meta">${esc(fmtReviewState(i.review))}</span>
+          </div>`;
+        })
+        .join('');
+    }
+    if (q.selectedId != null) list.setAttribute('aria-activedescendant', `q-${q.selectedId}`);
+    else list.removeAttribute('aria-activedescendant');
+    more.hidden = q.nextBeforeId == null;
+    more.disabled = q.loading;
+    summary.textContent = q.loaded ? describeFilters(q.filters, q.items.length, q.nextBeforeId != null) : '';
+    summary.dataset.count = String(q.items.length);
+    scrollSelectedIntoView(state);
+  }
+
+  function scrollSelectedIntoView(state) {
+    // Scroll only the list (scrollIntoView would also scroll the page).
+    const el = state.queue.selectedId != null && document.getElementById(`q-${state.queue.selectedId}`);
+    if (!el) return;
+    const top = el.offsetTop;
+    const bottom = top + el.offsetHeight;
+    if (top < list.scrollTop) list.scrollTop = top;
+    else if (bottom > list.scrollTop + list.clientHeight) list.scrollTop = bottom - list.clientHeight;
+  }
+
+  function boxesSvg(item, w, h) {
+    const rects = (item.crops ?? [])
+      .filter((c) => Array.isArray(c.box) && c.box.length === 4)
+      .map((c) => `<rect class="${c.verdict === 'defect' ? 'defect' : 'normal'}" x="${c.box[0]}" y="${c.box[1]}" width="${c.box[2]}" height="${c.box[3]}"><title>crop A′ ${fmtScore(c.A_norm)} ${esc(c.verdict ?? '')}</title></rect>`);
+    // A single crop covering the whole frame says nothing: leave it out.
+    if (rects.length === 1 && item.crops[0].box[2] >= w && item.crops[0].box[3] >= h) return '';
+    return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="xMidYMid meet" aria-hidden="true" class="boxes">${rects.join('')}</svg>`;
+  }
+
+  function renderDetail(state) {
+    const item = queueSelected(state.queue);
+    if (!item) {
+      shownId = null;
+      detail.innerHTML = `<div class="detail-empty">${state.queue.items.length ? 'Select an inspection.' : 'No inspection selected.'}</div>`;
+      return;
+    }
+    if (item.id === shownId) {
+      updateReviewState(item);
+      return;
+    }
+    const hadFocus = detail.contains(document.activeElement);
+    shownId = item.id;
+    const bar = scoreBar(item.A_norm, item.threshold);
+    const frameSrc = item.image_url;
+    const heatSrc = item.heatmap_url;
+    detail.innerHTML = `
+      <div class="detail-head">
+        <h2 id="detail-h">Inspection #${item.id}</h2>
+        <span class="chip ${item.verdict === 'defect' ? 'defect' : 'normal'}">${esc(item.verdict)}</span>
+        <span class="chip review" id="detail-review-state"></span>
+      </div>
+      <div class="detail-body">
+        <div class="viewer">
+          <div class="stack" id="stack">
+            ${frameSrc ? `<img class="frame" id="detail-frame" src="${esc(frameSrc)}" alt="Frame ${item.id} from ${esc(item.camera)}">` : ''}
+            ${heatSrc ? `<img class="heat" id="detail-heatmap" src="${esc(heatSrc)}" alt="Anomaly heatmap of frame ${item.id} (red = poorly reconstructed)">` : ''}
+            ${!frameSrc && !heatSrc ? '<div class="no-image">The image of this frame was not kept.</div>' : ''}
+          </div>
+          <div class="viewer-controls">
+            <span><input type="checkbox" id="heat-toggle" ${p.on ? 'checked' : ''} ${heatSrc ? '' : 'disabled'}> <label for="heat-toggle">Heatmap <kbd>h</kbd></label></span>
+            <span><label for="heat-opacity">Opacity</label> <input type="range" id="heat-opacity" min="0" max="100" step="5" value="${p.opacity}" ${heatSrc ? '' : 'disabled'}> <output id="heat-opacity-out" for="heat-opacity">${p.opacity} %</output></span>
+            <span><input type="checkbox" id="boxes-toggle" ${p.boxes ? 'checked' : ''}> <label for="boxes-toggle">Crop boxes</label></span>
+          </div>
+        </div>
+        <div class="facts">
+          <div>
+            <div class="score-text">A′ <strong>${fmtScore(item.A_norm)}</strong> ${bar.over ? '&gt;' : '≤'} threshold ${fmtScore(item.threshold)} <span class="muted">(R ${fmtScore(item.R)}, L ${fmtScore(item.L)}, A ${fmtScore(item.A)})</span></div>
+            <div class="scorebar ${bar.over ? 'over' : ''}" role="img" aria-label="Normalized score ${fmtScore(item.A_norm)} against threshold ${fmtScore(item.threshold)}"><div class="fill" style="width:${bar.scorePct.toFixed(1)}%"></div><div class="thr" style="left:${bar.thresholdPct.toFixed(1)}%"></div></div>
+          </div>
+          <dl>
+            <dt>Camera</dt><dd>${esc(item.camera)}${state.cameras.byId[item.camera]?.name ? ` · ${esc(state.cameras.byId[item.camera].name)}` : ''}</dd>
+            <dt>Captured</dt><dd>${esc(fmtTime(item.capture_time ?? item.received_at, state.now))} <span class="muted">(${esc(fmtAgo(item.capture_time ?? item.received_at, state.now))})</span></dd>
+            <dt>Track position</dt><dd>${esc(fmtPosition(item.track_id, item.position_m))}${Number.isFinite(item.position_m) ? ` <span class="muted">(${item.position_m.toFixed(1)} m)</span>` : ''}</dd>
+            <dt>Speed</dt><dd>${Number.isFinite(item.speed_kmh) ? `${item.speed_kmh.toFixed(0)} km/h` : '–'}</dd>
+            <dt>Frame id</dt><dd>${esc(item.frame_id ?? '–')}</dd>
+            <dt>Fasteners</dt><dd>${(item.crops ?? []).length} scored, ${(item.crops ?? []).filter((c) => c.verdict === 'defect').length} flagged</dd>
+            <dt>Model</dt><dd>${esc(item.model?.name ?? '–')} ${esc(item.model?.version ?? '')} · ${esc(item.provider ?? '')}</dd>
+          </dl>
+          <div>
+            <label for="review-note">Note <kbd>n</kbd></label>
+            <textarea id="review-note" rows="2" placeholder="e.g. clip missing on the field side">${esc(item.review?.note ?? '')}</textarea>
+          </div>
+          <div class="review-actions">
+            <button type="button" class="btn danger" id="btn-confirm">Confirm defect <kbd>c</kbd></button>
+            <button type="button" class="btn ok" id="btn-false-alarm">False alarm <kbd>f</kbd></button>
+          </div>
+          <p class="review-state muted" id="detail-review-by"></p>
+        </div>
+      </div>`;
+    const stack = detail.querySelector('#stack');
+    const frame = detail.querySelector('#detail-frame') ?? detail.querySelector('#detail-heatmap');
+    if (frame) {
+      frame.addEventListener('load', () => {
+        const w = frame.naturalWidth, h = frame.naturalHeight;
+        if (!w || !h) return;
+        stack.style.aspectRatio = `${w} / ${h}`;
+        stack.classList.toggle('pixelated', w < 400);
+        stack.insertAdjacentHTML('beforeend', boxesSvg(item, w, h));
+        applyViewer();
+      }, { once: true });
+    }
+    detail.querySelector('#heat-toggle').addEventListener('change', (e) => { p.on = e.target.checked; savePrefs(); applyViewer(); });
+    detail.querySelector('#heat-opacity').addEventListener('input', (e) => { p.opacity = Number(e.target.value); savePrefs(); applyViewer(); });
+    detail.querySelector('#boxes-toggle').addEventListener('change', (e) => { p.boxes = e.target.checked; savePrefs(); applyViewer(); });
+    detail.querySelector('#btn-confirm').addEventListener('click', () => review('confirmed'));
+    detail.querySelector('#btn-false-alarm').addEventListener('click', () => review('false_alarm'));
+    applyViewer();
+    updateReviewState(item);
+    if (hadFocus) list.focus();
+  }
+
+  function updateReviewState(item) {
+    const chip = detail.querySelector('#detail-review-state');
+    if (chip) chip.textContent = fmtReviewState(item.review);
+    const by = detail.querySelector('#detail-review-by');
+    if (by) by.textContent = item.review ? `Reviewed by ${item.review.reviewer ?? '–'} ${fmtAgo(item.review.reviewed_at, Date.now())}. Deciding again overwrites it.` : '';
+  }
+
+  function savePrefs() {
+    try { localStorage.setItem('railscope.heatmap', JSON.stringify(p)); } catch { /* private mode */ }
+  }
+
+  function applyViewer() {
+    const heat = detail.querySelector('#detail-heatmap');
+    const frame = detail.querySelector('#detail-frame');
+    if (heat) {
+      // Without the original frame, the heatmap is the only picture: keep it fully visible.
+      heat.style.opacity = frame ? (p.on ? String(p.opacity / 100) : '0') : '1';
+    }
+    const out = detail.querySelector('#heat-opacity-out');
+    if (out) out.textContent = `${p.opacity} %`;
+    const t = detail.querySelector('#heat-toggle');
+    if (t) t.checked = p.on;
+    const boxes = detail.querySelector('svg.boxes');
+    if (boxes) boxes.style.display = p.boxes ? '' : 'none';
+  }
+
+  // ------------------------------------------------------------ actions
+
+  async function review(state) {
+    const item = queueSelected(store.get().queue);
+    if (!item || busy) return;
+    const note = detail.querySelector('#review-note')?.value ?? '';
+    busy = true;
+    detail.querySelectorAll('.review-actions button').forEach((b) => { b.disabled = true; });
+    try {
+      const updated = await api.review(item.id, state, note);
+      ctx.applyReviewed(updated ?? { ...item, review: { state, note } });
+      ctx.toast(`#${item.id} marked ${state === 'confirmed' ? 'confirmed defect' : 'false alarm'}`);
+    } catch (e) {
+      ctx.toast(`Review of #${item.id} failed: ${e.message}`, 'error');
+    } finally {
+      busy = false;
+      detail.querySelectorAll('.review-actions button').forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  function onKey(e) {
+    if (root.hidden || e.defaultPrevented) return;
+    const t = e.target;
+    const action = shortcutFor({ key: e.key, ctrlKey: e.ctrlKey, metaKey: e.metaKey, altKey: e.altKey, editable: isEditableTarget({ tagName: t?.tagName, type: t?.type, isContentEditable: t?.isContentEditable }) });
+    if (!action) return;
+    switch (action) {
+      case 'confirm': review('confirmed'); break;
+      case 'false_alarm': review('false_alarm'); break;
+      case 'next': setQueue((q) => queueMove(q, 1)); break;
+      case 'prev': setQueue((q) => queueMove(q, -1)); break;
+      case 'note': detail.querySelector('#review-note')?.focus(); break;
+      case 'toggle_heatmap': p.on = !p.on; savePrefs(); applyViewer(); break;
+      case 'blur': t?.blur?.(); list.focus(); break;
+      default: return;
+    }
+    e.preventDefault();
+  }
+  document.addEventListener('keydown', onKey);
+
+  function render(state, prev) {
+    renderCameras(state);
+    if (!prev || state.queue !== prev.queue || state.cameras.order !== prev.cameras?.order) {
+      renderList(state);
+      renderDetail(state);
+    }
+  }
+
+  return {
+    root,
+    load,
+    setFilters,
+    update(state, prev) {
+      if (root.hidden) return;
+      render(state, prev);
+    },
+    show(state, arg) {
+      writeForm(state.queue.filters);
+      if (arg != null && Number.isFinite(Number(arg))) setQueue((q) => queueSelect(q, Number(arg)));
+      render(store.get(), null);
+      if (!state.queue.loaded && !state.queue.loading) {
+        setQueue((q) => ({ ...q, loading: true }));
+        load();
+      }
+    },
+  };
+}

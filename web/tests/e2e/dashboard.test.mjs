@@ -1,0 +1,376 @@
+// End-to-end test of the inspector dashboard in real headless Chromium against the real
+// `railscope serve`, fed by `railscope simulate` and single fixture POSTs.
+//
+//   cd web && npm ci && node --test tests/e2e
+//
+// Needs target/release/railscope (cargo build --release; RAILSCOPE_BIN overrides) and
+// /usr/bin/chromium (CHROMIUM overrides). Screenshots go to web/test-artifacts/.
+// The whole run is bounded: a watchdog kills everything after 170 s.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { computeEffect } from '../../js/calibration.js';
+
+const WEB = fileURLToPath(new URL('../../', import.meta.url));
+const REPO = resolve(WEB, '..');
+const BIN = process.env.RAILSCOPE_BIN ?? join(REPO, 'target/release/railscope');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const ART = join(WEB, 'test-artifacts');
+const FIX = join(REPO, 'tests/fixtures/fasteners/test');
+const INSPECTOR = 'demo-inspector-token';
+const ADMIN = 'demo-admin-token';
+const DESKTOP = { width: 1366, height: 768 };
+const TABLET = { width: 800, height: 1100 };
+
+let base, port, tmp, server, simulator, ctx, page;
+const children = new Set();
+const consoleErrors = [];
+let loggedIn = false;
+
+// ------------------------------------------------------------------ helpers
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port: p } = s.address();
+      s.close(() => ok(p));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what, fn, timeoutMs = 20_000, everyMs = 250) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
+
+function startChild(name, args, env) {
+  const log = createWriteStream(join(ART, `${name}.log`));
+  const child = spawn(BIN, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+function killAll() {
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
+// Watchdog: never hang (the test must stop by itself well inside 3 minutes).
+const watchdog = setTimeout(() => {
+  console.error('e2e watchdog: 170 s exceeded, killing the server and the browser');
+  killAll();
+  process.exit(1);
+}, 170_000);
+watchdog.unref();
+
+async function api(path, { token = INSPECTOR, method = 'GET', body, headers = {} } = {}) {
+  const res = await fetch(base + path, { method, body, headers: { Authorization: `Bearer ${token}`, ...headers } });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: res.status, json, text };
+}
+
+async function postFrame(camera, file, positionM) {
+  const res = await fetch(`${base}/v1/cameras/${camera}/frames`, {
+    method: 'POST',
+    body: readFileSync(file),
+    headers: { Authorization: `Bearer demo-key-${camera}`, 'Content-Type': 'image/png', 'X-Track-Id': 'L9', 'X-Track-Position-M': String(positionM), 'X-Frame-Id': `e2e-${positionM}` },
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, `POST frame ${file}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function shot(name, opts = {}) {
+  // Transient toasts would cover the view in the picture.
+  await page.evaluate(() => document.getElementById('toasts')?.replaceChildren());
+  await page.screenshot({ path: join(ART, `${name}.png`), ...opts });
+}
+
+async function go(view) {
+  await page.evaluate((v) => { location.hash = `#/${v}`; }, view);
+  await page.waitForSelector(`#view-${view}:not([hidden])`);
+}
+
+// ------------------------------------------------------------------ setup / teardown
+before(async () => {
+  assert.ok(existsSync(BIN), `${BIN} is missing: build it first (cargo build --release)`);
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium)`);
+  rmSync(ART, { recursive: true, force: true });
+  mkdirSync(ART, { recursive: true });
+  tmp = mkdtempSync(join(tmpdir(), 'railscope-e2e-'));
+  // Applying a threshold writes calibration/<model>.<camera>.json: use a copy, not the repo's.
+  cpSync(join(REPO, 'calibration'), join(tmp, 'calibration'), { recursive: true });
+  port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = startChild('server', ['serve'], {
+    RAILSCOPE__SERVER__BIND: `127.0.0.1:${port}`,
+    RAILSCOPE__STORAGE__PATH: join(tmp, 'store'),
+    RAILSCOPE__ENGINE__CALIBRATION_DIR: join(tmp, 'calibration'),
+  });
+  let exited = null;
+  server.on('exit', (code) => { exited = code; });
+  await until('GET /readyz = 200', async () => {
+    if (exited !== null) throw new Error(`server exited with ${exited}; see test-artifacts/server.log`);
+    const r = await fetch(`${base}/readyz`).catch(() => null);
+    return r?.status === 200;
+  }, 60_000, 300);
+
+  const userDataDir = join(tmp, 'chromium-profile');
+  ctx = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: DESKTOP,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  ctx.setDefaultTimeout(20_000);
+  page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    // Before login the page asks GET /v1/me (401) and the wrong-token attempt is a 401 too.
+    if (!loggedIn && /status of 401/.test(m.text())) return;
+    consoleErrors.push(`${m.text()} @ ${m.location()?.url ?? ''}`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400 && loggedIn) consoleErrors.push(`HTTP ${r.status()} ${r.url()}`);
+  });
+});
+
+after(async () => {
+  try { await ctx?.close(); } catch { /* already gone */ }
+  killAll();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  clearTimeout(watchdog);
+});
+
+// ------------------------------------------------------------------ the tests (in order)
+test('login: a wrong token is refused, the inspector token logs in', async () => {
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#login-view:not([hidden])');
+  assert.equal(await page.getAttribute('label[for="login-token"]', 'for'), 'login-token');
+  await page.fill('#login-token', 'not-a-token');
+  await page.click('#login-submit');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.includes('refused'));
+  assert.equal(await page.isVisible('#view-wall'), false, 'nothing shown without a token');
+  const me = await page.evaluate(async () => (await fetch('/v1/me')).status);
+  assert.equal(me, 401);
+  await shot('login-1366');
+
+  await page.fill('#login-token', INSPECTOR);
+  await page.click('#login-submit');
+  await page.waitForSelector('#view-wall:not([hidden])');
+  loggedIn = true;
+  assert.equal(await page.textContent('#role-label'), 'inspector');
+  assert.equal(await page.isVisible('#reload-btn'), false, 'admin-only control hidden from an inspector');
+  // The session is the HttpOnly cookie: the page cannot read it, but fetch/EventSource use it.
+  assert.equal(await page.evaluate(() => document.cookie.includes('railscope_token')), false);
+  const role = await page.evaluate(async () => (await (await fetch('/v1/me')).json()).role);
+  assert.equal(role, 'inspector');
+});
+
+test('live wall: tiles appear and update from the event stream', async () => {
+  // A few defective frames first (deterministic content for the review queue), then simulated cameras.
+  const defects = readdirSync(FIX).filter((d) => d !== 'good');
+  const posted = [];
+  for (let i = 0; i < 4; i++) {
+    const dir = join(FIX, defects[i % defects.length]);
+    posted.push(await postFrame('cam-01', join(dir, readdirSync(dir)[0]), 500 + i * 120));
+  }
+  assert.ok(posted.some((p) => p.verdict === 'defect'), `no fixture defect was flagged: ${posted.map((p) => p.A_norm).join(', ')}`);
+  simulator = startChild('simulate', ['simulate', '--url', base, '--cameras', '2', '--fps', '2', '--duration', '20', '--synthetic']);
+
+  await page.waitForSelector('.tile[data-camera="cam-01"]');
+  await page.waitForSelector('.tile[data-camera="cam-02"]');
+  const frames = async (cam) => Number((await page.textContent(`.tile[data-camera="${cam}"] [data-field="frames"]`)).replace(/\D/g, '') || 0);
+  const f1 = await until('cam-02 frames > 0', async () => (await frames('cam-02')) > 0 && frames('cam-02'));
+  await until('cam-02 frame count increases live', async () => (await frames('cam-02')) > f1 + 2, 20_000);
+  // The latest kept frame is shown with its age; the silent cameras (never sent) are flagged.
+  await page.waitForFunction(() => {
+    const img = document.querySelector('.tile[data-camera="cam-01"] img[data-field="img"]');
+    return img && !img.hidden && img.naturalWidth > 0;
+  });
+  assert.match(await page.textContent('.tile[data-camera="cam-01"] [data-field="imgage"]'), /kept frame #\d+/);
+  assert.match(await page.textContent('.tile[data-camera="cam-02"] [data-field="fps"]'), /fps/);
+  assert.match(await page.textContent('.tile[data-camera="cam-02"] [data-field="rate"]'), /%/);
+  assert.equal(await page.isVisible('.tile[data-camera="cam-03"] [data-field="silent"]'), true, 'cam-03 never sent: silent warning');
+  assert.equal(await page.isVisible('.tile[data-camera="cam-01"] [data-field="silent"]'), false);
+  await sleep(2500); // let frames/s settle for the screenshot
+  await shot('wall-1366');
+});
+
+let confirmedId, falseAlarmId;
+
+test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals', async () => {
+  await go('review');
+  // Filter to cam-01 so the confirmed defect and the false alarm belong to one camera.
+  await page.selectOption('#f-camera', 'cam-01');
+  await page.waitForSelector('#queue-list [role="option"]');
+  await page.waitForFunction(() => {
+    const h = document.getElementById('detail-heatmap');
+    return h && h.complete && h.naturalWidth > 0;
+  });
+  assert.equal(await page.getAttribute('#heat-opacity', 'type'), 'range');
+  const opacity = await page.evaluate(() => getComputedStyle(document.getElementById('detail-heatmap')).opacity);
+  assert.equal(Number(opacity), 0.6);
+  const heatOpacity = (want) => page.waitForFunction((w) => Number(getComputedStyle(document.getElementById('detail-heatmap')).opacity) === w, want, { timeout: 3000 });
+  await page.keyboard.press('h'); // heatmap off
+  await heatOpacity(0);
+  assert.equal(await page.isChecked('#heat-toggle'), false);
+  await page.keyboard.press('h');
+  await heatOpacity(0.6);
+  await page.fill('#heat-opacity', '80'); // the slider
+  await heatOpacity(0.8);
+  assert.equal(await page.textContent('#heat-opacity-out'), '80 %');
+  await page.fill('#heat-opacity', '60');
+  await page.focus('#queue-list');
+  await shot('review-1366');
+
+  // New defects arrive live while the simulator runs.
+  const topId = async () => Number(await page.getAttribute('#queue-list [role="option"]', 'data-id'));
+  const firstTop = await topId();
+  await until('a newer defect arriving live', async () => (await topId()) > firstTop, 30_000);
+
+  // j / k move the selection.
+  const selected = async () => Number(await page.getAttribute('#queue-list [aria-selected="true"]', 'data-id'));
+  const s0 = await selected();
+  await page.keyboard.press('j');
+  const s1 = await selected();
+  assert.ok(s1 < s0, 'j selects the next (older) item');
+  await page.keyboard.press('k');
+  assert.equal(await selected(), s0);
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await selected(), s1);
+  await page.keyboard.press('ArrowUp');
+
+  // n focuses the note; c confirms the selected defect with the note.
+  confirmedId = await selected();
+  const countBefore = Number(await page.getAttribute('#queue-summary', 'data-count'));
+  await page.keyboard.press('n');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'review-note');
+  await page.keyboard.type('clip missing (e2e)');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('c');
+  await until('API shows the confirmation', async () => (await api(`/v1/inspections/${confirmedId}`)).json?.review?.state === 'confirmed');
+  const confirmed = (await api(`/v1/inspections/${confirmedId}`)).json;
+  assert.equal(confirmed.review.note, 'clip missing (e2e)');
+  await page.waitForFunction((id) => !document.getElementById(`q-${id}`), confirmedId);
+  const selAfter = await selected();
+  assert.notEqual(selAfter, confirmedId, 'the next item is selected');
+  const countAfter = Number(await page.getAttribute('#queue-summary', 'data-count'));
+  assert.ok(countAfter <= countBefore, `queue count went from ${countBefore} to ${countAfter}`);
+
+  // f marks the (new) selection as a false alarm.
+  falseAlarmId = selAfter;
+  await page.keyboard.press('f');
+  await until('API shows the false alarm', async () => (await api(`/v1/inspections/${falseAlarmId}`)).json?.review?.state === 'false_alarm');
+  await page.waitForFunction((id) => !document.getElementById(`q-${id}`), falseAlarmId);
+
+  // The review-state filter lists them again.
+  await page.selectOption('#f-review', 'reviewed');
+  await page.waitForSelector(`#q-${confirmedId}`);
+  await page.waitForSelector(`#q-${falseAlarmId}`);
+  await page.click('#f-reset');
+  await page.waitForFunction(() => document.getElementById('f-review').value === 'unreviewed' && document.getElementById('f-camera').value === '');
+});
+
+test('trends: the three charts are drawn', async () => {
+  await go('trends');
+  await page.waitForSelector('#chart-trend svg.chart circle');
+  await page.waitForSelector('#chart-scores svg.chart .threshold');
+  await page.waitForSelector('#chart-positions svg.chart');
+  const bars = await page.$$eval('#chart-positions svg.chart .bar-defect', (els) => els.length);
+  assert.ok(bars > 0, 'defects along the track are drawn');
+  assert.ok(await page.$eval('#chart-scores svg.chart', (s) => s.querySelectorAll('.bar-normal, .bar-defect').length) > 0);
+  await shot('trends-1366');
+});
+
+test('calibration: a proposal after one confirmed defect and one false alarm', async () => {
+  await go('calibration');
+  const card = '.calib-card[data-camera="cam-01"]';
+  await page.waitForSelector(`${card} [data-role="proposed-threshold"]`);
+  await page.waitForSelector(`${card} table.effect`);
+  assert.equal(await page.isVisible(`${card} [data-role="apply"]`), false, 'Apply is admin-only');
+  // The server's effect of the current threshold agrees with the same math over the reviewed frames.
+  const prop = (await api('/v1/cameras/cam-01/calibration/proposal?method=best_f1')).json;
+  assert.ok(prop.proposed && Number.isFinite(prop.proposed.threshold), JSON.stringify(prop));
+  assert.ok(prop.reviewed.confirmed >= 1 && prop.reviewed.false_alarm >= 1);
+  const reviewed = (await api('/v1/inspections?camera=cam-01&review=reviewed&limit=500')).json.items;
+  const mine = computeEffect(reviewed, prop.current.threshold);
+  for (const k of ['tp', 'fp', 'fn', 'tn']) assert.equal(prop.effect.current[k], mine[k], `effect.current.${k}`);
+  // The false-alarm-rate method with a target.
+  await page.selectOption(`${card} [data-role="method"]`, 'false_alarm_rate');
+  await page.waitForSelector(`${card} [data-role="target"]`, { state: 'visible' });
+  await page.waitForSelector(`${card} [data-role="proposed-threshold"]`);
+  await shot('calibration-1366');
+});
+
+test('admin: apply a proposed threshold', async () => {
+  loggedIn = false; // the reloaded page asks /v1/me again: a 401 now is expected
+  await page.click('#logout-btn');
+  await page.waitForSelector('#login-view:not([hidden])');
+  assert.equal((await page.evaluate(async () => (await fetch('/v1/me')).status)), 401, 'logged out');
+  await page.fill('#login-token', ADMIN);
+  await page.click('#login-submit');
+  await page.waitForSelector('.views-nav:not([hidden])');
+  loggedIn = true;
+  assert.equal(await page.textContent('#role-label'), 'admin');
+  await go('calibration');
+  const card = '.calib-card[data-camera="cam-01"]';
+  await page.waitForSelector(`${card} [data-role="proposed-threshold"]`);
+  await page.waitForSelector(`${card} [data-role="apply"]`, { state: 'visible' });
+  const proposed = Number(await page.inputValue(`${card} [data-role="try"]`));
+  await page.click(`${card} [data-role="apply"]`);
+  await until('cam-01 threshold applied', async () => {
+    const cams = (await api('/v1/cameras')).json.cameras;
+    return Math.abs(cams.find((c) => c.id === 'cam-01').calibration.threshold - proposed) < 1e-3;
+  });
+  await page.waitForFunction((t) => Math.abs(Number(document.querySelector('.calib-card[data-camera="cam-01"] [data-role="current-threshold"]').textContent) - t) < 1e-3, proposed);
+  assert.ok(existsSync(join(tmp, 'calibration', 'nested-edgan.cam-01.json')), 'written into the (temporary) calibration dir');
+});
+
+test('tablet width (800×1100): the review view fits', async () => {
+  await page.setViewportSize(TABLET);
+  await go('review');
+  await page.waitForSelector('#queue-list [role="option"]');
+  await page.waitForFunction(() => {
+    const h = document.getElementById('detail-heatmap');
+    return h && h.complete && h.naturalWidth > 0;
+  });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling at 800 px (overflow ${overflow} px)`);
+  await shot('review-800');
+  await go('wall');
+  await shot('wall-800');
+  await page.setViewportSize(DESKTOP);
+});
+
+test('no console errors', async () => {
+  assert.deepEqual(consoleErrors, []);
+});

@@ -1,0 +1,179 @@
+// A development stand-in for `railscope serve`: the HTTP API contract with made-up scores and
+// the fixture images, so the dashboard can be worked on without the Rust binary.
+// Not used by the tests (the e2e test runs the real server).
+//   node tests/mock/server.mjs [port]   → http://127.0.0.1:8099/  (token demo-inspector-token / demo-admin-token)
+import http from 'node:http';
+import { readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
+import { join, extname, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const WEB = fileURLToPath(new URL('../../', import.meta.url));
+const FIX = join(WEB, '..', 'tests', 'fixtures', 'fasteners', 'test');
+const port = Number(process.argv[2] ?? 8099);
+const TOKENS = { 'demo-inspector-token': 'inspector', 'demo-admin-token': 'admin' };
+const sessions = new Map();
+const good = readdirSync(join(FIX, 'good')).map((f) => join(FIX, 'good', f));
+const bad = readdirSync(FIX).filter((d) => d !== 'good').flatMap((d) => readdirSync(join(FIX, d)).map((f) => join(FIX, d, f)));
+const cams = ['cam-01', 'cam-02', 'cam-03', 'cam-04'].map((id, i) => ({ id, name: `Line ${i + 1} km ${12 + i} down`, calibration: { min: 0.01, max: 0.2, threshold: 0.127, source: 'calibration/nested-edgan.json' } }));
+const items = [];
+const clients = new Set();
+let nextId = 1;
+
+function inspect(cam, n) {
+  const defect = Math.random() < 0.2;
+  const file = defect ? bad[n % bad.length] : good[n % good.length];
+  const a = defect ? 0.15 + Math.random() * 0.8 : Math.random() * 0.16;
+  const c = cams.find((x) => x.id === cam);
+  const id = nextId++;
+  const now = new Date().toISOString();
+  const keep = a > c.calibration.threshold || id % 5 === 0;
+  const it = { id, camera: cam, frame_id: `f-${String(id).padStart(6, '0')}`, capture_time: now, received_at: now, track_id: cam === 'cam-02' ? 'L2' : 'L1', position_m: 1000 + (id * 37) % 3000, speed_kmh: 80,
+    R: a / 2, L: a, A: a, A_norm: a, threshold: c.calibration.threshold, verdict: a > c.calibration.threshold ? 'defect' : 'normal', model: { name: 'nested-edgan', version: 'mock' }, provider: 'cpu',
+    crops: [{ box: [16, 16, 96, 96], R: a / 2, L: a, A: a, A_norm: a, verdict: a > c.calibration.threshold ? 'defect' : 'normal' }],
+    image_url: keep ? `/v1/inspections/${id}/image` : null, heatmap_url: keep ? `/v1/inspections/${id}/heatmap` : null, review: null, _file: file };
+  items.push(it);
+  broadcast('inspection', it);
+}
+const pub = (it) => { const { _file, ...rest } = it; return rest; };
+function broadcast(ev, it) { for (const r of clients) r.write(`event: ${ev}\ndata: ${JSON.stringify(pub(it))}\n\n`); }
+let n = 0;
+for (let i = 0; i < 60; i++) inspect(i % 2 ? 'cam-02' : 'cam-01', n++);
+setInterval(() => { inspect('cam-01', n++); inspect('cam-02', n++); }, 500);
+
+function send(res, status, body, headers = {}) {
+  res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
+  res.end(body === undefined ? '' : JSON.stringify(body));
+}
+const err = (res, status, code, message) => send(res, status, { error: { code, message } });
+function role(req) {
+  const m = /railscope_token=([^;]+)/.exec(req.headers.cookie ?? '');
+  return m ? sessions.get(m[1]) : TOKENS[(req.headers.authorization ?? '').replace('Bearer ', '')];
+}
+function effect(list, t) {
+  let tp = 0, fp = 0, fn = 0, tn = 0;
+  for (const i of list) { const p = i.A_norm > t, d = i.review.state === 'confirmed'; if (p && d) tp++; else if (p) fp++; else if (d) fn++; else tn++; }
+  const precision = tp + fp ? tp / (tp + fp) : null, recall = tp + fn ? tp / (tp + fn) : null;
+  return { tp, fp, fn, tn, precision, recall, false_alarm_rate: fp + tn ? fp / (fp + tn) : null, f1: precision && recall ? 2 * precision * recall / (precision + recall) : 0 };
+}
+const body = (req) => new Promise((ok) => { let b = ''; req.on('data', (c) => { b += c; }); req.on('end', () => ok(b ? JSON.parse(b) : {})); });
+
+http.createServer(async (req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const p = url.pathname;
+  const q = Object.fromEntries(url.searchParams);
+  if (!p.startsWith('/v1/') && !p.startsWith('/admin')) {
+    const file = normalize(join(WEB, p === '/' ? 'index.html' : p));
+    if (!file.startsWith(WEB) || file.includes('node_modules') || !existsSync(file) || statSync(file).isDirectory()) return err(res, 404, 'not_found', 'no such file');
+    const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
+    res.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' });
+    return res.end(readFileSync(file));
+  }
+  if (p === '/v1/login' && req.method === 'POST') {
+    const { token } = await body(req);
+    if (!TOKENS[token]) return err(res, 401, 'unauthorized', 'bad token');
+    const sid = Math.random().toString(36).slice(2);
+    sessions.set(sid, TOKENS[token]);
+    return send(res, 200, { role: TOKENS[token] }, { 'Set-Cookie': `railscope_token=${sid}; HttpOnly; SameSite=Strict; Path=/` });
+  }
+  const r = role(req);
+  if (!r) return err(res, 401, 'unauthorized', 'log in first');
+  if (p === '/v1/logout') return send(res, 204, undefined, { 'Set-Cookie': 'railscope_token=; Max-Age=0; Path=/' });
+  if (p === '/v1/me') return send(res, 200, { role: r });
+  if (p === '/v1/events') {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+    res.write(': hello\n\n');
+    clients.add(res);
+    req.on('close', () => clients.delete(res));
+    return;
+  }
+  if (p === '/v1/cameras') {
+    const now = Date.now();
+    return send(res, 200, { cameras: cams.map((c) => {
+      const mine = items.filter((i) => i.camera === c.id);
+      const last = mine.at(-1);
+      const d = mine.filter((i) => i.verdict === 'defect').length;
+      return { ...c, frames: mine.length, defects: d, defect_rate: mine.length ? d / mine.length : 0, recent_fps: mine.filter((i) => now - Date.parse(i.received_at) < 10000).length / 10,
+        last_frame_at: last?.received_at ?? null, silent: !last || now - Date.parse(last.received_at) > 30000, last_inspection_id: last?.id ?? null };
+    }) });
+  }
+  if (p === '/v1/inspections') {
+    let list = items.filter((i) => (!q.camera || i.camera === q.camera) && (!q.verdict || i.verdict === q.verdict)
+      && (!q.review || (q.review === 'unreviewed' ? !i.review : q.review === 'reviewed' ? !!i.review : i.review?.state === q.review))
+      && (!q.since || i.capture_time >= q.since) && (!q.until || i.capture_time <= q.until) && (!q.before_id || i.id < Number(q.before_id)));
+    list = list.reverse();
+    const limit = Math.min(500, Number(q.limit ?? 50));
+    return send(res, 200, { items: list.slice(0, limit).map(pub), next_before_id: list.length > limit ? list[limit - 1].id : null });
+  }
+  let m = /^\/v1\/inspections\/(\d+)(\/(image|heatmap|review))?$/.exec(p);
+  if (m) {
+    const it = items.find((i) => i.id === Number(m[1]));
+    if (!it) return err(res, 404, 'not_found', 'no such inspection');
+    if (m[3] === 'image' || m[3] === 'heatmap') {
+      if (!it.image_url) return err(res, 404, 'not_found', 'image not kept');
+      res.writeHead(200, { 'Content-Type': 'image/png' });
+      return res.end(readFileSync(it._file));
+    }
+    if (m[3] === 'review') {
+      const b = await body(req);
+      it.review = { state: b.state, note: b.note ?? '', reviewer: r, reviewed_at: new Date().toISOString() };
+      broadcast('review', it);
+      return send(res, 200, pub(it));
+    }
+    return send(res, 200, pub(it));
+  }
+  if (p === '/v1/stats/trend') {
+    const b = Number(q.bucket_s ?? 60) * 1000;
+    const series = cams.map((c) => {
+      const map = new Map();
+      for (const i of items) if (i.camera === c.id && (!q.camera || q.camera === c.id) && (!q.since || i.received_at >= q.since)) {
+        const t = Math.floor(Date.parse(i.received_at) / b) * b;
+        const e = map.get(t) ?? { t: new Date(t).toISOString(), frames: 0, defects: 0 };
+        e.frames++; if (i.verdict === 'defect') e.defects++;
+        map.set(t, e);
+      }
+      return { camera: c.id, points: [...map.values()] };
+    }).filter((s) => s.points.length);
+    return send(res, 200, { bucket_s: b / 1000, series });
+  }
+  if (p === '/v1/stats/positions') {
+    const bm = Number(q.bucket_m ?? 100);
+    const map = new Map();
+    for (const i of items) if (!q.camera || q.camera === i.camera) {
+      const pos = Math.floor(i.position_m / bm) * bm;
+      const k = `${i.track_id}@${pos}`;
+      const e = map.get(k) ?? { track_id: i.track_id, position_m: pos, frames: 0, defects: 0, confirmed: 0 };
+      e.frames++; if (i.verdict === 'defect') e.defects++; if (i.review?.state === 'confirmed') e.confirmed++;
+      map.set(k, e);
+    }
+    return send(res, 200, { bucket_m: bm, buckets: [...map.values()] });
+  }
+  if (p === '/v1/stats/scores') {
+    const nb = Number(q.bins ?? 40);
+    const list = items.filter((i) => !q.camera || q.camera === i.camera);
+    const hi = Math.max(1, ...list.map((i) => i.A_norm));
+    const bins = Array.from({ length: nb }, (_, k) => ({ lo: (k * hi) / nb, hi: ((k + 1) * hi) / nb, normal: 0, defect: 0 }));
+    for (const i of list) bins[Math.min(nb - 1, Math.floor((i.A_norm / hi) * nb))][i.verdict]++;
+    return send(res, 200, { bins, threshold: 0.127 });
+  }
+  m = /^\/v1\/cameras\/([^/]+)\/calibration(\/proposal)?$/.exec(p);
+  if (m) {
+    const c = cams.find((x) => x.id === m[1]);
+    if (!c) return err(res, 404, 'unknown_camera', 'no such camera');
+    if (m[2]) {
+      const rev = items.filter((i) => i.camera === c.id && i.review);
+      const conf = rev.filter((i) => i.review.state === 'confirmed').length;
+      const fa = rev.length - conf;
+      const ok = conf > 0 && fa > 0;
+      const t = ok ? Math.max(...rev.filter((i) => i.review.state === 'false_alarm').map((i) => i.A_norm)) : null;
+      return send(res, 200, { camera: c.id, current: c.calibration, proposed: ok ? { threshold: t } : null, method: q.method ?? 'best_f1', reviewed: { confirmed: conf, false_alarm: fa },
+        effect: { current: effect(rev, c.calibration.threshold), proposed: ok ? effect(rev, t) : null }, message: ok ? 'ok' : 'Review at least one confirmed defect and one false alarm first.' });
+    }
+    if (req.method !== 'PUT') return err(res, 400, 'bad_request', 'PUT only');
+    if (r !== 'admin') return err(res, 403, 'forbidden', 'admin only');
+    const b = await body(req);
+    c.calibration = { ...c.calibration, threshold: b.threshold, source: `calibration/nested-edgan.${c.id}.json` };
+    return send(res, 200, c.calibration);
+  }
+  if (p === '/admin/reload') return r === 'admin' ? send(res, 200, { model: { name: 'nested-edgan' }, reloaded_at: new Date().toISOString() }) : err(res, 403, 'forbidden', 'admin only');
+  return err(res, 404, 'not_found', 'no such route');
+}).listen(port, '127.0.0.1', () => console.log(`mock railscope on http://127.0.0.1:${port}/`));
