@@ -286,3 +286,45 @@ fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
         assert_eq!(get(&s.url("/tests/"), None).status, 404, "test files are not served");
     }
 }
+
+fn multipart(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "railscope-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, ct, bytes) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: {ct}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn multipart_frames_carry_their_metadata_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let img = fixture("test/good/000005.png");
+    let meta = br#"{"frame_id": "mp-1", "capture_time": "2026-11-23T09:30:00Z", "track_id": "L2", "position_m": 88.2, "speed_kmh": 60}"#;
+    let (ct, body) = multipart(&[("metadata", "application/json", meta), ("image", "image/png", &img)]);
+    let r = post_frame(&s, "cam-01", Some(CAM1_KEY), &ct, &body, &[]);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!((r.json["frame_id"].as_str(), r.json["track_id"].as_str()), (Some("mp-1"), Some("L2")));
+    assert_eq!((r.json["position_m"].as_f64(), r.json["speed_kmh"].as_f64()), (Some(88.2), Some(60.0)));
+    assert_eq!(r.json["capture_time"], "2026-11-23T09:30:00.000Z");
+    // Same score as the raw-body post of the same image.
+    let raw = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &img, &[]);
+    assert_eq!(raw.json["A"], r.json["A"]);
+
+    for (what, parts, code) in [
+        ("no image part", vec![("metadata", "application/json", &meta[..])], "bad_request"),
+        ("metadata not JSON", vec![("metadata", "application/json", &b"frame=1"[..]), ("image", "image/png", &img[..])], "bad_request"),
+        ("unknown part", vec![("picture", "image/png", &img[..])], "bad_request"),
+        ("image part not an image", vec![("image", "image/png", &b"GIF89a"[..])], "bad_image"),
+    ] {
+        let (ct, body) = multipart(&parts);
+        let r = post_frame(&s, "cam-01", Some(CAM1_KEY), &ct, &body, &[]);
+        assert_eq!(r.json["error"]["code"], code, "{what}: {}", r.json);
+    }
+}

@@ -82,10 +82,31 @@ struct FrameQuery {
     speed_kmh: Option<String>,
 }
 
-fn frame_meta(req: &HttpRequest, camera: &str) -> Result<FrameMeta, ApiError> {
-    let q = web::Query::<FrameQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
+/// The `metadata` part of a multipart frame: the same fields, numbers as JSON numbers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameMetadataJson {
+    frame_id: Option<String>,
+    capture_time: Option<String>,
+    track_id: Option<String>,
+    position_m: Option<f64>,
+    speed_kmh: Option<f64>,
+}
+
+impl From<FrameMetadataJson> for FrameQuery {
+    fn from(m: FrameMetadataJson) -> Self {
+        FrameQuery {
+            frame_id: m.frame_id,
+            capture_time: m.capture_time,
+            track_id: m.track_id,
+            position_m: m.position_m.map(|v| v.to_string()),
+            speed_kmh: m.speed_kmh.map(|v| v.to_string()),
+        }
+    }
+}
+
+/// Headers win over `q` (the multipart metadata, else the query string).
+fn frame_meta(req: &HttpRequest, camera: &str, q: FrameQuery) -> Result<FrameMeta, ApiError> {
     let pick = |h: &str, q: &Option<String>| -> Result<Option<String>, ApiError> {
         match req.headers().get(h) {
             Some(v) => v
@@ -147,19 +168,28 @@ fn image_ext(b: &[u8]) -> &'static str {
     }
 }
 
-fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+/// How the frame is sent: the image as the body, or `multipart/form-data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Image,
+    Multipart,
+}
+
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
     let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(BodyKind::Image);
     };
     let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
     let essence = ct.split(';').next().unwrap_or("").trim();
     if essence.starts_with("image/") || essence == "application/octet-stream" {
-        Ok(())
+        Ok(BodyKind::Image)
+    } else if essence == "multipart/form-data" {
+        Ok(BodyKind::Multipart)
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("Content-Type {essence:?}: post the image bytes as image/png, image/jpeg, image/bmp or image/tiff"),
+            format!("Content-Type {essence:?}: post the image bytes as image/png, image/jpeg, image/bmp or image/tiff, or multipart/form-data with parts `image` and `metadata`"),
         ))
     }
 }
@@ -190,6 +220,52 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// `multipart/form-data` with a part `image` (the frame) and an optional part `metadata` (JSON:
+/// frame_id, capture_time, track_id, position_m, speed_kmh). Other parts are refused so that a
+/// misspelt name is an error, not silently lost metadata.
+async fn read_multipart(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(Vec<u8>, Option<FrameQuery>), ApiError> {
+    let mut parts = actix_multipart::Multipart::new(req.headers(), payload);
+    let (mut image, mut meta) = (None, None);
+    let mut total = 0usize;
+    while let Some(field) = parts.next().await {
+        let mut field = field.map_err(|e| ApiError::bad_request(format!("multipart body: {e}")))?;
+        let name = field.name().unwrap_or("").to_string();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("multipart part {name:?}: {e}")))?;
+            total += chunk.len();
+            if total > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body is larger than server.max_body_bytes = {limit}"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "image" => image = Some(bytes),
+            "metadata" => {
+                let m: FrameMetadataJson = serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::bad_request(format!("multipart part \"metadata\" is not the metadata JSON: {e}"))
+                })?;
+                meta = Some(FrameQuery::from(m));
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected multipart part {other:?} (expected \"image\" and optionally \"metadata\")"
+                )))
+            }
+        }
+    }
+    let image = image.ok_or_else(|| ApiError::bad_request("multipart body has no \"image\" part"))?;
+    Ok((image, meta))
 }
 
 async fn post_frame(
@@ -225,9 +301,18 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         }
         _ => return Err(ApiError::forbidden("frames are posted with a camera's key")),
     }
-    check_content_type(req)?;
-    let meta = frame_meta(req, camera)?;
-    let body = read_body(req, payload, state.config.server.max_body_bytes).await?;
+    let limit = state.config.server.max_body_bytes;
+    let (body, q) = match body_kind(req)? {
+        BodyKind::Image => (read_body(req, payload, limit).await?, None),
+        BodyKind::Multipart => read_multipart(req, payload, limit).await?,
+    };
+    let q = match q {
+        Some(q) => q,
+        None => web::Query::<FrameQuery>::from_query(req.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default(),
+    };
+    let meta = frame_meta(req, camera, q)?;
     if body.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the request body is empty; post the image bytes"));
     }
