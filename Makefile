@@ -157,6 +157,13 @@ web-test: rust-deps venv build
 	cd web && node --test tests/unit/*.test.mjs
 	cd web && node --test tests/e2e/*.test.mjs
 
+# The HTTP service under bounded load on 127.0.0.1 (saturation, 50 % / 80 % paced, batching on
+# and off, RSS) against the engine's ceiling and a plain Python onnxruntime server; about two
+# minutes; writes its section of docs/performance.md and data/bench/service.json.
+bench-service: build venv
+	PYTHONPATH=$(TRAIN_DIR) $(PY) -m pytest -q benches/service
+	PYTHONPATH=$(TRAIN_DIR) $(PY) benches/service/load_bench.py --wait-idle 300 --out data/bench/service.json --write docs/performance.md
+
 # The service in the foreground on the configured model (config/railscope.toml).
 serve: venv build
 	$(RAILSCOPE) serve

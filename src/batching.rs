@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! handlers ──try_send──▶ [bounded queue] ──▶ inference thread ──▶ [small queue] ──▶ store thread ──▶ answers
-//!  (decode, ROI,          full → 503        batch ≤ max_batch       (pipelined:        one transaction
-//!   normalize)                              or max_delay; one        next batch runs    per batch, then
-//!                                           session run a batch      while this stores) reply + metrics
+//!  (decode, ROI,          full → 503        what is queued,          (pipelined: the    judge, heatmaps,
+//!   normalize)                              ≤ max_batch, waiting     next batch runs    one transaction
+//!                                           ≤ max_delay for more;    while this one is  per batch, then
+//!                                           one session run          judged and stored) reply + metrics
 //! ```
-//! Handlers prepare frames on the blocking pool, so the inference thread only runs the session
-//! and judges. A frame is answered only after its row is committed: an answered verdict is
+//! Handlers prepare frames on the blocking pool and the store thread judges, so the inference
+//! thread only runs the session. A frame is answered only after its row is committed: an answered verdict is
 //! never lost. Each job carries the model it was prepared with, so a reload swaps the model
 //! between jobs without failing one (old and new jobs are batched separately).
 
@@ -22,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::config::{BatchingConfig, StorageConfig};
-use crate::inspector::{FrameResult, Inspector, PreparedFrame};
+use crate::inspector::{FrameResult, FrameScores, Inspector, PreparedFrame};
 
 use crate::scoring::Verdict;
 use crate::store::{Inspection, Media, Store};
@@ -143,17 +144,16 @@ pub fn start(
     observer: Arc<dyn Observer>,
 ) -> std::io::Result<(Batcher, Workers)> {
     let (tx, rx) = mpsc::sync_channel::<FrameJob>(cfg.queue_capacity);
-    // Two batches in flight to the store keep the engine busy while one commits.
-    let (store_tx, store_rx) = mpsc::sync_channel::<Vec<Stored>>(2);
+    // Two batches in flight to the store keep the engine busy while one is judged and committed.
+    let (store_tx, store_rx) = mpsc::sync_channel::<Vec<Scored>>(2);
     let depth = Arc::new(AtomicUsize::new(0));
     let infer = {
         let depth = depth.clone();
         let observer = observer.clone();
         let cfg = cfg.clone();
-        let storage = storage.clone();
         std::thread::Builder::new()
             .name("railscope-infer".into())
-            .spawn(move || inference_loop(rx, store_tx, &cfg, &storage, &depth, observer.as_ref()))?
+            .spawn(move || inference_loop(rx, store_tx, &cfg, &depth, observer.as_ref()))?
     };
     let storing = {
         let storage = storage.clone();
@@ -173,31 +173,39 @@ pub fn start(
     ))
 }
 
-/// One judged frame on its way to the store.
-struct Stored {
-    inspection: Inspection,
-    media: Media,
-    timings: Timings,
-    arrived: Instant,
-    reply: Reply,
+/// A frame whose session run is done, on its way to judging and the store.
+struct Scored {
+    job: FrameJob,
+    scores: crate::Result<FrameScores>,
+    queue_ms: f64,
+    infer_ms: f64,
 }
 
 fn inference_loop(
     rx: Receiver<FrameJob>,
-    store_tx: SyncSender<Vec<Stored>>,
+    store_tx: SyncSender<Vec<Scored>>,
     cfg: &BatchingConfig,
-    storage: &StorageConfig,
     depth: &AtomicUsize,
     observer: &dyn Observer,
 ) {
     let max_delay = Duration::from_millis(cfg.max_delay_ms);
-    let mut last_kept_normal: HashMap<String, i64> = HashMap::new();
     // `recv` fails only when every sender is gone and the queue is empty: the drain is done.
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
+        // Whatever queued up while the engine was busy joins at once; only then is it worth
+        // waiting (up to max_delay) for more.
+        while batch.len() < cfg.max_batch {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
         let until = Instant::now() + max_delay;
         while batch.len() < cfg.max_batch {
             let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             match rx.recv_timeout(left) {
                 Ok(j) => batch.push(j),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
@@ -231,47 +239,70 @@ fn inference_loop(
             let t_infer = Instant::now();
             let scored = model.score_prepared(prepared, true);
             let infer_ms = t_infer.elapsed().as_secs_f64() * 1e3;
-            for (job, fs) in jobs.into_iter().zip(scored) {
-                let t_score = Instant::now();
-                let judged = fs.and_then(|fs| {
-                    let res = model.judge(&job.meta.frame_id.clone().unwrap_or_default(), Some(&job.meta.camera), &fs)?;
-                    let keep = keep_image(&res, &job.meta, storage, &mut last_kept_normal);
-                    let heat = if keep { model.heatmap_png(&fs)? } else { None };
-                    Ok((res, keep, heat))
+            for (job, scores) in jobs.into_iter().zip(scored) {
+                let queue_ms = started.duration_since(job.enqueued).as_secs_f64() * 1e3;
+                out.push(Scored {
+                    job,
+                    scores,
+                    queue_ms,
+                    infer_ms,
                 });
-                match judged {
-                    Ok((res, keep, heat)) => {
-                        let queue_ms = started.duration_since(job.enqueued).as_secs_f64() * 1e3;
-                        let timings = Timings {
-                            preprocess: job.preprocess_ms,
-                            queue: queue_ms,
-                            infer: infer_ms,
-                            score: t_score.elapsed().as_secs_f64() * 1e3,
-                            ..Default::default()
-                        };
-                        let inspection = to_inspection(&job.meta, &res, &model);
-                        let media = Media {
-                            image: keep.then_some((job.image, job.image_ext)),
-                            heatmap_png: heat,
-                        };
-                        out.push(Stored {
-                            inspection,
-                            media,
-                            timings,
-                            arrived: job.arrived,
-                            reply: job.reply,
-                        });
-                    }
-                    Err(e) => {
-                        tracing::error!(camera = %job.meta.camera, error = %e, "inference failed");
-                        let _ = job.reply.send(Err(format!("inference failed: {e}")));
-                    }
-                }
             }
         }
-        if !out.is_empty() && store_tx.send(out).is_err() {
+        if store_tx.send(out).is_err() {
             tracing::error!("store thread is gone; stopping inference");
             break;
+        }
+    }
+}
+
+/// One judged frame, ready to be stored.
+struct Judged {
+    inspection: Inspection,
+    media: Media,
+    timings: Timings,
+    arrived: Instant,
+    reply: Reply,
+}
+
+/// Calibration, verdict, the image-keeping decision and the heatmap: done here, beside the
+/// store, so the inference thread goes straight on to the next session run.
+fn judge(s: Scored, storage: &StorageConfig, last_kept_normal: &mut HashMap<String, i64>) -> Option<Judged> {
+    let t = Instant::now();
+    let Scored {
+        job,
+        scores,
+        queue_ms,
+        infer_ms,
+    } = s;
+    let model = job.model.clone();
+    let judged = scores.and_then(|fs| {
+        let res = model.judge(job.meta.frame_id.as_deref().unwrap_or(""), Some(&job.meta.camera), &fs)?;
+        let keep = keep_image(&res, &job.meta, storage, last_kept_normal);
+        let heat = if keep { model.heatmap_png(&fs)? } else { None };
+        Ok((res, keep, heat))
+    });
+    match judged {
+        Ok((res, keep, heat)) => Some(Judged {
+            inspection: to_inspection(&job.meta, &res, &model),
+            media: Media {
+                image: keep.then_some((job.image, job.image_ext)),
+                heatmap_png: heat,
+            },
+            timings: Timings {
+                preprocess: job.preprocess_ms,
+                queue: queue_ms,
+                infer: infer_ms,
+                score: t.elapsed().as_secs_f64() * 1e3,
+                ..Default::default()
+            },
+            arrived: job.arrived,
+            reply: job.reply,
+        }),
+        Err(e) => {
+            tracing::error!(camera = %job.meta.camera, error = %e, "inference failed");
+            let _ = job.reply.send(Err(format!("inference failed: {e}")));
+            None
         }
     }
 }
@@ -326,16 +357,24 @@ fn to_inspection(meta: &FrameMeta, res: &FrameResult, model: &Inspector) -> Insp
 }
 
 fn store_loop(
-    rx: Receiver<Vec<Stored>>,
+    rx: Receiver<Vec<Scored>>,
     store: &dyn Store,
     storage: &StorageConfig,
     observer: &dyn Observer,
 ) {
     let mut last_expiry = Instant::now();
-    while let Ok(mut batch) = rx.recv() {
+    let mut last_kept_normal: HashMap<String, i64> = HashMap::new();
+    while let Ok(mut scored) = rx.recv() {
         // Whatever else is waiting joins the same transaction.
         while let Ok(more) = rx.try_recv() {
-            batch.extend(more);
+            scored.extend(more);
+        }
+        let batch: Vec<Judged> = scored
+            .into_iter()
+            .filter_map(|s| judge(s, storage, &mut last_kept_normal))
+            .collect();
+        if batch.is_empty() {
+            continue;
         }
         let t = Instant::now();
         type Waiting = (Timings, Instant, Reply);

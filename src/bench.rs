@@ -404,13 +404,38 @@ pub fn markdown(r: &BenchReport) -> String {
     s
 }
 
+const BEGIN: &str = "<!-- BEGIN engine benchmark: written by `railscope bench --write` -->";
+const END: &str = "<!-- END engine benchmark -->";
+
+/// Writes the report between its markers in `path`, keeping what else the file holds (the
+/// service load benchmark's section); a file without the markers is replaced.
 pub fn write_markdown(r: &BenchReport, path: &Path) -> Result<()> {
-    std::fs::write(path, markdown(r)).map_err(|e| Error::io(format!("write {}", path.display()), e))
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    std::fs::write(path, replace_section(&old, &markdown(r)))
+        .map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
+
+fn replace_section(old: &str, body: &str) -> String {
+    let section = format!("{BEGIN}\n{body}{END}\n");
+    match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &old[..b], &old[e + END.len()..].trim_start_matches('\n')),
+        _ => section,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engine_section_is_replaced_and_the_rest_kept() {
+        let first = replace_section("", "engine v1\n");
+        let with_service = format!("{first}\n<!-- service -->\nservice figures\n");
+        let second = replace_section(&with_service, "engine v2\n");
+        assert!(second.contains("engine v2") && !second.contains("engine v1"), "{second}");
+        assert!(second.ends_with("<!-- service -->\nservice figures\n"), "{second}");
+        assert_eq!(replace_section("no markers", "x\n"), format!("{BEGIN}\nx\n{END}\n"));
+    }
 
     #[test]
     fn percentiles_and_rss() {

@@ -90,9 +90,20 @@ impl FrameSource {
         Ok(src)
     }
 
-    /// The committed synthetic fastener set (`tests/fixtures/fasteners`), made by our generator.
+    /// The committed synthetic fastener set (`tests/fixtures/fasteners`, made by our
+    /// generator), looked up from the working directory, then above the executable.
     pub fn synthetic() -> Result<Self> {
-        Self::from_dir(&PathBuf::from("tests/fixtures/fasteners"))
+        let rel = Path::new("tests/fixtures/fasteners");
+        let exe = std::env::current_exe().unwrap_or_default();
+        let found = std::iter::once(PathBuf::from("."))
+            .chain(exe.ancestors().skip(1).map(Path::to_path_buf))
+            .map(|d| d.join(rel))
+            .find(|p| p.is_dir())
+            .ok_or_else(|| Error::Dataset {
+                path: rel.to_path_buf(),
+                message: "not found here or above the executable; use --dir".into(),
+            })?;
+        Self::from_dir(&found)
     }
 }
 
@@ -179,14 +190,18 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                     (agent.clone(), tally.clone(), issued.clone(), next_frame.clone());
                 let url = format!("{url}/v1/cameras/{}/frames", cam.id);
                 let mut rng = opts.seed ^ ((ci as u64 + 1) << 32) ^ ((worker as u64 + 1) * 0x9E37);
+                // Cameras are phase-shifted so that paced frames do not arrive in bursts.
+                let phase = ci as f64 / opts.cameras.len() as f64;
                 s.spawn(move || loop {
                     let k = next_frame.fetch_add(1, Ordering::SeqCst);
+                    let mut due = None;
                     if opts.fps > 0.0 {
-                        let due = start + Duration::from_secs_f64(k as f64 / opts.fps);
-                        if deadline.is_some_and(|d| due >= d) {
+                        let at = start + Duration::from_secs_f64((k as f64 + phase) / opts.fps);
+                        if deadline.is_some_and(|d| at >= d) {
                             return;
                         }
-                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                        due = Some(at);
                     }
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return;
@@ -201,7 +216,9 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                     let pool = if defect { &source.defect } else { &source.normal };
                     let img = &pool[(next_rand(&mut rng) * pool.len() as f64) as usize % pool.len()];
                     let position = 1000.0 * (ci as f64 + 1.0) + k as f64 * SLEEPER_SPACING_M;
-                    let t0 = Instant::now();
+                    // Paced: latency counts from when the frame was due, so a service that falls
+                    // behind shows it (no coordinated omission).
+                    let t0 = due.unwrap_or_else(Instant::now);
                     let res = agent
                         .post(&url)
                         .set("Authorization", &format!("Bearer {}", cam.key))
@@ -226,14 +243,21 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                         }
                         Err(ureq::Error::Transport(_)) => Err("connection".to_string()),
                     };
-                    let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-                    t.sent += 1;
-                    match outcome {
-                        Ok(v) => {
-                            t.latencies.push(ms);
-                            *t.verdicts.entry(v).or_default() += 1;
+                    let refused = outcome.as_ref().err().is_some_and(|c| c == "connection");
+                    {
+                        let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                        t.sent += 1;
+                        match outcome {
+                            Ok(v) => {
+                                t.latencies.push(ms);
+                                *t.verdicts.entry(v).or_default() += 1;
+                            }
+                            Err(code) => *t.failed.entry(code).or_default() += 1,
                         }
-                        Err(code) => *t.failed.entry(code).or_default() += 1,
+                    }
+                    if refused {
+                        // The service is down or unreachable: back off instead of spinning.
+                        std::thread::sleep(Duration::from_millis(200));
                     }
                 });
             }

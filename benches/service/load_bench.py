@@ -8,12 +8,13 @@ alternative, a plain Python onnxruntime server on the same model
 latency at realistic loads and the memory the service holds:
 
 1. engine ceiling: ``railscope bench`` at batch 1 and the service's batch size, on the same model
-   and config, before any server runs (so nothing competes with it);
+   and config, right before each server block and once at the end, with no server running (so
+   nothing competes with it; and the host's speed drifts, so each server gets its own yardstick);
 2. railscope with batching on (``max_batch`` 8, ``max_delay_ms`` 2): saturation (closed loop,
    fps 0), then paced runs at 50 % and 80 % of the measured saturation (p50/p99 at a load the
    service can carry);
-3. railscope with batching off (``max_batch`` 1): saturation (+ the same paced runs);
-4. the Python baseline at saturation with the same client;
+3. railscope with batching off (``max_batch`` 1): saturation and the same paced loads;
+4. the Python baseline: saturation and the same paced loads, with the same client;
 5. RSS (VmRSS, VmHWM from /proc) of each server after its runs, server and client CPU seconds
    per frame (on a small machine the load generator competes with the server for the cores, and
    this is what shows by how much).
@@ -22,13 +23,15 @@ Everything is bounded: servers bind 127.0.0.1 on a free port with storage in a t
 every client run is bounded in seconds (and in frames where the client supports it), every child
 is killed by its process id at the end, and the whole run aborts past ``--max-seconds``.
 
-The load client is ``railscope simulate --synthetic --json`` (the one the service ships). Until
-it exists, or with ``--client python``, a small closed-loop/paced Python client posting fixture
-crops stands in (it is CPU-hungry; its figures under-state every server).
+The load client is ``railscope simulate --synthetic --json`` (the one the service ships). With
+``--client python`` (or a binary without ``simulate``) a small closed-loop/paced Python client
+posting fixture crops stands in; it costs more CPU per frame, so its figures under-state every
+server a little.
 
-Run from the repository root after ``make build venv``::
+Run from the repository root after ``make build venv`` (about 2 minutes; ``--wait-idle`` first
+waits for other work to leave the CPU, since on 2 cores a concurrent build ruins every figure)::
 
-    PYTHONPATH=models/train .venv/bin/python benches/service/load_bench.py \\
+    PYTHONPATH=models/train .venv/bin/python benches/service/load_bench.py --wait-idle 300 \\
         --out data/bench/service.json --markdown > data/bench/service.md
 """
 
@@ -509,48 +512,36 @@ def engine_bench(args, tmp: Path, deadline: Deadline) -> dict:
 # orchestration
 
 
-def bench_railscope(args, tmp: Path, label: str, max_batch: int, max_delay_ms: int, deadline: Deadline, paced: bool) -> dict:
-    srv = start_railscope(args, tmp, label, max_batch, max_delay_ms, args.ready_timeout)
-    out: dict = {"server": srv.name, "max_batch": max_batch, "max_delay_ms": max_delay_ms, "readyz": srv.extra.get("readyz"),
-                 "runs": []}
+def bench_server(args, srv: Server, label: str, deadline: Deadline, paced: bool, reference_fps: float | None) -> dict:
+    """Saturation, then (``paced``) the paced loads, then memory and metrics; always stops ``srv``.
+
+    Paced loads are fractions of ``reference_fps`` (railscope's batching-on saturation) when
+    given, so every server's latency is compared at the *same* offered frames/s; otherwise of
+    this server's own saturation."""
+    out: dict = {"server": srv.name, "readyz": srv.extra.get("readyz"), "runs": [], **{
+        k: v for k, v in srv.extra.items() if k != "readyz"}}
+    is_railscope = srv.name.startswith("railscope")
     try:
         sat = load_run(args, srv, f"{label} saturation", 0, args.duration, deadline)
         out["runs"].append(sat)
         out["saturation_fps"] = sat["throughput_fps"]
-        out["metrics_after_saturation"] = scrape_metrics(srv)
-        if paced and sat["throughput_fps"] > 0:
+        if is_railscope:
+            out["metrics_after_saturation"] = scrape_metrics(srv)
+        base = reference_fps or sat["throughput_fps"]
+        if paced and base > 0:
             for frac in args.paced:
-                per_cam = sat["throughput_fps"] * frac / args.cameras
-                r = load_run(args, srv, f"{label} {frac:.0%} paced", per_cam, args.paced_duration, deadline)
-                r["fraction_of_saturation"] = frac
+                r = load_run(args, srv, f"{label} {frac:.0%} paced", base * frac / args.cameras, args.paced_duration, deadline)
+                r["fraction_of_reference"] = frac
                 out["runs"].append(r)
         out["memory_mib"] = proc_status(srv.pid)
-        out["metrics"] = scrape_metrics(srv)
+        if is_railscope:
+            out["metrics"] = scrape_metrics(srv)
     finally:
         rc = srv.stop()
         out["exit_code"] = rc
         out["log_tail"] = srv.log_tail(15)
         if rc not in (0, None):
             log(f"{srv.name} exited with {rc} on SIGTERM (graceful shutdown expected 0)")
-    return out
-
-
-def bench_python(args, tmp: Path, deadline: Deadline, paced: bool) -> dict:
-    srv = start_python_baseline(args, tmp, args.ready_timeout)
-    out: dict = {"server": srv.name, "runs": []}
-    try:
-        sat = load_run(args, srv, "python saturation", 0, args.duration, deadline)
-        out["runs"].append(sat)
-        out["saturation_fps"] = sat["throughput_fps"]
-        if paced and sat["throughput_fps"] > 0:
-            for frac in args.paced:
-                r = load_run(args, srv, f"python {frac:.0%} paced", sat["throughput_fps"] * frac / args.cameras,
-                             args.paced_duration, deadline)
-                r["fraction_of_saturation"] = frac
-                out["runs"].append(r)
-        out["memory_mib"] = proc_status(srv.pid)
-    finally:
-        out["exit_code"] = srv.stop()
     return out
 
 
@@ -564,6 +555,7 @@ def markdown(res: dict, section: bool) -> str:
     """One table of runs, the ratios and memory; with ``section`` the heading, context and
     reading notes that make it a docs/performance.md section."""
     eng = res.get("engine") or {}
+    rat = res.get("ratios", {})
     lines = [
         "## HTTP service under load (`benches/service/load_bench.py`)",
         "",
@@ -572,8 +564,8 @@ def markdown(res: dict, section: bool) -> str:
         f"- model `{res['model']}`, provider **{eng.get('provider', '?')}**, {eng.get('cores', '?')} cores "
         f"({eng.get('cpu', '?')}); client `{res['client']}` on the same machine, {res['cameras']} cameras × "
         f"{res['concurrency']} requests in flight",
-        f"- measured {res['created_at']}; 1-minute load average before: {fmt(res.get('load_before'), '.2f')}, "
-        f"after: {fmt(res.get('load_after'), '.2f')}",
+        f"- measured {res['created_at']}; CPU busy with other work before the run: "
+        f"{fmt(100 * res['cpu_busy_before'], '.0f') + ' %' if res.get('cpu_busy_before') is not None else '?'}",
         "",
         "| server | run | offered frames/s | answered frames/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | failed | server CPU ms/frame | client CPU ms/frame |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -591,19 +583,23 @@ def markdown(res: dict, section: bool) -> str:
                 f"| {fmt(lm.get('p99'), '.2f')} | {fmt(lm.get('max'), '.2f')} | {failed} "
                 f"| {fmt(r.get('server_cpu_ms_per_frame'), '.2f')} | {fmt(r.get('client_cpu_ms_per_frame'), '.2f')} |")
     lines.append("")
-    rat = res.get("ratios", {})
-    if eng:
-        lines.append(f"- engine ceiling (`railscope bench`, session only, batch {eng['batch']}): "
-                     f"**{fmt(eng['images_per_s'])} images/s** (batch 1: {fmt(eng.get('images_per_s_batch1'))})")
-    after = (res.get("engine_after") or {}).get("images_per_s")
-    if eng and after:
-        drift = after / eng - 1
-        lines.append(f"- engine ceiling again after the runs: {fmt(after)} images/s ({drift:+.0%})"
-                     + (" — **the machine was not idle: treat the figures as noisy**" if abs(drift) > 0.1 else ""))
+    runs = res.get("engine_runs") or []
+    if runs:
+        lines.append(f"- engine ceiling (`railscope bench`, session only, no HTTP, measured before each block), "
+                     f"images/s at batch {runs[0]['batch']} (batch 1): "
+                     + "; ".join(f"{e['before']} **{fmt(e['images_per_s'])}** ({fmt(e.get('images_per_s_batch1'))})" for e in runs))
+        ips = [e["images_per_s"] for e in runs]
+        if max(ips) > 1.1 * min(ips):
+            lines.append(f"- the ceiling drifted by {max(ips) / min(ips) - 1:.0%} during the benchmark with nothing else "
+                         "running: the host's speed varies, so each server is compared with the ceiling taken next to it")
     if "service_over_engine" in rat:
-        lines.append(f"- service ÷ engine at saturation (batching on): **{rat['service_over_engine']:.2f}** (target ≥ 0.9)")
+        lines.append(f"- service ÷ engine at saturation: batching on **{rat['service_over_engine']:.2f}** (target ≥ 0.9)"
+                     + (f", batching off {rat['batch1_service_over_engine']:.2f}" if "batch1_service_over_engine" in rat else "")
+                     + (f"; Python baseline ÷ engine {rat['python_over_engine']:.2f}" if "python_over_engine" in rat else ""))
     if "railscope_over_python" in rat:
-        lines.append(f"- railscope ÷ Python baseline at saturation: **{rat['railscope_over_python']:.2f}×** (target ≥ 3×)")
+        lines.append(f"- railscope ÷ Python baseline at saturation: **{rat['railscope_over_python']:.2f}×** (target ≥ 3×)"
+                     + (f"; {rat['railscope_over_python_drift_corrected']:.2f}× with each taken relative to its adjacent ceiling"
+                        if "railscope_over_python_drift_corrected" in rat else ""))
     if "batching_on_over_off" in rat:
         lines.append(f"- batching on ÷ off at saturation: {rat['batching_on_over_off']:.2f}")
     for key in ("batching_on", "batching_off"):
@@ -622,10 +618,12 @@ def markdown(res: dict, section: bool) -> str:
     lines += [
         "",
         "Saturation is a closed loop (fps 0: every connection sends its next frame when the last is "
-        "answered); paced runs offer the given fraction of the measured saturation, spread over the cameras. "
+        "answered); paced runs offer every server the same frames/s, a fraction of railscope's batching-on "
+        "saturation, split equally among the cameras. "
         "The load generator runs on the same cores as the server, so *client CPU ms/frame* is taken "
         "from the server's budget; the engine ceiling has the machine to itself.",
-        "Regenerate: `PYTHONPATH=models/train .venv/bin/python benches/service/load_bench.py --markdown`.",
+        "Regenerate: `PYTHONPATH=models/train .venv/bin/python benches/service/load_bench.py --wait-idle 300 --markdown` "
+        "(JSON in `data/bench/service.json`).",
         "",
     ]
     return "\n".join(lines)
@@ -638,21 +636,38 @@ def load_average() -> float | None:
         return None
 
 
-def wait_for_idle(max_load: float, max_wait: float) -> float | None:
-    """Wait (at most ``max_wait`` s) until the 1-minute load average is below ``max_load``.
+def cpu_busy(seconds: float = 3.0) -> float:
+    """Fraction of all cores busy over ``seconds`` (from /proc/stat). The load average is no
+    idleness test here: in small VMs it sits above 1 on an idle machine (uninterruptible kernel
+    threads count), so the CPU counters decide."""
+    def snap() -> tuple[int, int]:
+        vals = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+        return sum(vals[:8]), idle  # user nice system idle iowait irq softirq steal
+    t0, i0 = snap()
+    time.sleep(seconds)
+    t1, i1 = snap()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
 
-    On a 2-core machine a concurrent build makes every figure meaningless (the engine ceiling
-    falls several-fold), so a scheduled run had better wait for the machine than record noise.
-    Returns the load average it started with."""
-    t0 = time.monotonic()
-    la = load_average()
-    while la is not None and la > max_load and time.monotonic() - t0 < max_wait:
-        log(f"waiting for an idle machine: load average {la:.2f} > {max_load}")
-        time.sleep(10)
-        la = load_average()
-    if la is not None and la > max_load:
-        log(f"WARNING: load average {la:.2f} > {max_load}: the figures are skewed by other work")
-    return la
+
+def wait_for_idle(max_busy: float, max_wait: float) -> float | None:
+    """Wait (at most ``max_wait`` s) until less than ``max_busy`` of the CPU is in use.
+
+    On a 2-core machine a concurrent build or test run makes every figure meaningless (the
+    engine ceiling falls several-fold), so a scheduled run had better wait for the machine than
+    record noise. Returns the busy fraction it started with."""
+    try:
+        t0 = time.monotonic()
+        busy = cpu_busy()
+        while busy > max_busy and time.monotonic() - t0 < max_wait:
+            log(f"waiting for an idle machine: {busy:.0%} of the CPU busy (> {max_busy:.0%})")
+            time.sleep(5)
+            busy = cpu_busy()
+    except (OSError, ValueError, IndexError):
+        return None
+    if busy > max_busy:
+        log(f"WARNING: {busy:.0%} of the CPU is busy with other work: the figures are skewed")
+    return busy
 
 
 def binary_supports(binary: Path, sub: str, root: Path) -> str | None:
@@ -684,20 +699,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per saturation run")
     ap.add_argument("--paced-duration", type=float, default=10.0, help="seconds per paced run")
     ap.add_argument("--paced", type=lambda s: [float(x) for x in s.split(",") if x], default=[0.5, 0.8],
-                    help="paced loads as fractions of the measured saturation")
-    ap.add_argument("--paced-off", action="store_true", help="also run the paced loads with batching off and on the Python baseline")
+                    help="paced loads as fractions of railscope's batching-on saturation (the same offered frames/s for every server)")
+    ap.add_argument("--paced-on-only", action="store_true",
+                    help="paced loads for railscope with batching on only (not batching off and the Python baseline)")
     ap.add_argument("--max-frames", type=int, default=100_000, help="frame bound per client run")
     ap.add_argument("--max-batch", type=int, default=8, help="batching-on max_batch (and the engine figure compared with)")
-    ap.add_argument("--max-delay-ms", type=int, default=2, help="batching-on max_delay_ms")
+    ap.add_argument("--max-delay-ms", type=int, default=0, help="batching-on max_delay_ms")
     ap.add_argument("--engine-seconds", type=float, default=3.0, help="railscope bench seconds per batch size")
     ap.add_argument("--skip", default="", help="comma list of steps to skip: engine,on,off,python")
     ap.add_argument("--ready-timeout", type=float, default=90.0, help="seconds to wait for /readyz")
     ap.add_argument("--grace-s", type=float, default=30.0, help="seconds a client run may exceed its duration before it is killed")
     ap.add_argument("--max-seconds", type=float, default=290.0, help="abort the whole benchmark past this")
     ap.add_argument("--wait-idle", type=float, default=0.0,
-                    help="wait up to this many seconds for the 1-minute load average to drop below --idle-load")
-    ap.add_argument("--idle-load", type=float, default=0.5, help="load average counted as idle")
+                    help="wait up to this many seconds for other work to leave the CPU (busy share below --idle-busy)")
+    ap.add_argument("--idle-busy", type=float, default=0.1, help="CPU busy share (0-1) counted as idle")
     ap.add_argument("--out", type=Path, default=Path("data/bench/service.json"), help="JSON results (relative to --root)")
+    ap.add_argument("--write", type=Path, default=None,
+                    help="put the section between its markers in this file (e.g. docs/performance.md), keeping the rest")
     ap.add_argument("--markdown", action="store_true", help="print a whole docs/performance.md section (heading, context, reading notes), not just the table")
     args = ap.parse_args(argv)
 
@@ -706,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
         p = getattr(args, name)
         setattr(args, name, p if p.is_absolute() else args.root / p)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    wait_for_idle(args.idle_load, args.wait_idle)
+    busy_before = wait_for_idle(args.idle_busy, args.wait_idle)
     deadline = Deadline(args.max_seconds)
 
     serve_help = binary_supports(args.binary, "serve", args.root)
@@ -731,29 +749,46 @@ def main(argv: list[str] | None = None) -> int:
     res: dict = {
         "model": args.model.name, "client": "railscope simulate" if args.client == "simulate" else "python fallback client",
         "cameras": args.cameras, "concurrency": args.concurrency, "duration_s": args.duration,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": load_average(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": load_average(), "cpu_busy_before": busy_before,
         "cores": os.cpu_count(),
     }
     tmp = Path(tempfile.mkdtemp(prefix="railscope-load-bench-"))
     args.sim_config = temp_config(args, tmp)  # simulate takes camera ids and keys from it
     errors = []
+    res["engine_runs"] = []
+
+    def ceiling(before: str) -> dict | None:
+        """The engine ceiling right before a block: the host's speed drifts (shared VMs: ±25 %
+        within minutes was seen), so each server is compared with a ceiling taken next to it."""
+        if "engine" in skip or deadline.left() < args.engine_seconds * 2 + 30:
+            return None
+        e = engine_bench(args, tmp, deadline)
+        e["before"] = before
+        res["engine_runs"].append(e)
+        res.setdefault("engine", e)
+        log(f"engine ceiling {before}: {e['images_per_s']:.1f} images/s at batch {args.max_batch} "
+            f"(batch 1: {e['images_per_s_batch1']:.1f})")
+        return e
+
     try:
-        if "engine" not in skip:
-            res["engine"] = engine_bench(args, tmp, deadline)
-            log(f"engine: {res['engine']['images_per_s']:.1f} images/s at batch {args.max_batch}")
+        ref = None
         if "on" not in skip:
-            res["batching_on"] = bench_railscope(args, tmp, "on", args.max_batch, args.max_delay_ms, deadline, paced=True)
-            res["batching_on"]["label"] = f"railscope batch≤{args.max_batch}"
+            eng = ceiling("before " + "railscope batching on")
+            srv = start_railscope(args, tmp, "on", args.max_batch, args.max_delay_ms, args.ready_timeout)
+            res["batching_on"] = bench_server(args, srv, "on", deadline, paced=True, reference_fps=None)
+            res["batching_on"].update(label=f"railscope batch≤{args.max_batch}", engine=eng)
+            ref = res["batching_on"]["saturation_fps"]
         if "off" not in skip:
-            res["batching_off"] = bench_railscope(args, tmp, "off", 1, 0, deadline, paced=args.paced_off)
-            res["batching_off"]["label"] = "railscope batch 1"
+            eng = ceiling("before " + "railscope batching off")
+            srv = start_railscope(args, tmp, "off", 1, 0, args.ready_timeout)
+            res["batching_off"] = bench_server(args, srv, "off", deadline, paced=not args.paced_on_only, reference_fps=ref)
+            res["batching_off"].update(label="railscope batch 1", engine=eng)
         if "python" not in skip:
-            res["python"] = bench_python(args, tmp, deadline, paced=args.paced_off)
-            res["python"]["label"] = "Python baseline"
-        if "engine" not in skip and deadline.left() > args.engine_seconds * 2 + 30:
-            # again at the end: if the machine was not idle throughout, the two ceilings differ
-            res["engine_after"] = engine_bench(args, tmp, deadline)
-            log(f"engine again: {res['engine_after']['images_per_s']:.1f} images/s at batch {args.max_batch}")
+            eng = ceiling("before " + "Python baseline")
+            srv = start_python_baseline(args, tmp, args.ready_timeout)
+            res["python"] = bench_server(args, srv, "python", deadline, paced=not args.paced_on_only, reference_fps=ref)
+            res["python"].update(label="Python baseline", engine=eng)
+        ceiling("after the runs")
     except (RuntimeError, TimeoutError, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
         errors.append(f"{type(e).__name__}: {e}")
         log(f"ERROR {errors[-1]}")
@@ -765,12 +800,23 @@ def main(argv: list[str] | None = None) -> int:
     on = (res.get("batching_on") or {}).get("saturation_fps")
     off = (res.get("batching_off") or {}).get("saturation_fps")
     py = (res.get("python") or {}).get("saturation_fps")
-    eng = (res.get("engine") or {}).get("images_per_s")
+
+    def rel(key: str) -> float | None:
+        """A block's saturation as a share of the engine ceiling measured right before it."""
+        b = res.get(key) or {}
+        e = (b.get("engine") or {}).get("images_per_s")
+        return b["saturation_fps"] / e if e and b.get("saturation_fps") else None
+
     ratios = {}
-    if on and eng:
-        ratios["service_over_engine"] = on / eng
+    for key, name in (("batching_on", "service_over_engine"), ("batching_off", "batch1_service_over_engine"),
+                      ("python", "python_over_engine")):
+        if rel(key) is not None:
+            ratios[name] = rel(key)
     if on and py:
         ratios["railscope_over_python"] = on / py
+        if rel("batching_on") and rel("python"):
+            # both as shares of their own adjacent ceiling: host drift between the blocks cancels
+            ratios["railscope_over_python_drift_corrected"] = rel("batching_on") / rel("python")
     if on and off:
         ratios["batching_on_over_off"] = on / off
     res["ratios"] = ratios
@@ -780,7 +826,27 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
     log(f"wrote {args.out}")
     print(markdown(res, section=args.markdown))
+    if args.write:
+        write_section(args.root / args.write, markdown(res, section=True))
+        log(f"wrote the service section of {args.write}")
     return 1 if errors else 0
+
+
+BEGIN = "<!-- BEGIN service load benchmark: written by benches/service/load_bench.py --write -->"
+END = "<!-- END service load benchmark -->"
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replaces the text between the markers (or appends the marked section), so the engine
+    section that `railscope bench --write` owns is kept."""
+    old = path.read_text() if path.exists() else ""
+    section = f"{BEGIN}\n{body.rstrip()}\n{END}\n"
+    b, e = old.find(BEGIN), old.find(END)
+    if b != -1 and e > b:
+        new = old[:b] + section + old[e + len(END):].lstrip("\n")
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + section
+    path.write_text(new)
 
 
 if __name__ == "__main__":

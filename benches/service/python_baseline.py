@@ -33,9 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -267,6 +267,10 @@ def parse_bind(spec: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=Path("models/nested-edgan"), help="model package folder")
@@ -288,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     # refused connections that measure the backlog, not the service.
     server_cls = type("Server", (ThreadingHTTPServer,), {"daemon_threads": True, "request_queue_size": 128})
     server = server_cls(args.bind, handler)
+    # SIGTERM (how load_bench.py stops it) ends serve_forever like Ctrl-C: exit status 0
+    signal.signal(signal.SIGTERM, _interrupt)
     host, port = server.server_address[:2]
     print(f"listening on http://{host}:{port}", flush=True)
     try:
