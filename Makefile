@@ -69,6 +69,7 @@ train-shipped: data train-venv
 
 py-test: venv
 	cd $(TRAIN_DIR) && $(UP)/$(PY) -m pytest -q tests
+	PYTHONPATH=$(TRAIN_DIR) $(PY) -m pytest -q benches/service  # the load benchmark's Python baseline scores like the reference
 
 # torch-dependent tests (model shapes, losses, export parity, a smoke training run)
 py-test-torch: train-venv
@@ -161,7 +162,6 @@ web-test: rust-deps venv build
 # and off, RSS) against the engine's ceiling and a plain Python onnxruntime server; about two
 # minutes; writes its section of docs/performance.md and data/bench/service.json.
 bench-service: build venv
-	PYTHONPATH=$(TRAIN_DIR) $(PY) -m pytest -q benches/service
 	PYTHONPATH=$(TRAIN_DIR) $(PY) benches/service/load_bench.py --wait-idle 300 --out data/bench/service.json --write docs/performance.md
 
 # The service in the foreground on the configured model (config/railscope.toml).

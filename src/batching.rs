@@ -26,19 +26,7 @@ use crate::config::{BatchingConfig, StorageConfig};
 use crate::inspector::{FrameResult, FrameScores, Inspector, PreparedFrame};
 
 use crate::scoring::Verdict;
-use crate::store::{Inspection, Media, Store};
-
-/// Where a frame came from, as the camera sent it.
-#[derive(Debug, Clone, Default)]
-pub struct FrameMeta {
-    pub camera: String,
-    pub frame_id: Option<String>,
-    pub capture_ms: Option<i64>,
-    pub received_ms: i64,
-    pub track_id: Option<String>,
-    pub position_m: Option<f64>,
-    pub speed_kmh: Option<f64>,
-}
+use crate::store::{FrameMeta, Inspection, Media, Store};
 
 /// Milliseconds spent in each stage, returned with the verdict.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -333,13 +321,7 @@ fn to_inspection(meta: &FrameMeta, res: &FrameResult, model: &Inspector) -> Insp
     let m = &model.package().manifest.model;
     Inspection {
         id: 0,
-        camera: meta.camera.clone(),
-        frame_id: meta.frame_id.clone(),
-        capture_ms: meta.capture_ms,
-        received_ms: meta.received_ms,
-        track_id: meta.track_id.clone(),
-        position_m: meta.position_m,
-        speed_kmh: meta.speed_kmh,
+        meta: meta.clone(),
         r: res.r,
         l: res.l,
         a: res.a,

@@ -49,11 +49,9 @@ pub struct Review {
     pub reviewed_ms: i64,
 }
 
-/// One inspected frame. Times are Unix milliseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Inspection {
-    /// Assigned by the store.
-    pub id: i64,
+/// Where a frame came from, as the camera sent it. Times are Unix milliseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameMeta {
     pub camera: String,
     pub frame_id: Option<String>,
     pub capture_ms: Option<i64>,
@@ -61,6 +59,14 @@ pub struct Inspection {
     pub track_id: Option<String>,
     pub position_m: Option<f64>,
     pub speed_kmh: Option<f64>,
+}
+
+/// One inspected frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    /// Assigned by the store.
+    pub id: i64,
+    pub meta: FrameMeta,
     /// Worst crop's scores; `None` when no fastener was found.
     pub r: Option<f64>,
     pub l: Option<f64>,
@@ -355,13 +361,15 @@ fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
     };
     Ok(Inspection {
         id: r.get(0)?,
-        camera: r.get(1)?,
-        frame_id: r.get(2)?,
-        capture_ms: r.get(3)?,
-        received_ms: r.get(4)?,
-        track_id: r.get(5)?,
-        position_m: r.get(6)?,
-        speed_kmh: r.get(7)?,
+        meta: FrameMeta {
+            camera: r.get(1)?,
+            frame_id: r.get(2)?,
+            capture_ms: r.get(3)?,
+            received_ms: r.get(4)?,
+            track_id: r.get(5)?,
+            position_m: r.get(6)?,
+            speed_kmh: r.get(7)?,
+        },
         r: r.get(8)?,
         l: r.get(9)?,
         a: r.get(10)?,
@@ -388,13 +396,13 @@ impl Store for SqliteStore {
         // file, never a row pointing at nothing.
         let mut paths: Vec<(Option<String>, Option<String>)> = Vec::with_capacity(items.len());
         for (insp, media) in items.iter() {
-            let day = chrono::DateTime::from_timestamp_millis(insp.received_ms)
+            let day = chrono::DateTime::from_timestamp_millis(insp.meta.received_ms)
                 .unwrap_or_default()
                 .format("%Y%m%d");
             let stem = format!(
                 "{day}/{}-{}-{:08x}",
-                insp.camera,
-                insp.received_ms,
+                insp.meta.camera,
+                insp.meta.received_ms,
                 rand_u32()
             );
             let image = match &media.image {
@@ -437,13 +445,13 @@ impl Store for SqliteStore {
             for ((insp, _), (image, heat)) in items.iter_mut().zip(&paths) {
                 insert
                     .execute(params![
-                        insp.camera,
-                        insp.frame_id,
-                        insp.capture_ms,
-                        insp.received_ms,
-                        insp.track_id,
-                        insp.position_m,
-                        insp.speed_kmh,
+                        insp.meta.camera,
+                        insp.meta.frame_id,
+                        insp.meta.capture_ms,
+                        insp.meta.received_ms,
+                        insp.meta.track_id,
+                        insp.meta.position_m,
+                        insp.meta.speed_kmh,
                         insp.r,
                         insp.l,
                         insp.a,
@@ -461,9 +469,9 @@ impl Store for SqliteStore {
                 let id = tx.last_insert_rowid();
                 totals
                     .execute(params![
-                        insp.camera,
+                        insp.meta.camera,
                         (insp.verdict == Verdict::Defect) as i64,
-                        insp.received_ms,
+                        insp.meta.received_ms,
                         id
                     ])
                     .map_err(|e| db_err(&self.db_path, e))?;
@@ -739,13 +747,15 @@ mod tests {
     fn sample(camera: &str, verdict: Verdict, ms: i64) -> Inspection {
         Inspection {
             id: 0,
-            camera: camera.into(),
-            frame_id: Some("f1".into()),
-            capture_ms: Some(ms - 5),
-            received_ms: ms,
-            track_id: Some("L1".into()),
-            position_m: Some(1234.5),
-            speed_kmh: Some(80.0),
+            meta: FrameMeta {
+                camera: camera.into(),
+                frame_id: Some("f1".into()),
+                capture_ms: Some(ms - 5),
+                received_ms: ms,
+                track_id: Some("L1".into()),
+                position_m: Some(1234.5),
+                speed_kmh: Some(80.0),
+            },
             r: Some(0.1),
             l: Some(0.2),
             a: Some(0.11),
@@ -780,7 +790,7 @@ mod tests {
         assert_eq!(ids.len(), 2);
         assert!(ids[1] > ids[0]);
         let got = s.get(ids[0]).unwrap().unwrap();
-        assert_eq!(got.camera, "cam-01");
+        assert_eq!(got.meta.camera, "cam-01");
         assert!(got.has_image && got.has_heatmap);
         assert_eq!(s.image(ids[0]).unwrap().unwrap(), (b"png-bytes".to_vec(), "image/png"));
         assert_eq!(s.heatmap(ids[0]).unwrap().unwrap(), b"heat".to_vec());

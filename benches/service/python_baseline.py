@@ -40,16 +40,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
 try:
-    from railscope_train import scoring
+    from railscope_train import data, scoring
     from railscope_train.package import ModelPackage, calibration_path, normalize_images
 except ImportError:  # run without PYTHONPATH: the reference package lives in models/train
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models" / "train"))
-    from railscope_train import scoring
+    from railscope_train import data, scoring
     from railscope_train.package import ModelPackage, calibration_path, normalize_images
 
 FRAMES_ROUTE = re.compile(r"^/v1/cameras/([^/]+)/frames$")
@@ -70,38 +69,12 @@ class ApiError(Exception):
 
 
 def decode_image(buf: bytes, size: int, channels: int) -> np.ndarray:
-    """Encoded bytes -> uint8 image at the model's size.
-
-    The exact steps of ``railscope_train.data.load_image`` (which reads from a path, hence this
-    copy for request bodies); the pytest checks the two agree pixel for pixel on the fixtures.
-    """
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    img = cv2.imdecode(arr, cv2.IMREAD_UNCHANGED) if arr.size else None
-    if img is None:
-        raise ApiError(422, "bad_image", "cannot decode the body as an image (PNG, JPEG, BMP or TIFF)")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise ApiError(422, "bad_image", f"unsupported pixel type {img.dtype} (expected 8- or 16-bit unsigned)")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim == 3 and img.shape[2] not in (3, 4):
-        raise ApiError(422, "bad_image", f"unsupported channel count {img.shape[2]}")
-    if channels == 1:
-        if img.ndim == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    else:
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-        elif img.shape[2] == 4:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-        else:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    h, w = img.shape[:2]
-    if (h, w) != (size, size):
-        interp = cv2.INTER_AREA if (h >= size and w >= size) else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=interp)
-    return np.ascontiguousarray(img)
+    """Encoded bytes -> uint8 image at the model's size, by the reference steps
+    (``railscope_train.data.decode_image``); an unusable body is the client's fault (422)."""
+    try:
+        return data.decode_image(buf, size, channels, name="request body")
+    except ValueError as e:
+        raise ApiError(422, "bad_image", str(e)) from None
 
 
 class Scorer:

@@ -89,7 +89,7 @@ def test_errors_are_contract_json(server):
 
 
 def test_decode_matches_reference_loader():
-    """The body decoder is a copy of load_image's steps: keep the copy honest on every fixture."""
+    """Request bodies and files go through the same reference steps: same pixels on every fixture."""
     size = 64
     for item in EXPECTED["images"]:
         p = ROOT / item["path"]

@@ -144,14 +144,14 @@ impl Observer for ServiceObserver {
         let i = &a.inspection;
         let m = &self.metrics;
         m.frames
-            .with_label_values(&[i.camera.as_str(), i.verdict.as_str()])
+            .with_label_values(&[i.meta.camera.as_str(), i.verdict.as_str()])
             .inc();
         if let Some(s) = i.a_norm {
-            m.anomaly_score.with_label_values(&[i.camera.as_str()]).observe(s);
+            m.anomaly_score.with_label_values(&[i.meta.camera.as_str()]).observe(s);
         }
         m.camera_last_frame
-            .with_label_values(&[i.camera.as_str()])
-            .set(i.received_ms as f64 / 1e3);
+            .with_label_values(&[i.meta.camera.as_str()])
+            .set(i.meta.received_ms as f64 / 1e3);
         let t = &a.timings;
         for (stage, ms) in [
             ("queue", t.queue),
@@ -163,7 +163,7 @@ impl Observer for ServiceObserver {
             m.observe_stage(stage, ms / 1e3);
         }
         self.board
-            .record(&i.camera, i.id, i.received_ms, i.verdict, i.has_image);
+            .record(&i.meta.camera, i.id, i.meta.received_ms, i.verdict, i.has_image);
         publish(&self.events, "inspection", &views::inspection(i));
     }
 

@@ -10,13 +10,13 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::batching::{FrameJob, FrameMeta, SubmitError};
+use crate::batching::{FrameJob, SubmitError};
 use crate::calibrate;
 use crate::inspector::ImageInput;
 use crate::package::{calibration_file_name, Calibration};
 use crate::recalibration::{propose, ProposalMethod};
 use crate::scoring::{Normalization, Verdict};
-use crate::store::{InspectionFilter, Review, ReviewFilter, ReviewState};
+use crate::store::{FrameMeta, InspectionFilter, Review, ReviewFilter, ReviewState};
 
 use super::auth::{Role, COOKIE};
 use super::errors::ApiError;
@@ -530,7 +530,7 @@ async fn review(req: HttpRequest, path: web::Path<String>, body: Bytes, state: w
     state
         .metrics
         .reviews
-        .with_label_values(&[updated.camera.as_str(), review_state.as_str()])
+        .with_label_values(&[updated.meta.camera.as_str(), review_state.as_str()])
         .inc();
     let v = views::inspection(&updated);
     state.publish("review", &v);

@@ -98,13 +98,22 @@ def load_image(path, size: int, channels: int = 1) -> np.ndarray:
     Returns uint8 ``(size, size)`` for ``channels=1`` or ``(size, size, 3)`` for ``channels=3``.
     Raises ``ValueError`` naming the file when it cannot be read.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     path = Path(path)
     try:
         buf = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:
         raise ValueError(f"cannot read image {path}: {e}") from None
+    return decode_image(buf.tobytes(), size, channels, name=str(path))
+
+
+def decode_image(data: bytes, size: int, channels: int = 1, name: str = "image") -> np.ndarray:
+    """Encoded image bytes -> the model's input image, by the steps :func:`load_image` lists
+    (which reads the bytes from a file; the load benchmark's Python server passes request
+    bodies). Raises ``ValueError`` naming ``name`` when the bytes are not a usable image."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    path = name  # for the messages
+    buf = np.frombuffer(data, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
         raise ValueError(f"cannot decode image {path} (not a supported image file or corrupt)")
