@@ -400,3 +400,56 @@ fn store_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(verdict: Verdict) -> FrameResult {
+        FrameResult {
+            image: String::new(),
+            camera: None,
+            a: Some(0.1),
+            r: None,
+            l: None,
+            a_norm: Some(0.1),
+            threshold: 0.2,
+            verdict,
+            provider: "cpu",
+            latency_ms: 0.0,
+            preprocess_ms: 0.0,
+            roi: "whole",
+            crops: vec![],
+            note: None,
+            heatmap_png: None,
+        }
+    }
+
+    #[test]
+    fn defects_always_keep_their_image_normals_once_per_interval_per_camera() {
+        let storage = StorageConfig {
+            normal_image_interval_s: 5.0,
+            ..Default::default()
+        };
+        let mut last = HashMap::new();
+        let meta = |camera: &str, ms: i64| FrameMeta {
+            camera: camera.into(),
+            received_ms: ms,
+            ..Default::default()
+        };
+        let normal = result(Verdict::Normal);
+        let defect = result(Verdict::Defect);
+        let kept: Vec<bool> = [
+            (&normal, meta("a", 0)),
+            (&normal, meta("a", 1_000)),
+            (&defect, meta("a", 2_000)),
+            (&normal, meta("b", 2_000)),
+            (&normal, meta("a", 5_000)),
+            (&normal, meta("a", 6_000)),
+        ]
+        .iter()
+        .map(|(r, m)| keep_image(r, m, &storage, &mut last))
+        .collect();
+        assert_eq!(kept, [true, false, true, true, true, false]);
+    }
+}

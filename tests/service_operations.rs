@@ -305,3 +305,24 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn a_frame_past_the_request_timeout_gets_504_and_is_still_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 1 ms: no frame can be judged and committed in time.
+    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__BATCHING__REQUEST_TIMEOUT_MS", "1")]);
+    let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture("test/good/000000.png"), &[("X-Frame-Id", "late-1")]);
+    assert_eq!(r.status, 504, "{}", r.json);
+    assert_eq!(r.json["error"]["code"], "timeout");
+    let t = Instant::now();
+    loop {
+        let list = get(&s.url("/v1/inspections?camera=cam-01"), Some(INSPECTOR));
+        if list.json["items"].as_array().is_some_and(|a| a.iter().any(|i| i["frame_id"] == "late-1")) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the late frame was not stored");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
+    assert_eq!(metric(&text, "railscope_rejected_frames_total{reason=\"timeout\"}"), 1.0);
+}
