@@ -255,7 +255,11 @@ struct Judged {
 
 /// Calibration, verdict, the image-keeping decision and the heatmap: done here, beside the
 /// store, so the inference thread goes straight on to the next session run.
-fn judge(s: Scored, storage: &StorageConfig, last_kept_normal: &mut HashMap<String, i64>) -> Option<Judged> {
+fn judge(
+    s: Scored,
+    storage: &StorageConfig,
+    last_kept_normal: &mut HashMap<String, i64>,
+) -> Option<Judged> {
     let t = Instant::now();
     let Scored {
         job,
@@ -265,7 +269,11 @@ fn judge(s: Scored, storage: &StorageConfig, last_kept_normal: &mut HashMap<Stri
     } = s;
     let model = job.model.clone();
     let judged = scores.and_then(|fs| {
-        let res = model.judge(job.meta.frame_id.as_deref().unwrap_or(""), Some(&job.meta.camera), &fs)?;
+        let res = model.judge(
+            job.meta.frame_id.as_deref().unwrap_or(""),
+            Some(&job.meta.camera),
+            &fs,
+        )?;
         let keep = keep_image(&res, &job.meta, storage, last_kept_normal);
         let heat = if keep { model.heatmap_png(&fs)? } else { None };
         Ok((res, keep, heat))
@@ -367,7 +375,9 @@ fn store_loop(
         match store.insert_batch(&mut rows) {
             Ok(_) => {
                 let store_ms = t.elapsed().as_secs_f64() * 1e3;
-                for ((inspection, _), (mut timings, arrived, reply)) in rows.into_iter().zip(waiting) {
+                for ((inspection, _), (mut timings, arrived, reply)) in
+                    rows.into_iter().zip(waiting)
+                {
                     timings.store = store_ms;
                     timings.total = arrived.elapsed().as_secs_f64() * 1e3;
                     let answer = Answer {

@@ -284,8 +284,7 @@ pub fn run(inspector: &Inspector, config: &Config, opts: &BenchOptions) -> Resul
                 roi: Some(crate::preprocess::RoiMode::Search),
                 ..Default::default()
             };
-            let si =
-                Inspector::load(&inspector.package().dir, &frame_inspector_cfg, &search_opts)?;
+            let si = Inspector::load(&inspector.package().dir, &frame_inspector_cfg, &search_opts)?;
             let input = [ImageInput {
                 id: "frame".into(),
                 bytes: &bytes,
@@ -418,7 +417,11 @@ pub fn write_markdown(r: &BenchReport, path: &Path) -> Result<()> {
 fn replace_section(old: &str, body: &str) -> String {
     let section = format!("{BEGIN}\n{body}{END}\n");
     match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &old[..b], &old[e + END.len()..].trim_start_matches('\n')),
+        (Some(b), Some(e)) if e > b => format!(
+            "{}{section}{}",
+            &old[..b],
+            &old[e + END.len()..].trim_start_matches('\n')
+        ),
         _ => section,
     }
 }
@@ -432,9 +435,18 @@ mod tests {
         let first = replace_section("", "engine v1\n");
         let with_service = format!("{first}\n<!-- service -->\nservice figures\n");
         let second = replace_section(&with_service, "engine v2\n");
-        assert!(second.contains("engine v2") && !second.contains("engine v1"), "{second}");
-        assert!(second.ends_with("<!-- service -->\nservice figures\n"), "{second}");
-        assert_eq!(replace_section("no markers", "x\n"), format!("{BEGIN}\nx\n{END}\n"));
+        assert!(
+            second.contains("engine v2") && !second.contains("engine v1"),
+            "{second}"
+        );
+        assert!(
+            second.ends_with("<!-- service -->\nservice figures\n"),
+            "{second}"
+        );
+        assert_eq!(
+            replace_section("no markers", "x\n"),
+            format!("{BEGIN}\nx\n{END}\n")
+        );
     }
 
     #[test]

@@ -357,7 +357,10 @@ impl Config {
             crate::inspector::check_camera_id(&c.id)
                 .map_err(|e| Error::Config(format!("cameras: {e}")))?;
             if !seen.insert(c.id.as_str()) {
-                return Err(Error::Config(format!("cameras: id {:?} appears twice", c.id)));
+                return Err(Error::Config(format!(
+                    "cameras: id {:?} appears twice",
+                    c.id
+                )));
             }
             if c.api_key.len() < 8 {
                 return Err(Error::Config(format!(

@@ -34,11 +34,7 @@ pub fn progress_bar(len: usize, what: &str, enabled: bool) -> ProgressBar {
 
 /// Raw scores of image files (whole-frame ROI per the inspector's mode; every file must yield
 /// exactly one crop), in batches of the engine's `max_batch`.
-pub fn score_paths(
-    inspector: &Inspector,
-    paths: &[PathBuf],
-    progress: bool,
-) -> Result<Vec<Score>> {
+pub fn score_paths(inspector: &Inspector, paths: &[PathBuf], progress: bool) -> Result<Vec<Score>> {
     let pb = progress_bar(paths.len(), "scoring", progress);
     let batch = inspector.engine().max_batch();
     let mut out = Vec::with_capacity(paths.len());

@@ -441,7 +441,11 @@ impl Inspector {
     }
 
     /// Scores, normalizes and judges a batch of frames; optionally renders heatmaps.
-    pub fn inspect_batch(&self, inputs: &[ImageInput<'_>], heatmaps: bool) -> Vec<Result<FrameResult>> {
+    pub fn inspect_batch(
+        &self,
+        inputs: &[ImageInput<'_>],
+        heatmaps: bool,
+    ) -> Vec<Result<FrameResult>> {
         let t0 = Instant::now();
         let raw = self.score_batch(inputs, heatmaps);
         inputs

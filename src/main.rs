@@ -14,8 +14,8 @@ use railscope::evaluate::{self, progress_bar};
 use railscope::package::calibration_file_name;
 use railscope::preprocess::RoiMode;
 use railscope::simulate::{self, FrameSource, SimCamera, SimOptions};
-use std::time::Duration;
 use railscope::{Error, ImageInput, Inspector, LoadOptions, Result};
+use std::time::Duration;
 
 const DEFAULT_MODEL: &str = "models/nested-edgan";
 
@@ -240,13 +240,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             let inspector = Inspector::load(&model, &config, &opts)?;
-            infer(
-                &inspector,
-                &files,
-                heatmap.as_deref(),
-                camera,
-                batch.max(1),
-            )
+            infer(&inspector, &files, heatmap.as_deref(), camera, batch.max(1))
         }
         Command::Calibrate {
             model,
@@ -370,27 +364,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 config.cameras[..cameras]
                     .iter()
-                    .map(|c| SimCamera { id: c.id.clone(), key: c.api_key.clone() })
+                    .map(|c| SimCamera {
+                        id: c.id.clone(),
+                        key: c.api_key.clone(),
+                    })
                     .collect()
             } else {
                 camera
                     .iter()
                     .map(|c| {
                         c.split_once('=')
-                            .map(|(id, key)| SimCamera { id: id.into(), key: key.into() })
+                            .map(|(id, key)| SimCamera {
+                                id: id.into(),
+                                key: key.into(),
+                            })
                             .ok_or_else(|| Error::Config(format!("--camera {c:?}: use ID=KEY")))
                     })
                     .collect::<Result<_>>()?
             };
             if !(fps >= 0.0 && fps.is_finite() && (0.0..=1.0).contains(&defect_rate)) {
-                return Err(Error::Config("--fps must be ≥ 0 and --defect-rate in [0, 1]".into()));
+                return Err(Error::Config(
+                    "--fps must be ≥ 0 and --defect-rate in [0, 1]".into(),
+                ));
             }
             let source = match (&dir, synthetic) {
                 (Some(d), _) => FrameSource::from_dir(d)?,
                 (None, true) => FrameSource::synthetic()?,
-                (None, false) => {
-                    return Err(Error::Config("give --dir DIR or --synthetic".into()))
-                }
+                (None, false) => return Err(Error::Config("give --dir DIR or --synthetic".into())),
             };
             let opts = SimOptions {
                 url,

@@ -67,7 +67,11 @@ fn effect(scores: &[f64], labels: &[bool], threshold: f64) -> Effect {
     }
 }
 
-pub fn propose(reviews: &[(f64, ReviewState)], current: &Normalization, method: ProposalMethod) -> Proposal {
+pub fn propose(
+    reviews: &[(f64, ReviewState)],
+    current: &Normalization,
+    method: ProposalMethod,
+) -> Proposal {
     let scores: Vec<f64> = reviews.iter().map(|(a, _)| current.normalize(*a)).collect();
     let labels: Vec<bool> = reviews
         .iter()
@@ -134,7 +138,11 @@ mod tests {
     #[test]
     fn no_proposal_without_both_kinds_of_review() {
         let norm = Normalization::new(0.0, 1.0, 0.1).unwrap();
-        let p = propose(&[(0.3, ReviewState::Confirmed)], &norm, ProposalMethod::BestF1);
+        let p = propose(
+            &[(0.3, ReviewState::Confirmed)],
+            &norm,
+            ProposalMethod::BestF1,
+        );
         assert!(p.threshold.is_none() && p.message.contains("false alarm"));
     }
 }

@@ -64,7 +64,8 @@ impl FrameSource {
                 any_split = true;
                 for s in list_split(dir, split)? {
                     let bytes = Arc::new(
-                        std::fs::read(&s.path).map_err(|e| Error::io(s.path.display().to_string(), e))?,
+                        std::fs::read(&s.path)
+                            .map_err(|e| Error::io(s.path.display().to_string(), e))?,
                     );
                     if s.defect_type == "good" {
                         src.normal.push(bytes);
@@ -186,8 +187,12 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
         for (ci, cam) in opts.cameras.iter().enumerate() {
             let next_frame = Arc::new(AtomicU64::new(0));
             for worker in 0..opts.concurrency.max(1) {
-                let (agent, tally, issued, next_frame) =
-                    (agent.clone(), tally.clone(), issued.clone(), next_frame.clone());
+                let (agent, tally, issued, next_frame) = (
+                    agent.clone(),
+                    tally.clone(),
+                    issued.clone(),
+                    next_frame.clone(),
+                );
                 let url = format!("{url}/v1/cameras/{}/frames", cam.id);
                 let mut rng = opts.seed ^ ((ci as u64 + 1) << 32) ^ ((worker as u64 + 1) * 0x9E37);
                 // Cameras are phase-shifted so that paced frames do not arrive in bursts.
@@ -213,8 +218,13 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                     }
                     let defect = !source.defect.is_empty()
                         && (source.normal.is_empty() || next_rand(&mut rng) < opts.defect_rate);
-                    let pool = if defect { &source.defect } else { &source.normal };
-                    let img = &pool[(next_rand(&mut rng) * pool.len() as f64) as usize % pool.len()];
+                    let pool = if defect {
+                        &source.defect
+                    } else {
+                        &source.normal
+                    };
+                    let img =
+                        &pool[(next_rand(&mut rng) * pool.len() as f64) as usize % pool.len()];
                     let position = 1000.0 * (ci as f64 + 1.0) + k as f64 * SLEEPER_SPACING_M;
                     // Paced: latency counts from when the frame was due, so a service that falls
                     // behind shows it (no coordinated omission).
@@ -224,7 +234,11 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                         .set("Authorization", &format!("Bearer {}", cam.key))
                         .set("Content-Type", content_type(img))
                         .set("X-Frame-Id", &format!("{}-{k:07}", cam.id))
-                        .set("X-Capture-Time", &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                        .set(
+                            "X-Capture-Time",
+                            &chrono::Utc::now()
+                                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        )
                         .set("X-Track-Id", &opts.track_id)
                         .set("X-Track-Position-M", &format!("{position:.2}"))
                         .set("X-Speed-Kmh", &format!("{}", opts.speed_kmh))
@@ -233,13 +247,18 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                     let outcome = match res {
                         Ok(r) => {
                             let body = r.into_string().unwrap_or_default();
-                            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                            let v: serde_json::Value =
+                                serde_json::from_str(&body).unwrap_or_default();
                             Ok(v["verdict"].as_str().unwrap_or("unknown").to_string())
                         }
                         Err(ureq::Error::Status(code, r)) => {
                             let body = r.into_string().unwrap_or_default();
-                            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                            Err(v["error"]["code"].as_str().map(str::to_string).unwrap_or_else(|| format!("http_{code}")))
+                            let v: serde_json::Value =
+                                serde_json::from_str(&body).unwrap_or_default();
+                            Err(v["error"]["code"]
+                                .as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| format!("http_{code}")))
                         }
                         Err(ureq::Error::Transport(_)) => Err("connection".to_string()),
                     };

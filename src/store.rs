@@ -163,7 +163,8 @@ pub trait Store: Send + Sync {
     fn image(&self, id: i64) -> Result<Option<(Vec<u8>, &'static str)>>;
     fn heatmap(&self, id: i64) -> Result<Option<Vec<u8>>>;
     fn camera_totals(&self) -> Result<Vec<CameraTotals>>;
-    fn trend(&self, camera: Option<&str>, since_ms: i64, bucket_ms: i64) -> Result<Vec<TrendPoint>>;
+    fn trend(&self, camera: Option<&str>, since_ms: i64, bucket_ms: i64)
+        -> Result<Vec<TrendPoint>>;
     fn positions(&self, camera: Option<&str>, bucket_m: f64) -> Result<Vec<PositionBucket>>;
     /// `(A_norm, verdict)` of the latest `limit` frames.
     fn recent_scores(&self, camera: Option<&str>, limit: usize) -> Result<Vec<(f64, Verdict)>>;
@@ -308,7 +309,10 @@ impl SqliteStore {
     fn media_of(&self, id: i64, column: &str) -> Result<Option<String>> {
         let sql = format!("SELECT {column} FROM inspections WHERE id = ?1");
         Ok(self
-            .read(|c| c.query_row(&sql, [id], |r| r.get::<_, Option<String>>(0)).optional())?
+            .read(|c| {
+                c.query_row(&sql, [id], |r| r.get::<_, Option<String>>(0))
+                    .optional()
+            })?
             .flatten())
     }
 
@@ -599,7 +603,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn trend(&self, camera: Option<&str>, since_ms: i64, bucket_ms: i64) -> Result<Vec<TrendPoint>> {
+    fn trend(
+        &self,
+        camera: Option<&str>,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<TrendPoint>> {
         let bucket_ms = bucket_ms.max(1000);
         self.read(|c| {
             let mut st = c.prepare(
@@ -784,7 +793,10 @@ mod tests {
                     heatmap_png: Some(b"heat".to_vec()),
                 },
             ),
-            (sample("cam-02", Verdict::Normal, 1_000_100), Media::default()),
+            (
+                sample("cam-02", Verdict::Normal, 1_000_100),
+                Media::default(),
+            ),
         ];
         let ids = s.insert_batch(&mut batch).unwrap();
         assert_eq!(ids.len(), 2);
@@ -792,7 +804,10 @@ mod tests {
         let got = s.get(ids[0]).unwrap().unwrap();
         assert_eq!(got.meta.camera, "cam-01");
         assert!(got.has_image && got.has_heatmap);
-        assert_eq!(s.image(ids[0]).unwrap().unwrap(), (b"png-bytes".to_vec(), "image/png"));
+        assert_eq!(
+            s.image(ids[0]).unwrap().unwrap(),
+            (b"png-bytes".to_vec(), "image/png")
+        );
         assert_eq!(s.heatmap(ids[0]).unwrap().unwrap(), b"heat".to_vec());
         assert!(s.image(ids[1]).unwrap().is_none());
 
@@ -817,7 +832,10 @@ mod tests {
             .unwrap();
         assert_eq!(reviewed.review.unwrap().state, ReviewState::Confirmed);
         assert!(s.list(&queue).unwrap().is_empty());
-        assert_eq!(s.reviewed_scores("cam-01").unwrap(), vec![(0.11, ReviewState::Confirmed)]);
+        assert_eq!(
+            s.reviewed_scores("cam-01").unwrap(),
+            vec![(0.11, ReviewState::Confirmed)]
+        );
         assert!(s.review(9999, &reviewed_dummy()).unwrap().is_none());
 
         let totals = s.camera_totals().unwrap();

@@ -8,7 +8,15 @@ use prometheus::{
 };
 
 /// Stages a frame passes through, for `railscope_stage_duration_seconds{stage}`.
-pub const STAGES: [&str; 7] = ["decode", "preprocess", "queue", "infer", "score", "store", "total"];
+pub const STAGES: [&str; 7] = [
+    "decode",
+    "preprocess",
+    "queue",
+    "infer",
+    "score",
+    "store",
+    "total",
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -31,7 +39,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let frames = IntCounterVec::new(
-            Opts::new("railscope_frames_total", "Frames inspected, by camera and verdict."),
+            Opts::new(
+                "railscope_frames_total",
+                "Frames inspected, by camera and verdict.",
+            ),
             &["camera", "verdict"],
         )
         .expect("metric");
@@ -62,11 +73,8 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )
         .expect("metric");
-        let queue_depth = IntGauge::new(
-            "railscope_queue_depth",
-            "Frames waiting for the engine.",
-        )
-        .expect("metric");
+        let queue_depth = IntGauge::new("railscope_queue_depth", "Frames waiting for the engine.")
+            .expect("metric");
         let queue_capacity = IntGauge::new(
             "railscope_queue_capacity",
             "Frames the queue holds before answering 503.",
@@ -94,7 +102,10 @@ impl Metrics {
         )
         .expect("metric");
         let reviews = IntCounterVec::new(
-            Opts::new("railscope_reviews_total", "Inspector reviews, by camera and state."),
+            Opts::new(
+                "railscope_reviews_total",
+                "Inspector reviews, by camera and state.",
+            ),
             &["camera", "state"],
         )
         .expect("metric");
@@ -104,7 +115,10 @@ impl Metrics {
         )
         .expect("metric");
         let http_requests = IntCounterVec::new(
-            Opts::new("railscope_http_requests_total", "HTTP requests, by route and status."),
+            Opts::new(
+                "railscope_http_requests_total",
+                "HTTP requests, by route and status.",
+            ),
             &["route", "status"],
         )
         .expect("metric");

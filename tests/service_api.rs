@@ -68,7 +68,11 @@ fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
         verdicts.insert(r.json["verdict"].as_str().unwrap().to_string());
         ids.push((r.json["id"].as_i64().unwrap(), r.json.clone()));
     }
-    assert_eq!(verdicts.len(), 2, "the fixtures hold both normal and defect verdicts");
+    assert_eq!(
+        verdicts.len(),
+        2,
+        "the fixtures hold both normal and defect verdicts"
+    );
 
     // Every answer is readable back, identical, with its kept image and heatmap for defects.
     for (id, answered) in &ids {
@@ -77,38 +81,71 @@ fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
         assert_eq!(r.json["A"], answered["A"]);
         assert_eq!(r.json["verdict"], answered["verdict"]);
         if answered["verdict"] == "defect" {
-            let img = get(&s.url(&format!("/v1/inspections/{id}/image")), Some(INSPECTOR));
+            let img = get(
+                &s.url(&format!("/v1/inspections/{id}/image")),
+                Some(INSPECTOR),
+            );
             assert_eq!((img.status, img.content_type.as_str()), (200, "image/png"));
             assert!(img.bytes.starts_with(b"\x89PNG"));
-            let heat = get(&s.url(&format!("/v1/inspections/{id}/heatmap")), Some(INSPECTOR));
+            let heat = get(
+                &s.url(&format!("/v1/inspections/{id}/heatmap")),
+                Some(INSPECTOR),
+            );
             assert_eq!(heat.status, 200);
             assert!(heat.bytes.starts_with(b"\x89PNG"));
         }
     }
 
     // Filters and paging.
-    let defects = get(&s.url("/v1/inspections?verdict=defect&review=unreviewed&camera=cam-01"), Some(INSPECTOR));
+    let defects = get(
+        &s.url("/v1/inspections?verdict=defect&review=unreviewed&camera=cam-01"),
+        Some(INSPECTOR),
+    );
     let n_defects = ids.iter().filter(|(_, a)| a["verdict"] == "defect").count();
     assert_eq!(defects.json["items"].as_array().unwrap().len(), n_defects);
     let page1 = get(&s.url("/v1/inspections?limit=3"), Some(INSPECTOR));
     let items = page1.json["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
-    assert!(items[0]["id"].as_i64() > items[1]["id"].as_i64(), "newest first");
+    assert!(
+        items[0]["id"].as_i64() > items[1]["id"].as_i64(),
+        "newest first"
+    );
     let next = page1.json["next_before_id"].as_i64().unwrap();
-    let page2 = get(&s.url(&format!("/v1/inspections?limit=3&before_id={next}")), Some(INSPECTOR));
+    let page2 = get(
+        &s.url(&format!("/v1/inspections?limit=3&before_id={next}")),
+        Some(INSPECTOR),
+    );
     assert!(page2.json["items"][0]["id"].as_i64().unwrap() < next);
-    let none = get(&s.url("/v1/inspections?min_position_m=5000"), Some(INSPECTOR));
+    let none = get(
+        &s.url("/v1/inspections?min_position_m=5000"),
+        Some(INSPECTOR),
+    );
     assert!(none.json["items"].as_array().unwrap().is_empty());
 
     // Camera totals.
     let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
-    let c1 = cams.json["cameras"].as_array().unwrap().iter().find(|c| c["id"] == "cam-01").unwrap().clone();
+    let c1 = cams.json["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cam-01")
+        .unwrap()
+        .clone();
     assert_eq!(c1["frames"].as_u64().unwrap() as usize, ids.len());
     assert_eq!(c1["defects"].as_u64().unwrap() as usize, n_defects);
     assert_eq!(c1["silent"], false);
     assert!(c1["calibration"]["threshold"].as_f64().unwrap() > 0.0);
-    let c2 = cams.json["cameras"].as_array().unwrap().iter().find(|c| c["id"] == "cam-02").unwrap().clone();
-    assert_eq!((c2["frames"].as_u64(), c2["silent"].as_bool()), (Some(0), Some(true)));
+    let c2 = cams.json["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cam-02")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (c2["frames"].as_u64(), c2["silent"].as_bool()),
+        (Some(0), Some(true))
+    );
 
     // Stats.
     let pos = get(&s.url("/v1/stats/positions?bucket_m=100"), Some(INSPECTOR));
@@ -116,41 +153,177 @@ fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
     let trend = get(&s.url("/v1/stats/trend?bucket_s=60"), Some(INSPECTOR));
     assert_eq!(trend.json["series"][0]["camera"], "cam-01");
     let hist = get(&s.url("/v1/stats/scores?bins=10"), Some(INSPECTOR));
-    let total: u64 = hist.json["bins"].as_array().unwrap().iter()
-        .map(|b| b["normal"].as_u64().unwrap() + b["defect"].as_u64().unwrap()).sum();
+    let total: u64 = hist.json["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["normal"].as_u64().unwrap() + b["defect"].as_u64().unwrap())
+        .sum();
     assert_eq!(total as usize, ids.len());
 }
 
 #[test]
 fn every_bad_input_gets_its_json_4xx_and_the_service_keeps_answering() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__SERVER__MAX_BODY_BYTES", "200000")]);
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__SERVER__MAX_BODY_BYTES", "200000")],
+    );
     let good = fixture("test/good/000000.png");
     // A PNG header that claims 100 000 × 100 000 pixels: refused from the header, never allocated.
     let bomb = bomb_png();
     let oversized = vec![0u8; 300_000];
     /// what, camera, key, content type, body, headers, status, code
-    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, Vec<u8>, &'a [(&'a str, &'a str)], u16, &'a str);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        Vec<u8>,
+        &'a [(&'a str, &'a str)],
+        u16,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
-        ("empty body", "cam-01", Some(CAM1_KEY), "image/png", vec![], &[], 400, "empty_body"),
-        ("truncated png", "cam-01", Some(CAM1_KEY), "image/png", good[..good.len() / 2].to_vec(), &[], 422, "bad_image"),
-        ("not an image", "cam-01", Some(CAM1_KEY), "application/octet-stream", b"hello, world".to_vec(), &[], 422, "bad_image"),
-        ("wrong content type", "cam-01", Some(CAM1_KEY), "application/json", b"{}".to_vec(), &[], 415, "unsupported_media_type"),
-        ("png bomb", "cam-01", Some(CAM1_KEY), "image/png", bomb, &[], 413, "image_too_large"),
-        ("oversized body", "cam-01", Some(CAM1_KEY), "image/png", oversized, &[], 413, "payload_too_large"),
-        ("unknown camera", "cam-99", Some(CAM1_KEY), "image/png", good.clone(), &[], 404, "unknown_camera"),
-        ("no key", "cam-01", None, "image/png", good.clone(), &[], 401, "unauthorized"),
-        ("wrong key", "cam-01", Some("not-a-key-at-all"), "image/png", good.clone(), &[], 401, "unauthorized"),
-        ("another camera's key", "cam-02", Some(CAM1_KEY), "image/png", good.clone(), &[], 403, "forbidden"),
-        ("inspector posting", "cam-01", Some(INSPECTOR), "image/png", good.clone(), &[], 403, "forbidden"),
-        ("bad position", "cam-01", Some(CAM1_KEY), "image/png", good.clone(), &[("X-Track-Position-M", "km12")], 400, "bad_request"),
-        ("bad time", "cam-01", Some(CAM1_KEY), "image/png", good.clone(), &[("X-Capture-Time", "yesterday")], 400, "bad_request"),
+        (
+            "empty body",
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            vec![],
+            &[],
+            400,
+            "empty_body",
+        ),
+        (
+            "truncated png",
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            good[..good.len() / 2].to_vec(),
+            &[],
+            422,
+            "bad_image",
+        ),
+        (
+            "not an image",
+            "cam-01",
+            Some(CAM1_KEY),
+            "application/octet-stream",
+            b"hello, world".to_vec(),
+            &[],
+            422,
+            "bad_image",
+        ),
+        (
+            "wrong content type",
+            "cam-01",
+            Some(CAM1_KEY),
+            "application/json",
+            b"{}".to_vec(),
+            &[],
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "png bomb",
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            bomb,
+            &[],
+            413,
+            "image_too_large",
+        ),
+        (
+            "oversized body",
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            oversized,
+            &[],
+            413,
+            "payload_too_large",
+        ),
+        (
+            "unknown camera",
+            "cam-99",
+            Some(CAM1_KEY),
+            "image/png",
+            good.clone(),
+            &[],
+            404,
+            "unknown_camera",
+        ),
+        (
+            "no key",
+            "cam-01",
+            None,
+            "image/png",
+            good.clone(),
+            &[],
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong key",
+            "cam-01",
+            Some("not-a-key-at-all"),
+            "image/png",
+            good.clone(),
+            &[],
+            401,
+            "unauthorized",
+        ),
+        (
+            "another camera's key",
+            "cam-02",
+            Some(CAM1_KEY),
+            "image/png",
+            good.clone(),
+            &[],
+            403,
+            "forbidden",
+        ),
+        (
+            "inspector posting",
+            "cam-01",
+            Some(INSPECTOR),
+            "image/png",
+            good.clone(),
+            &[],
+            403,
+            "forbidden",
+        ),
+        (
+            "bad position",
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            good.clone(),
+            &[("X-Track-Position-M", "km12")],
+            400,
+            "bad_request",
+        ),
+        (
+            "bad time",
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            good.clone(),
+            &[("X-Capture-Time", "yesterday")],
+            400,
+            "bad_request",
+        ),
     ];
     for (what, cam, key, ct, body, headers, status, code) in cases {
         let r = post_frame(&s, cam, key, ct, &body, headers);
         assert_eq!(r.status, status, "{what}: {}", r.json);
         assert_eq!(r.json["error"]["code"], code, "{what}: {}", r.json);
-        assert!(!r.json["error"]["message"].as_str().unwrap().is_empty(), "{what}");
+        assert!(
+            !r.json["error"]["message"].as_str().unwrap().is_empty(),
+            "{what}"
+        );
         // Still alive and answering after each.
         let ok = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &good, &[]);
         assert_eq!(ok.status, 200, "after {what}: {}", ok.json);
@@ -158,15 +331,43 @@ fn every_bad_input_gets_its_json_4xx_and_the_service_keeps_answering() {
     // Reads need a person's token; bad query values are 400s.
     assert_eq!(get(&s.url("/v1/inspections"), None).status, 401);
     assert_eq!(get(&s.url("/v1/inspections"), Some(CAM1_KEY)).status, 403);
-    assert_eq!(get(&s.url("/v1/inspections?verdict=maybe"), Some(INSPECTOR)).json["error"]["code"], "bad_request");
-    assert_eq!(get(&s.url("/v1/inspections?since=noon"), Some(INSPECTOR)).status, 400);
-    assert_eq!(get(&s.url("/v1/inspections/abc"), Some(INSPECTOR)).status, 400);
-    assert_eq!(get(&s.url("/v1/inspections/999999"), Some(INSPECTOR)).json["error"]["code"], "not_found");
+    assert_eq!(
+        get(&s.url("/v1/inspections?verdict=maybe"), Some(INSPECTOR)).json["error"]["code"],
+        "bad_request"
+    );
+    assert_eq!(
+        get(&s.url("/v1/inspections?since=noon"), Some(INSPECTOR)).status,
+        400
+    );
+    assert_eq!(
+        get(&s.url("/v1/inspections/abc"), Some(INSPECTOR)).status,
+        400
+    );
+    assert_eq!(
+        get(&s.url("/v1/inspections/999999"), Some(INSPECTOR)).json["error"]["code"],
+        "not_found"
+    );
     let metrics = get(&s.url("/metrics"), None);
     let text = String::from_utf8(metrics.bytes).unwrap();
-    assert!(metric(&text, "railscope_rejected_frames_total{reason=\"bad_image\"}") >= 3.0, "{text}");
-    assert!(metric(&text, "railscope_rejected_frames_total{reason=\"too_large\"}") >= 2.0);
-    assert!(metric(&text, "railscope_rejected_frames_total{reason=\"unauthorized\"}") >= 4.0);
+    assert!(
+        metric(
+            &text,
+            "railscope_rejected_frames_total{reason=\"bad_image\"}"
+        ) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "railscope_rejected_frames_total{reason=\"too_large\"}"
+        ) >= 2.0
+    );
+    assert!(
+        metric(
+            &text,
+            "railscope_rejected_frames_total{reason=\"unauthorized\"}"
+        ) >= 4.0
+    );
     assert!(!s.log_text().contains("panicked"));
     assert!(!s.log_text().contains(CAM1_KEY), "keys never reach the log");
 }
@@ -175,16 +376,26 @@ fn every_bad_input_gets_its_json_4xx_and_the_service_keeps_answering() {
 fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     let tmp = tempfile::tempdir().unwrap();
     let cal = calibration_copy(tmp.path());
-    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__ENGINE__CALIBRATION_DIR", cal.as_str())]);
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__ENGINE__CALIBRATION_DIR", cal.as_str())],
+    );
     let mut defects = Vec::new();
     for img in expected_scores() {
         let bytes = std::fs::read(root().join(img["path"].as_str().unwrap())).unwrap();
         let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &bytes, &[]);
         if r.json["verdict"] == "defect" {
-            defects.push((r.json["id"].as_i64().unwrap(), r.json["A_norm"].as_f64().unwrap(), ()));
+            defects.push((
+                r.json["id"].as_i64().unwrap(),
+                r.json["A_norm"].as_f64().unwrap(),
+                (),
+            ));
         }
     }
-    assert!(defects.len() >= 6, "enough flagged fixtures to review: {defects:?}");
+    assert!(
+        defects.len() >= 6,
+        "enough flagged fixtures to review: {defects:?}"
+    );
     let proposal_url = s.url("/v1/cameras/cam-01/calibration/proposal");
     assert!(get(&proposal_url, Some(INSPECTOR)).json["proposed"].is_null());
 
@@ -193,34 +404,81 @@ fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     defects.sort_by(|a, b| a.1.total_cmp(&b.1));
     let (first, _, _) = defects[0];
     let review_url = |id: i64| s.url(&format!("/v1/inspections/{id}/review"));
-    assert_eq!(post_json(&review_url(first), Some(CAM1_KEY), &json!({"state": "confirmed"})).status, 403);
-    assert_eq!(post_json(&review_url(first), Some(INSPECTOR), &json!({"state": "maybe"})).status, 400);
+    assert_eq!(
+        post_json(
+            &review_url(first),
+            Some(CAM1_KEY),
+            &json!({"state": "confirmed"})
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        post_json(
+            &review_url(first),
+            Some(INSPECTOR),
+            &json!({"state": "maybe"})
+        )
+        .status,
+        400
+    );
     for (k, (id, _, _)) in defects.iter().enumerate() {
         let state = if k < 3 { "false_alarm" } else { "confirmed" };
-        let r = post_json(&review_url(*id), Some(INSPECTOR), &json!({"state": state, "note": "checked on site"}));
+        let r = post_json(
+            &review_url(*id),
+            Some(INSPECTOR),
+            &json!({"state": state, "note": "checked on site"}),
+        );
         assert_eq!(r.status, 200, "{}", r.json);
         assert_eq!(r.json["review"]["state"], state);
         assert_eq!(r.json["review"]["reviewer"], "inspector");
     }
-    let queue = get(&s.url("/v1/inspections?verdict=defect&review=unreviewed"), Some(INSPECTOR));
-    assert!(queue.json["items"].as_array().unwrap().is_empty(), "every defect reviewed");
+    let queue = get(
+        &s.url("/v1/inspections?verdict=defect&review=unreviewed"),
+        Some(INSPECTOR),
+    );
+    assert!(
+        queue.json["items"].as_array().unwrap().is_empty(),
+        "every defect reviewed"
+    );
 
     let p = get(&proposal_url, Some(INSPECTOR));
     assert_eq!(p.status, 200);
-    let proposed = p.json["proposed"]["threshold"].as_f64().expect("a proposal after reviews");
+    let proposed = p.json["proposed"]["threshold"]
+        .as_f64()
+        .expect("a proposal after reviews");
     let current = p.json["current"]["threshold"].as_f64().unwrap();
-    assert!(proposed > current, "false alarms above the threshold push it up: {}", p.json);
+    assert!(
+        proposed > current,
+        "false alarms above the threshold push it up: {}",
+        p.json
+    );
     let eff = &p.json["effect"];
-    assert!(eff["proposed"]["fp"].as_u64() < eff["current"]["fp"].as_u64(), "{eff}");
-    let far = get(&s.url("/v1/cameras/cam-01/calibration/proposal?method=false_alarm_rate&target_far=0"), Some(INSPECTOR));
+    assert!(
+        eff["proposed"]["fp"].as_u64() < eff["current"]["fp"].as_u64(),
+        "{eff}"
+    );
+    let far = get(
+        &s.url("/v1/cameras/cam-01/calibration/proposal?method=false_alarm_rate&target_far=0"),
+        Some(INSPECTOR),
+    );
     assert_eq!(far.json["method"], "false_alarm_rate");
     assert_eq!(far.json["effect"]["proposed"]["fp"], 0);
-    assert_eq!(far.json["effect"]["proposed"]["tp"].as_u64().unwrap() as usize, defects.len() - 3);
+    assert_eq!(
+        far.json["effect"]["proposed"]["tp"].as_u64().unwrap() as usize,
+        defects.len() - 3
+    );
 
     // Applying needs the admin token; then the next frame is judged with the new threshold.
     let put_url = s.url("/v1/cameras/cam-01/calibration");
-    assert_eq!(put_json(&put_url, Some(INSPECTOR), &json!({"threshold": proposed})).status, 403);
-    assert_eq!(put_json(&put_url, Some(ADMIN), &json!({"threshold": "high"})).status, 400);
+    assert_eq!(
+        put_json(&put_url, Some(INSPECTOR), &json!({"threshold": proposed})).status,
+        403
+    );
+    assert_eq!(
+        put_json(&put_url, Some(ADMIN), &json!({"threshold": "high"})).status,
+        400
+    );
     let r = put_json(&put_url, Some(ADMIN), &json!({"threshold": proposed}));
     assert_eq!(r.status, 200, "{}", r.json);
     let written = std::path::Path::new(&cal).join("nested-edgan.cam-01.json");
@@ -230,28 +488,55 @@ fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     let good = fixture("test/good/000000.png");
     let after = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &good, &[]);
     assert_eq!(after.json["threshold"].as_f64(), Some(proposed));
-    let other = post_frame(&s, "cam-02", Some("demo-key-cam-02"), "image/png", &good, &[]);
-    assert_eq!(other.json["threshold"].as_f64(), Some(current), "other cameras keep theirs");
+    let other = post_frame(
+        &s,
+        "cam-02",
+        Some("demo-key-cam-02"),
+        "image/png",
+        &good,
+        &[],
+    );
+    assert_eq!(
+        other.json["threshold"].as_f64(),
+        Some(current),
+        "other cameras keep theirs"
+    );
     let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
     let c1 = &cams.json["cameras"][0];
     assert_eq!(c1["calibration"]["threshold"].as_f64(), Some(proposed));
-    assert!(c1["calibration"]["source"].as_str().unwrap().ends_with("nested-edgan.cam-01.json"));
+    assert!(c1["calibration"]["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("nested-edgan.cam-01.json"));
 }
 
 #[test]
 fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Service::start(&tmp.path().join("store"), &[]);
-    assert_eq!(post_json(&s.url("/v1/login"), None, &json!({"token": "wrong-token"})).status, 401);
-    assert_eq!(post_json(&s.url("/v1/login"), None, &json!({"token": CAM1_KEY})).status, 403);
+    assert_eq!(
+        post_json(&s.url("/v1/login"), None, &json!({"token": "wrong-token"})).status,
+        401
+    );
+    assert_eq!(
+        post_json(&s.url("/v1/login"), None, &json!({"token": CAM1_KEY})).status,
+        403
+    );
     let login = agent()
         .post(&s.url("/v1/login"))
         .send_string(&json!({"token": INSPECTOR}).to_string())
         .unwrap();
     let cookie = login.header("Set-Cookie").unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap().to_string();
-    let me = agent().get(&s.url("/v1/me")).set("Cookie", &pair).call().unwrap();
+    let me = agent()
+        .get(&s.url("/v1/me"))
+        .set("Cookie", &pair)
+        .call()
+        .unwrap();
     let me: Value = serde_json::from_str(&me.into_string().unwrap()).unwrap();
     assert_eq!(me["role"], "inspector");
 
@@ -265,7 +550,14 @@ fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
         .unwrap();
     assert_eq!(events.content_type(), "text/event-stream");
     let mut lines = BufReader::new(events.into_reader()).lines();
-    let posted = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture("test/good/000001.png"), &[("X-Frame-Id", "live-1")]);
+    let posted = post_frame(
+        &s,
+        "cam-01",
+        Some(CAM1_KEY),
+        "image/png",
+        &fixture("test/good/000001.png"),
+        &[("X-Frame-Id", "live-1")],
+    );
     assert_eq!(posted.status, 200);
     let mut got = None;
     while let Some(Ok(line)) = lines.next() {
@@ -283,7 +575,11 @@ fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
         let page = get(&s.url("/"), None);
         assert_eq!(page.status, 200);
         assert!(page.content_type.starts_with("text/html"));
-        assert_eq!(get(&s.url("/tests/"), None).status, 404, "test files are not served");
+        assert_eq!(
+            get(&s.url("/tests/"), None).status,
+            404,
+            "test files are not served"
+        );
     }
 }
 
@@ -307,21 +603,49 @@ fn multipart_frames_carry_their_metadata_part() {
     let s = Service::start(&tmp.path().join("store"), &[]);
     let img = fixture("test/good/000005.png");
     let meta = br#"{"frame_id": "mp-1", "capture_time": "2026-11-23T09:30:00Z", "track_id": "L2", "position_m": 88.2, "speed_kmh": 60}"#;
-    let (ct, body) = multipart(&[("metadata", "application/json", meta), ("image", "image/png", &img)]);
+    let (ct, body) = multipart(&[
+        ("metadata", "application/json", meta),
+        ("image", "image/png", &img),
+    ]);
     let r = post_frame(&s, "cam-01", Some(CAM1_KEY), &ct, &body, &[]);
     assert_eq!(r.status, 200, "{}", r.json);
-    assert_eq!((r.json["frame_id"].as_str(), r.json["track_id"].as_str()), (Some("mp-1"), Some("L2")));
-    assert_eq!((r.json["position_m"].as_f64(), r.json["speed_kmh"].as_f64()), (Some(88.2), Some(60.0)));
+    assert_eq!(
+        (r.json["frame_id"].as_str(), r.json["track_id"].as_str()),
+        (Some("mp-1"), Some("L2"))
+    );
+    assert_eq!(
+        (r.json["position_m"].as_f64(), r.json["speed_kmh"].as_f64()),
+        (Some(88.2), Some(60.0))
+    );
     assert_eq!(r.json["capture_time"], "2026-11-23T09:30:00.000Z");
     // Same score as the raw-body post of the same image.
     let raw = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &img, &[]);
     assert_eq!(raw.json["A"], r.json["A"]);
 
     for (what, parts, code) in [
-        ("no image part", vec![("metadata", "application/json", &meta[..])], "bad_request"),
-        ("metadata not JSON", vec![("metadata", "application/json", &b"frame=1"[..]), ("image", "image/png", &img[..])], "bad_request"),
-        ("unknown part", vec![("picture", "image/png", &img[..])], "bad_request"),
-        ("image part not an image", vec![("image", "image/png", &b"GIF89a"[..])], "bad_image"),
+        (
+            "no image part",
+            vec![("metadata", "application/json", &meta[..])],
+            "bad_request",
+        ),
+        (
+            "metadata not JSON",
+            vec![
+                ("metadata", "application/json", &b"frame=1"[..]),
+                ("image", "image/png", &img[..]),
+            ],
+            "bad_request",
+        ),
+        (
+            "unknown part",
+            vec![("picture", "image/png", &img[..])],
+            "bad_request",
+        ),
+        (
+            "image part not an image",
+            vec![("image", "image/png", &b"GIF89a"[..])],
+            "bad_image",
+        ),
     ] {
         let (ct, body) = multipart(&parts);
         let r = post_frame(&s, "cam-01", Some(CAM1_KEY), &ct, &body, &[]);

@@ -19,11 +19,25 @@ use serde_json::{json, Value};
 fn answered_verdicts_survive_kill_9_and_restart() {
     let tmp = tempfile::tempdir().unwrap();
     // synchronous = full, as in production.
-    let mut s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__STORAGE__SYNCHRONOUS", "full")]);
-    let imgs = ["test/good/000000.png", "test/missing_bolt/000000.png", "test/good/000002.png"];
+    let mut s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__STORAGE__SYNCHRONOUS", "full")],
+    );
+    let imgs = [
+        "test/good/000000.png",
+        "test/missing_bolt/000000.png",
+        "test/good/000002.png",
+    ];
     let mut answered: Vec<Value> = Vec::new();
     for k in 0..30 {
-        let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(imgs[k % 3]), &[]);
+        let r = post_frame(
+            &s,
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            &fixture(imgs[k % 3]),
+            &[],
+        );
         assert_eq!(r.status, 200);
         answered.push(r.json);
     }
@@ -31,15 +45,28 @@ fn answered_verdicts_survive_kill_9_and_restart() {
     s.kill9();
     s.restart();
     for a in &answered {
-        let r = get(&s.url(&format!("/v1/inspections/{}", a["id"])), Some(INSPECTOR));
+        let r = get(
+            &s.url(&format!("/v1/inspections/{}", a["id"])),
+            Some(INSPECTOR),
+        );
         assert_eq!(r.status, 200, "inspection {} lost", a["id"]);
         assert_eq!(r.json["A"], a["A"]);
         assert_eq!(r.json["verdict"], a["verdict"]);
     }
     let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
-    assert_eq!(cams.json["cameras"][0]["frames"], 30, "totals are rebuilt from the store");
+    assert_eq!(
+        cams.json["cameras"][0]["frames"], 30,
+        "totals are rebuilt from the store"
+    );
     // New ids continue after the old ones.
-    let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(imgs[0]), &[]);
+    let r = post_frame(
+        &s,
+        "cam-01",
+        Some(CAM1_KEY),
+        "image/png",
+        &fixture(imgs[0]),
+        &[],
+    );
     assert!(r.json["id"].as_i64() > answered.last().unwrap()["id"].as_i64());
 }
 
@@ -67,25 +94,44 @@ fn a_full_queue_answers_503_with_retry_after_and_recovers() {
                         break;
                     }
                     let r = post_frame(s, "cam-01", Some(CAM1_KEY), "image/png", &img, &[]);
-                    statuses.lock().unwrap().push((r.status, r.json["error"]["code"].clone(), r.retry_after));
+                    statuses.lock().unwrap().push((
+                        r.status,
+                        r.json["error"]["code"].clone(),
+                        r.retry_after,
+                    ));
                 }
             });
         }
     });
     let st = statuses.lock().unwrap();
     let full: Vec<_> = st.iter().filter(|(c, _, _)| *c == 503).collect();
-    assert!(!full.is_empty(), "24 concurrent cameras against a queue of 1 must overflow");
+    assert!(
+        !full.is_empty(),
+        "24 concurrent cameras against a queue of 1 must overflow"
+    );
     for (_, code, retry) in &full {
         assert_eq!(code, "queue_full");
         assert_eq!(retry.as_deref(), Some("1"));
     }
-    assert!(st.iter().all(|(c, _, _)| *c == 200 || *c == 503), "only verdicts or 503s");
+    assert!(
+        st.iter().all(|(c, _, _)| *c == 200 || *c == 503),
+        "only verdicts or 503s"
+    );
     let ok = st.iter().filter(|(c, _, _)| *c == 200).count();
     // Every 200 was stored.
     let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
-    assert_eq!(cams.json["cameras"][0]["frames"].as_u64().unwrap() as usize, ok);
+    assert_eq!(
+        cams.json["cameras"][0]["frames"].as_u64().unwrap() as usize,
+        ok
+    );
     let text = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
-    assert_eq!(metric(&text, "railscope_rejected_frames_total{reason=\"queue_full\"}") as usize, full.len());
+    assert_eq!(
+        metric(
+            &text,
+            "railscope_rejected_frames_total{reason=\"queue_full\"}"
+        ) as usize,
+        full.len()
+    );
     let after = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &img, &[]);
     assert_eq!(after.status, 200, "recovers once the burst is over");
 }
@@ -116,7 +162,10 @@ fn reload_under_load_fails_no_request() {
             assert_eq!(r.status, 200, "{}", r.json);
             assert_eq!(r.json["model"]["name"], "nested-edgan");
         }
-        assert_eq!(post_json(&s.url("/admin/reload"), Some(INSPECTOR), &json!({})).status, 403);
+        assert_eq!(
+            post_json(&s.url("/admin/reload"), Some(INSPECTOR), &json!({})).status,
+            403
+        );
         s.signal("HUP");
         let t = Instant::now();
         loop {
@@ -124,22 +173,35 @@ fn reload_under_load_fails_no_request() {
             if metric(&text, "railscope_model_reloads_total{result=\"ok\"}") >= 3.0 {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "SIGHUP reload did not happen");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "SIGHUP reload did not happen"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(500));
         stop.store(true, Ordering::SeqCst);
     });
     let r = results.lock().unwrap();
-    assert!(r.len() > 20, "enough traffic during the reloads: {}", r.len());
-    assert!(r.iter().all(|&c| c == 200), "every request answered 200 across reloads: {:?}",
-        r.iter().filter(|&&c| c != 200).collect::<Vec<_>>());
+    assert!(
+        r.len() > 20,
+        "enough traffic during the reloads: {}",
+        r.len()
+    );
+    assert!(
+        r.iter().all(|&c| c == 200),
+        "every request answered 200 across reloads: {:?}",
+        r.iter().filter(|&&c| c != 200).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn sigterm_drains_in_flight_frames_and_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__BATCHING__MAX_DELAY_MS", "50")]);
+    let mut s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__BATCHING__MAX_DELAY_MS", "50")],
+    );
     let img = fixture("test/good/000004.png");
     let answered = Mutex::new(Vec::new());
     std::thread::scope(|sc| {
@@ -148,20 +210,32 @@ fn sigterm_drains_in_flight_frames_and_exits_cleanly() {
             sc.spawn(move || {
                 let r = post_frame(s, "cam-01", Some(CAM1_KEY), "image/png", img, &[]);
                 if r.status == 200 {
-                    answered.lock().unwrap().push(r.json["id"].as_i64().unwrap());
+                    answered
+                        .lock()
+                        .unwrap()
+                        .push(r.json["id"].as_i64().unwrap());
                 }
             });
         }
         std::thread::sleep(Duration::from_millis(20));
     });
     let status = s.terminate();
-    assert!(status.success(), "clean exit after SIGTERM: {status}\n{}", s.log_text());
-    assert!(s.log_text().contains("every queued frame was answered or stored"));
+    assert!(
+        status.success(),
+        "clean exit after SIGTERM: {status}\n{}",
+        s.log_text()
+    );
+    assert!(s
+        .log_text()
+        .contains("every queued frame was answered or stored"));
     let ids = answered.lock().unwrap().clone();
     assert_eq!(ids.len(), 6);
     let mut s2 = Service::start(&s.storage, &[]);
     for id in ids {
-        assert_eq!(get(&s2.url(&format!("/v1/inspections/{id}")), Some(INSPECTOR)).status, 200);
+        assert_eq!(
+            get(&s2.url(&format!("/v1/inspections/{id}")), Some(INSPECTOR)).status,
+            200
+        );
     }
     s2.kill9();
 }
@@ -178,23 +252,63 @@ fn promtool() -> String {
 #[test]
 fn metrics_move_with_frames_and_pass_promtool() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__SERVER__METRICS_BIND", "")]);
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__SERVER__METRICS_BIND", "")],
+    );
     let before = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
-    assert_eq!(metric(&before, "railscope_frames_total{camera=\"cam-01\",verdict=\"normal\"}"), 0.0);
+    assert_eq!(
+        metric(
+            &before,
+            "railscope_frames_total{camera=\"cam-01\",verdict=\"normal\"}"
+        ),
+        0.0
+    );
     assert_eq!(metric(&before, "railscope_queue_capacity"), 256.0);
-    assert!(before.contains("railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.0.0\"} 1"), "{before}");
+    assert!(
+        before.contains(
+            "railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.0.0\"} 1"
+        ),
+        "{before}"
+    );
     for k in 0..5 {
-        let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(&format!("test/good/00000{k}.png")), &[]);
+        let r = post_frame(
+            &s,
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            &fixture(&format!("test/good/00000{k}.png")),
+            &[],
+        );
         assert_eq!(r.status, 200);
     }
     let after = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
-    let frames = metric(&after, "railscope_frames_total{camera=\"cam-01\",verdict=\"normal\"}")
-        + metric(&after, "railscope_frames_total{camera=\"cam-01\",verdict=\"defect\"}");
+    let frames = metric(
+        &after,
+        "railscope_frames_total{camera=\"cam-01\",verdict=\"normal\"}",
+    ) + metric(
+        &after,
+        "railscope_frames_total{camera=\"cam-01\",verdict=\"defect\"}",
+    );
     assert_eq!(frames, 5.0);
-    assert_eq!(metric(&after, "railscope_anomaly_score_count{camera=\"cam-01\"}"), 5.0);
-    assert_eq!(metric(&after, "railscope_stage_duration_seconds_count{stage=\"infer\"}"), 5.0);
+    assert_eq!(
+        metric(&after, "railscope_anomaly_score_count{camera=\"cam-01\"}"),
+        5.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "railscope_stage_duration_seconds_count{stage=\"infer\"}"
+        ),
+        5.0
+    );
     assert!(metric(&after, "railscope_batch_size_count") >= 1.0);
-    assert!(metric(&after, "railscope_camera_last_frame_timestamp_seconds{camera=\"cam-01\"}") > 1.7e9);
+    assert!(
+        metric(
+            &after,
+            "railscope_camera_last_frame_timestamp_seconds{camera=\"cam-01\"}"
+        ) > 1.7e9
+    );
 
     let mut child = Command::new(promtool())
         .args(["check", "metrics"])
@@ -204,10 +318,22 @@ fn metrics_move_with_frames_and_pass_promtool() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(after.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(after.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let msg = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && msg.trim().is_empty(), "promtool check metrics: {msg}");
+    let msg = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && msg.trim().is_empty(),
+        "promtool check metrics: {msg}"
+    );
 }
 
 #[test]
@@ -215,11 +341,20 @@ fn metrics_can_live_on_a_separate_address() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
-    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__SERVER__METRICS_BIND", bind.as_str())]);
-    assert_eq!(get(&s.url("/metrics"), None).status, 404, "not on the public address");
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__SERVER__METRICS_BIND", bind.as_str())],
+    );
+    assert_eq!(
+        get(&s.url("/metrics"), None).status,
+        404,
+        "not on the public address"
+    );
     let r = get(&format!("http://{bind}/metrics"), None);
     assert_eq!(r.status, 200);
-    assert!(String::from_utf8(r.bytes).unwrap().contains("railscope_frames_total"));
+    assert!(String::from_utf8(r.bytes)
+        .unwrap()
+        .contains("railscope_frames_total"));
     assert_eq!(get(&format!("http://{bind}/readyz"), None).status, 200);
 }
 
@@ -227,7 +362,10 @@ fn metrics_can_live_on_a_separate_address() {
 #[test]
 fn a_real_prometheus_scrapes_the_service_and_loads_the_alert_rules() {
     let prometheus = "/usr/bin/prometheus";
-    assert!(std::path::Path::new(prometheus).is_file(), "prometheus is missing: `make rust-deps`");
+    assert!(
+        std::path::Path::new(prometheus).is_file(),
+        "prometheus is missing: `make rust-deps`"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let s = Service::start(&tmp.path().join("store"), &[]);
     let prom_port = free_port();
@@ -242,21 +380,33 @@ fn a_real_prometheus_scrapes_the_service_and_loads_the_alert_rules() {
     )
     .unwrap();
     let log = std::fs::File::create(tmp.path().join("prometheus.log")).unwrap();
-    let _prometheus = KillOnDrop(Command::new(prometheus)
-        .args([
-            format!("--config.file={}", cfg.display()),
-            format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap());
+    let _prometheus = KillOnDrop(
+        Command::new(prometheus)
+            .args([
+                format!("--config.file={}", cfg.display()),
+                format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()),
+                format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     for k in 0..4 {
-        post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture(&format!("test/good/00000{k}.png")), &[]);
+        post_frame(
+            &s,
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            &fixture(&format!("test/good/00000{k}.png")),
+            &[],
+        );
     }
     let query = |q: &str| -> Value {
-        let url = format!("http://127.0.0.1:{prom_port}/api/v1/query?query={}", urlencode(q));
+        let url = format!(
+            "http://127.0.0.1:{prom_port}/api/v1/query?query={}",
+            urlencode(q)
+        );
         match ureq::get(&url).call() {
             Ok(r) => serde_json::from_str(&r.into_string().unwrap()).unwrap_or(Value::Null),
             Err(_) => Value::Null,
@@ -268,24 +418,56 @@ fn a_real_prometheus_scrapes_the_service_and_loads_the_alert_rules() {
         if let Some(x) = v["data"]["result"][0]["value"][1].as_str() {
             break x.parse::<f64>().unwrap();
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "Prometheus never scraped railscope: {v}\n{}",
-            std::fs::read_to_string(tmp.path().join("prometheus.log")).unwrap_or_default());
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "Prometheus never scraped railscope: {v}\n{}",
+            std::fs::read_to_string(tmp.path().join("prometheus.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(value, 4.0);
     let up = query("up{job=\"railscope\"}");
     assert_eq!(up["data"]["result"][0]["value"][1], "1");
     let rules = get(&format!("http://127.0.0.1:{prom_port}/api/v1/rules"), None).json;
-    let names: Vec<String> = rules["data"]["groups"].as_array().unwrap().iter()
-        .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()))
+    let names: Vec<String> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| {
+            g["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+        })
         .collect();
-    for alert in ["RailscopeCameraDefectRateHigh", "RailscopeCameraSilent", "RailscopeScoreDrift", "RailscopeQueueSaturated"] {
-        assert!(names.iter().any(|n| n == alert), "{alert} not loaded: {names:?}");
+    for alert in [
+        "RailscopeCameraDefectRateHigh",
+        "RailscopeCameraSilent",
+        "RailscopeScoreDrift",
+        "RailscopeQueueSaturated",
+    ] {
+        assert!(
+            names.iter().any(|n| n == alert),
+            "{alert} not loaded: {names:?}"
+        );
     }
-    let health: Vec<&str> = rules["data"]["groups"].as_array().unwrap().iter()
-        .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["health"].as_str().unwrap_or("")))
+    let health: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| {
+            g["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["health"].as_str().unwrap_or(""))
+        })
         .collect();
-    assert!(health.iter().all(|h| *h != "err"), "a rule failed to evaluate: {rules}");
+    assert!(
+        health.iter().all(|h| *h != "err"),
+        "a rule failed to evaluate: {rules}"
+    );
 }
 
 /// Prometheus is stopped however the test ends.
@@ -300,7 +482,9 @@ impl Drop for KillOnDrop {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -310,19 +494,38 @@ fn urlencode(s: &str) -> String {
 fn a_frame_past_the_request_timeout_gets_504_and_is_still_stored() {
     let tmp = tempfile::tempdir().unwrap();
     // 1 ms: no frame can be judged and committed in time.
-    let s = Service::start(&tmp.path().join("store"), &[("RAILSCOPE__BATCHING__REQUEST_TIMEOUT_MS", "1")]);
-    let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &fixture("test/good/000000.png"), &[("X-Frame-Id", "late-1")]);
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__BATCHING__REQUEST_TIMEOUT_MS", "1")],
+    );
+    let r = post_frame(
+        &s,
+        "cam-01",
+        Some(CAM1_KEY),
+        "image/png",
+        &fixture("test/good/000000.png"),
+        &[("X-Frame-Id", "late-1")],
+    );
     assert_eq!(r.status, 504, "{}", r.json);
     assert_eq!(r.json["error"]["code"], "timeout");
     let t = Instant::now();
     loop {
         let list = get(&s.url("/v1/inspections?camera=cam-01"), Some(INSPECTOR));
-        if list.json["items"].as_array().is_some_and(|a| a.iter().any(|i| i["frame_id"] == "late-1")) {
+        if list.json["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["frame_id"] == "late-1"))
+        {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "the late frame was not stored");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the late frame was not stored"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let text = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
-    assert_eq!(metric(&text, "railscope_rejected_frames_total{reason=\"timeout\"}"), 1.0);
+    assert_eq!(
+        metric(&text, "railscope_rejected_frames_total{reason=\"timeout\"}"),
+        1.0
+    );
 }

@@ -132,7 +132,10 @@ mod tests {
         let a = Auth::from_config(&c);
         assert_eq!(a.identify("inspector-1"), Some(Role::Inspector));
         assert_eq!(a.identify("admin-token"), Some(Role::Admin));
-        assert_eq!(a.identify("key-cam-01"), Some(Role::Camera("cam-01".into())));
+        assert_eq!(
+            a.identify("key-cam-01"),
+            Some(Role::Camera("cam-01".into()))
+        );
         assert_eq!(a.identify("key-cam-0"), None);
         assert_eq!(a.identify(""), None);
         assert!(ct_eq("abc", "abc") && !ct_eq("abc", "abd") && !ct_eq("abc", "abcd"));

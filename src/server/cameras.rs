@@ -49,7 +49,14 @@ impl CameraBoard {
         }
     }
 
-    pub fn record(&self, camera: &str, id: i64, received_ms: i64, verdict: Verdict, has_image: bool) {
+    pub fn record(
+        &self,
+        camera: &str,
+        id: i64,
+        received_ms: i64,
+        verdict: Verdict,
+        has_image: bool,
+    ) {
         let mut m = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
         let e = m.entry(camera.to_string()).or_default();
         e.frames += 1;
@@ -94,10 +101,23 @@ mod tests {
             last_id: Some(10),
         }]);
         for k in 0..20 {
-            b.record("c", 11 + k, 100_000 + k * 500, if k == 0 { Verdict::Defect } else { Verdict::Normal }, k == 3);
+            b.record(
+                "c",
+                11 + k,
+                100_000 + k * 500,
+                if k == 0 {
+                    Verdict::Defect
+                } else {
+                    Verdict::Normal
+                },
+                k == 3,
+            );
         }
         let c = b.get("c");
-        assert_eq!((c.frames, c.defects, c.last_id, c.last_image_id), (30, 2, Some(30), Some(14)));
+        assert_eq!(
+            (c.frames, c.defects, c.last_id, c.last_image_id),
+            (30, 2, Some(30), Some(14))
+        );
         // 20 frames at 2/s over 9.5 s, all inside the 10 s window.
         assert!((c.recent_fps(100_000 + 19 * 500) - 2.0).abs() < 1e-9);
         assert_eq!(c.recent_fps(200_000), 0.0);

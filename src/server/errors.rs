@@ -82,10 +82,14 @@ impl ApiError {
     pub fn from_frame_error(e: &Error) -> Self {
         match e {
             Error::Decode { kind, .. } => match kind {
-                DecodeError::Empty => Self::new(StatusCode::BAD_REQUEST, "empty_body", e.to_string()),
-                DecodeError::TooLarge(_) => {
-                    Self::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", e.to_string())
+                DecodeError::Empty => {
+                    Self::new(StatusCode::BAD_REQUEST, "empty_body", e.to_string())
                 }
+                DecodeError::TooLarge(_) => Self::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "image_too_large",
+                    e.to_string(),
+                ),
                 DecodeError::UnknownFormat
                 | DecodeError::Corrupt(_)
                 | DecodeError::UnsupportedPixel(_) => {

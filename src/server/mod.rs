@@ -64,7 +64,10 @@ impl AppState {
     }
 
     pub fn batcher(&self) -> Option<Batcher> {
-        self.batcher.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.batcher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn is_draining(&self) -> bool {
@@ -93,7 +96,10 @@ impl AppState {
             }
         };
         let cwd = std::env::current_dir().unwrap_or_default();
-        path.strip_prefix(&cwd).unwrap_or(&path).display().to_string()
+        path.strip_prefix(&cwd)
+            .unwrap_or(&path)
+            .display()
+            .to_string()
     }
 }
 
@@ -147,7 +153,9 @@ impl Observer for ServiceObserver {
             .with_label_values(&[i.meta.camera.as_str(), i.verdict.as_str()])
             .inc();
         if let Some(s) = i.a_norm {
-            m.anomaly_score.with_label_values(&[i.meta.camera.as_str()]).observe(s);
+            m.anomaly_score
+                .with_label_values(&[i.meta.camera.as_str()])
+                .observe(s);
         }
         m.camera_last_frame
             .with_label_values(&[i.meta.camera.as_str()])
@@ -162,8 +170,13 @@ impl Observer for ServiceObserver {
         ] {
             m.observe_stage(stage, ms / 1e3);
         }
-        self.board
-            .record(&i.meta.camera, i.id, i.meta.received_ms, i.verdict, i.has_image);
+        self.board.record(
+            &i.meta.camera,
+            i.id,
+            i.meta.received_ms,
+            i.verdict,
+            i.has_image,
+        );
         publish(&self.events, "inspection", &views::inspection(i));
     }
 
@@ -235,8 +248,9 @@ pub fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
         board: board.clone(),
         events: events.clone(),
     });
-    let (batcher, workers) = batching::start(&config.batching, &config.storage, store.clone(), observer)
-        .map_err(|e| Error::io("starting the batching threads", e))?;
+    let (batcher, workers) =
+        batching::start(&config.batching, &config.storage, store.clone(), observer)
+            .map_err(|e| Error::io("starting the batching threads", e))?;
     let cameras = config
         .cameras
         .iter()
@@ -388,7 +402,10 @@ async fn count_request(
     metrics: Arc<Metrics>,
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> std::result::Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+) -> std::result::Result<
+    actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+    actix_web::Error,
+> {
     let route = req.match_pattern().unwrap_or_else(|| "other".into());
     let res = next.call(req).await?;
     let status = res.status().as_u16().to_string();

@@ -37,11 +37,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/cameras/{camera}/calibration/proposal",
                 web::get().to(calibration_proposal),
             )
-            .route("/cameras/{camera}/calibration", web::put().to(apply_calibration))
+            .route(
+                "/cameras/{camera}/calibration",
+                web::put().to(apply_calibration),
+            )
             .route("/inspections", web::get().to(list_inspections))
             .route("/inspections/{id}", web::get().to(get_inspection))
             .route("/inspections/{id}/image", web::get().to(inspection_image))
-            .route("/inspections/{id}/heatmap", web::get().to(inspection_heatmap))
+            .route(
+                "/inspections/{id}/heatmap",
+                web::get().to(inspection_heatmap),
+            )
             .route("/inspections/{id}/review", web::post().to(review))
             .route("/events", web::get().to(events))
             .route("/stats/trend", web::get().to(trend))
@@ -119,7 +125,9 @@ fn frame_meta(req: &HttpRequest, camera: &str, q: FrameQuery) -> Result<FrameMet
     let text = |h: &str, q: &Option<String>| -> Result<Option<String>, ApiError> {
         let v = pick(h, q)?.filter(|s| !s.is_empty());
         if v.as_ref().is_some_and(|s| s.len() > 128) {
-            return Err(ApiError::bad_request(format!("{h} is longer than 128 characters")));
+            return Err(ApiError::bad_request(format!(
+                "{h} is longer than 128 characters"
+            )));
         }
         Ok(v)
     };
@@ -195,7 +203,11 @@ fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
 }
 
 /// Reads the body, refusing it as soon as it passes the limit (before it is all in memory).
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -238,7 +250,8 @@ async fn read_multipart(
         let name = field.name().unwrap_or("").to_string();
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("multipart part {name:?}: {e}")))?;
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("multipart part {name:?}: {e}")))?;
             total += chunk.len();
             if total > limit {
                 return Err(ApiError::new(
@@ -264,7 +277,8 @@ async fn read_multipart(
             }
         }
     }
-    let image = image.ok_or_else(|| ApiError::bad_request("multipart body has no \"image\" part"))?;
+    let image =
+        image.ok_or_else(|| ApiError::bad_request("multipart body has no \"image\" part"))?;
     Ok((image, meta))
 }
 
@@ -314,12 +328,18 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
     };
     let meta = frame_meta(req, camera, q)?;
     if body.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_body", "the request body is empty; post the image bytes"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the request body is empty; post the image bytes",
+        ));
     }
     if state.is_draining() {
         return Err(ApiError::unavailable("not_ready", "shutting down", 5));
     }
+    // One snapshot: the frame is prepared and scored by the same model even across a reload.
     let model = state.model();
+    let preparing = model.clone();
     let roi = state.cameras.get(camera).and_then(|c| c.roi.clone());
     let id = format!("{camera}/{}", meta.frame_id.as_deref().unwrap_or("-"));
     let (prepared, body) = web::block(move || {
@@ -329,15 +349,17 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
             camera: None,
         };
         let p = match &roi {
-            Some(r) => model.prepare_with(&input, true, r),
-            None => model.prepare(&input, true),
+            Some(r) => preparing.prepare_with(&input, true, r),
+            None => preparing.prepare(&input, true),
         };
         (p, body)
     })
     .await
     .map_err(|e| ApiError::internal(format!("worker pool: {e}")))?;
     let prepared = prepared.map_err(|e| ApiError::from_frame_error(&e))?;
-    state.metrics.observe_stage("preprocess", prepared.preprocess_ms / 1e3);
+    state
+        .metrics
+        .observe_stage("preprocess", prepared.preprocess_ms / 1e3);
 
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job = FrameJob {
@@ -346,7 +368,7 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         image: body,
         preprocess_ms: prepared.preprocess_ms,
         prepared,
-        model: state.model(),
+        model,
         arrived,
         enqueued: Instant::now(),
         reply: tx,
@@ -358,7 +380,10 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         return Err(match why {
             SubmitError::QueueFull => ApiError::unavailable(
                 "queue_full",
-                format!("inspection queue is full ({} frames); retry shortly", batcher.capacity()),
+                format!(
+                    "inspection queue is full ({} frames); retry shortly",
+                    batcher.capacity()
+                ),
                 1,
             ),
             SubmitError::ShuttingDown => ApiError::unavailable("not_ready", "shutting down", 5),
@@ -370,9 +395,14 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",
-            format!("no verdict within {} ms; the frame is still inspected and stored", timeout.as_millis()),
+            format!(
+                "no verdict within {} ms; the frame is still inspected and stored",
+                timeout.as_millis()
+            ),
         )),
-        Ok(Err(_)) => Err(ApiError::internal("the inspection worker dropped the frame")),
+        Ok(Err(_)) => Err(ApiError::internal(
+            "the inspection worker dropped the frame",
+        )),
         Ok(Ok(Err(msg))) => Err(ApiError::internal(msg)),
         Ok(Ok(Ok(answer))) => Ok(HttpResponse::Ok().json(views::answer(&answer))),
     }
@@ -418,7 +448,11 @@ async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp 
         None => None,
         Some("normal") => Some(Verdict::Normal),
         Some("defect") => Some(Verdict::Defect),
-        Some(v) => return Err(ApiError::bad_request(format!("verdict: {v:?} (normal or defect)"))),
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "verdict: {v:?} (normal or defect)"
+            )))
+        }
     };
     let review = match q.review.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -443,7 +477,9 @@ async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp 
     };
     let store = state.store.clone();
     let items = blocking(move || store.list(&filter)).await?;
-    let next = (items.len() == limit).then(|| items.last().map(|i| i.id)).flatten();
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|i| i.id))
+        .flatten();
     Ok(HttpResponse::Ok().json(json!({
         "items": items.iter().map(views::inspection).collect::<Vec<_>>(),
         "next_before_id": next,
@@ -451,11 +487,16 @@ async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp 
 }
 
 fn inspection_id(path: &web::Path<String>) -> Result<i64, ApiError> {
-    path.parse::<i64>()
-        .map_err(|_| ApiError::bad_request(format!("inspection id {:?} is not a number", path.as_str())))
+    path.parse::<i64>().map_err(|_| {
+        ApiError::bad_request(format!("inspection id {:?} is not a number", path.as_str()))
+    })
 }
 
-async fn get_inspection(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+async fn get_inspection(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Resp {
     state.auth.reader(&req)?;
     let id = inspection_id(&path)?;
     let store = state.store.clone();
@@ -465,7 +506,11 @@ async fn get_inspection(req: HttpRequest, path: web::Path<String>, state: web::D
     }
 }
 
-async fn inspection_image(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+async fn inspection_image(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Resp {
     state.auth.reader(&req)?;
     let id = inspection_id(&path)?;
     let store = state.store.clone();
@@ -480,7 +525,11 @@ async fn inspection_image(req: HttpRequest, path: web::Path<String>, state: web:
     }
 }
 
-async fn inspection_heatmap(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+async fn inspection_heatmap(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Resp {
     state.auth.reader(&req)?;
     let id = inspection_id(&path)?;
     let store = state.store.clone();
@@ -489,7 +538,9 @@ async fn inspection_heatmap(req: HttpRequest, path: web::Path<String>, state: we
             .content_type("image/png")
             .insert_header((header::CACHE_CONTROL, "private, max-age=86400, immutable"))
             .body(bytes)),
-        None => Err(ApiError::not_found(format!("inspection {id} has no kept heatmap"))),
+        None => Err(ApiError::not_found(format!(
+            "inspection {id} has no kept heatmap"
+        ))),
     }
 }
 
@@ -500,11 +551,19 @@ struct ReviewBody {
     note: String,
 }
 
-async fn review(req: HttpRequest, path: web::Path<String>, body: Bytes, state: web::Data<AppState>) -> Resp {
+async fn review(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Bytes,
+    state: web::Data<AppState>,
+) -> Resp {
     let role = state.auth.reader(&req)?;
     let id = inspection_id(&path)?;
-    let b: ReviewBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("body must be {{\"state\": \"confirmed\"|\"false_alarm\", \"note\": \"…\"}}: {e}")))?;
+    let b: ReviewBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body must be {{\"state\": \"confirmed\"|\"false_alarm\", \"note\": \"…\"}}: {e}"
+        ))
+    })?;
     let review_state = match b.state.as_str() {
         "confirmed" => ReviewState::Confirmed,
         "false_alarm" => ReviewState::FalseAlarm,
@@ -587,7 +646,11 @@ struct ProposalQuery {
     target_far: Option<f64>,
 }
 
-async fn calibration_proposal(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Resp {
+async fn calibration_proposal(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Resp {
     state.auth.reader(&req)?;
     let camera = path.into_inner();
     known_camera(&state, &camera)?;
@@ -631,12 +694,18 @@ struct ThresholdBody {
     threshold: f64,
 }
 
-async fn apply_calibration(req: HttpRequest, path: web::Path<String>, body: Bytes, state: web::Data<AppState>) -> Resp {
+async fn apply_calibration(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Bytes,
+    state: web::Data<AppState>,
+) -> Resp {
     state.auth.admin(&req)?;
     let camera = path.into_inner();
     known_camera(&state, &camera)?;
-    let b: ThresholdBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("body must be {{\"threshold\": <number>}}: {e}")))?;
+    let b: ThresholdBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("body must be {{\"threshold\": <number>}}: {e}"))
+    })?;
     let model = state.model();
     let current = model
         .calibration_for(Some(&camera))
@@ -659,8 +728,18 @@ async fn apply_calibration(req: HttpRequest, path: web::Path<String>, body: Byte
             method: "fixed".into(),
             target: None,
             n: Some(reviews.len()),
-            n_normal: Some(reviews.iter().filter(|r| r.1 == ReviewState::FalseAlarm).count()),
-            n_defect: Some(reviews.iter().filter(|r| r.1 == ReviewState::Confirmed).count()),
+            n_normal: Some(
+                reviews
+                    .iter()
+                    .filter(|r| r.1 == ReviewState::FalseAlarm)
+                    .count(),
+            ),
+            n_defect: Some(
+                reviews
+                    .iter()
+                    .filter(|r| r.1 == ReviewState::Confirmed)
+                    .count(),
+            ),
             data: Some("threshold applied from inspector reviews on the dashboard".into()),
             data_sha256: None,
             created_at: Some(rfc3339(chrono::Utc::now().timestamp_millis())),
@@ -674,7 +753,10 @@ async fn apply_calibration(req: HttpRequest, path: web::Path<String>, body: Byte
         .set_camera_calibration(&camera, norm)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(camera = %camera, threshold = norm.threshold, file = %path.display(), "calibration applied");
-    Ok(HttpResponse::Ok().json(views::calibration(&norm, &state.calibration_source(&camera))))
+    Ok(HttpResponse::Ok().json(views::calibration(
+        &norm,
+        &state.calibration_source(&camera),
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -701,11 +783,13 @@ async fn trend(req: HttpRequest, state: web::Data<AppState>) -> Resp {
     let points = blocking(move || store.trend(camera.as_deref(), since, bucket_s * 1000)).await?;
     let mut series: Vec<serde_json::Value> = Vec::new();
     for p in points {
-        let point = json!({"t": rfc3339(p.bucket_start_ms), "frames": p.frames, "defects": p.defects});
+        let point =
+            json!({"t": rfc3339(p.bucket_start_ms), "frames": p.frames, "defects": p.defects});
         match series.last_mut() {
-            Some(s) if s["camera"] == p.camera.as_str() => {
-                s["points"].as_array_mut().expect("points array").push(point)
-            }
+            Some(s) if s["camera"] == p.camera.as_str() => s["points"]
+                .as_array_mut()
+                .expect("points array")
+                .push(point),
             _ => series.push(json!({"camera": p.camera, "points": [point]})),
         }
     }
@@ -737,11 +821,7 @@ async fn scores(req: HttpRequest, state: web::Data<AppState>) -> Resp {
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let store = state.store.clone();
     let values = blocking(move || store.recent_scores(camera.as_deref(), 20_000)).await?;
-    let hi = values
-        .iter()
-        .map(|v| v.0)
-        .fold(1.0f64, f64::max)
-        .min(10.0);
+    let hi = values.iter().map(|v| v.0).fold(1.0f64, f64::max).min(10.0);
     let width = hi / bins as f64;
     let mut counts = vec![(0u64, 0u64); bins];
     for (s, v) in &values {
@@ -756,7 +836,8 @@ async fn scores(req: HttpRequest, state: web::Data<AppState>) -> Resp {
         .enumerate()
         .map(|(k, (n, d))| json!({"lo": k as f64 * width, "hi": (k + 1) as f64 * width, "normal": n, "defect": d}))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"bins": out, "threshold": threshold, "frames": values.len()})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"bins": out, "threshold": threshold, "frames": values.len()})))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,20 +849,23 @@ async fn events(req: HttpRequest, state: web::Data<AppState>) -> Resp {
     let rx = state.events.subscribe();
     let stop = state.shutdown.subscribe();
     let keepalive = tokio::time::interval(Duration::from_secs(15));
-    let stream = futures_util::stream::unfold((rx, stop, keepalive), |(mut rx, mut stop, mut keepalive)| async move {
-        loop {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Ok(chunk) => return Some((Ok::<_, actix_web::Error>(Bytes::from(chunk.to_string())), (rx, stop, keepalive))),
-                    // A slow client skips what it missed rather than holding everyone back.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = stop.changed() => return None,
-                _ = keepalive.tick() => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, stop, keepalive))),
+    let stream = futures_util::stream::unfold(
+        (rx, stop, keepalive),
+        |(mut rx, mut stop, mut keepalive)| async move {
+            loop {
+                tokio::select! {
+                    m = rx.recv() => match m {
+                        Ok(chunk) => return Some((Ok::<_, actix_web::Error>(Bytes::from(chunk.to_string())), (rx, stop, keepalive))),
+                        // A slow client skips what it missed rather than holding everyone back.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = stop.changed() => return None,
+                    _ = keepalive.tick() => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, stop, keepalive))),
+                }
             }
-        }
-    });
+        },
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -812,7 +896,9 @@ async fn login(body: Bytes, state: web::Data<AppState>) -> Resp {
                 .cookie(cookie)
                 .json(json!({"role": role.name()})))
         }
-        Some(_) => Err(ApiError::forbidden("camera keys cannot log in to the dashboard")),
+        Some(_) => Err(ApiError::forbidden(
+            "camera keys cannot log in to the dashboard",
+        )),
         None => Err(ApiError::unauthorized()),
     }
 }
@@ -830,9 +916,9 @@ async fn me(req: HttpRequest, state: web::Data<AppState>) -> Resp {
 
 async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Resp {
     state.auth.admin(&req)?;
-    let info = super::reload(state.into_inner()).await.map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e)
-    })?;
+    let info = super::reload(state.into_inner())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e))?;
     Ok(HttpResponse::Ok().json(info))
 }
 
@@ -856,8 +942,16 @@ async fn readyz(state: web::Data<AppState>) -> Resp {
                 "queue": {"depth": state.batcher().map(|b| b.depth()).unwrap_or(0), "capacity": state.config.batching.queue_capacity},
             })))
         }
-        Ok(Err(e)) => Err(ApiError::unavailable("not_ready", format!("store is not writable: {e}"), 5)),
-        Err(e) => Err(ApiError::unavailable("not_ready", format!("worker pool: {e}"), 5)),
+        Ok(Err(e)) => Err(ApiError::unavailable(
+            "not_ready",
+            format!("store is not writable: {e}"),
+            5,
+        )),
+        Err(e) => Err(ApiError::unavailable(
+            "not_ready",
+            format!("worker pool: {e}"),
+            5,
+        )),
     }
 }
 

@@ -40,7 +40,10 @@ impl Service {
             port: free_port(),
             storage: storage.to_path_buf(),
             log: storage.with_extension("log"),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -52,7 +55,10 @@ impl Service {
         c.current_dir(root())
             .arg("serve")
             .env("RAILSCOPE__ENGINE__PROVIDERS", "cpu")
-            .env("RAILSCOPE__SERVER__BIND", format!("127.0.0.1:{}", self.port))
+            .env(
+                "RAILSCOPE__SERVER__BIND",
+                format!("127.0.0.1:{}", self.port),
+            )
             .env("RAILSCOPE__STORAGE__PATH", &self.storage)
             .env("RAILSCOPE__STORAGE__SYNCHRONOUS", "normal")
             .env("RAILSCOPE__SERVER__WORKERS", "2")
@@ -112,7 +118,10 @@ impl Service {
             if let Some(s) = c.try_wait().unwrap() {
                 return s;
             }
-            assert!(t.elapsed() < Duration::from_secs(40), "no exit after SIGTERM");
+            assert!(
+                t.elapsed() < Duration::from_secs(40),
+                "no exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -160,7 +169,10 @@ fn into_resp(r: ureq::Response) -> Resp {
     let content_type = r.content_type().to_string();
     let retry_after = r.header("Retry-After").map(str::to_string);
     let mut bytes = Vec::new();
-    r.into_reader().take(64 << 20).read_to_end(&mut bytes).unwrap();
+    r.into_reader()
+        .take(64 << 20)
+        .read_to_end(&mut bytes)
+        .unwrap();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Resp {
         status,
@@ -210,7 +222,14 @@ pub fn put_json(url: &str, token: Option<&str>, body: &Value) -> Resp {
 }
 
 /// Posts image bytes as camera `camera` with `key` and extra headers.
-pub fn post_frame(s: &Service, camera: &str, key: Option<&str>, content_type: &str, body: &[u8], headers: &[(&str, &str)]) -> Resp {
+pub fn post_frame(
+    s: &Service,
+    camera: &str,
+    key: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> Resp {
     let mut r = agent()
         .post(&s.url(&format!("/v1/cameras/{camera}/frames")))
         .set("Content-Type", content_type);
@@ -243,7 +262,11 @@ pub fn bomb_png() -> Vec<u8> {
         for &b in data {
             c ^= b as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         !c
@@ -261,7 +284,11 @@ pub fn bomb_png() -> Vec<u8> {
     ihdr.extend_from_slice(&100_000u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
     chunk(&mut v, b"IHDR", &ihdr);
-    chunk(&mut v, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut v,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut v, b"IEND", &[]);
     v
 }
