@@ -76,7 +76,7 @@ py-test-torch: train-venv
 	cd $(TRAIN_DIR) && $(UP)/$(TPY) -m pytest -q tests_torch
 
 test: py-test py-test-torch
-	$(MAKE) rust-test prometheus-test web-test
+	$(MAKE) rust-test prometheus-test api-test web-test
 
 # The service on the shipped default model with simulated line cameras: prints the dashboard
 # and API URLs, runs DEMO_SECONDS (0 = until Ctrl-C), then stops both cleanly.
@@ -127,7 +127,7 @@ RUST_APT_DEPS := libopencv-dev clang libclang-dev prometheus chromium curl
 CARGO ?= cargo
 RAILSCOPE := target/release/railscope
 
-.PHONY: rust-deps build rust-test bench bench-service prometheus-test web-test serve
+.PHONY: rust-deps build rust-test bench bench-service prometheus-test api-test web-test serve
 # Idempotent and fast when installed: only asks apt for what dpkg does not have.
 rust-deps:
 	@missing=""; for p in $(RUST_APT_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -150,6 +150,13 @@ rust-test: rust-deps venv
 prometheus-test: rust-deps
 	promtool check config docker/prometheus/prometheus.yml
 	promtool test rules docker/prometheus/alerts_test.yml
+
+# docs/api.yaml against the real service (schemathesis: no 5xx, documented codes and bodies).
+$(VENV)/.api-installed: tests/api/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check -r tests/api/requirements.txt
+	@touch $@
+api-test: build $(VENV)/.api-installed
+	bash tests/api/conformance.sh $(PY)
 
 # Dashboard: unit tests of the page logic, then end-to-end in headless Chromium against a real
 # railscope fed by the simulator (screenshots in web/test-artifacts/).
