@@ -138,6 +138,9 @@ pub struct CameraConfig {
     /// This camera's region mode (`whole`, `rects`, `search`); empty: `preprocess.roi`.
     pub roi: Option<String>,
     pub rects: Vec<[i32; 4]>,
+    /// Reference fastener crops for this camera's fastener search (its own fastener type or
+    /// optics); empty: `search.templates_dir` / the model's.
+    pub templates_dir: Option<PathBuf>,
     /// Calibration file for this camera; empty: `<calibration_dir>/<model>.<id>.json` when it
     /// exists, else the model's.
     pub calibration: Option<PathBuf>,

@@ -277,20 +277,22 @@ impl Inspector {
     /// Decodes, finds the regions of and normalizes one frame. Needs only `&self`, so frames can
     /// be prepared on other threads (HTTP handlers) while the session runs the previous batch.
     pub fn prepare(&self, input: &ImageInput<'_>, keep_frame: bool) -> Result<PreparedFrame> {
-        self.prepare_with(input, keep_frame, &self.roi)
+        self.prepare_with(input, keep_frame, &self.roi, None)
     }
 
-    /// [`Inspector::prepare`] with another region mode (a camera's own ROI in the service).
+    /// [`Inspector::prepare`] with a camera's own region mode and, for `search`, its own
+    /// reference templates (`None`: the model's).
     pub fn prepare_with(
         &self,
         input: &ImageInput<'_>,
         keep_frame: bool,
         roi: &RoiMode,
+        search: Option<&FastenerSearch>,
     ) -> Result<PreparedFrame> {
         prepare_frame(
             &self.pre,
             roi,
-            self.search.as_ref(),
+            search.or(self.search.as_ref()),
             self.engine.chw(),
             input,
             keep_frame,

@@ -652,3 +652,60 @@ fn multipart_frames_carry_their_metadata_part() {
         assert_eq!(r.json["error"]["code"], code, "{what}: {}", r.json);
     }
 }
+
+#[test]
+fn a_camera_with_its_own_roi_and_templates_scores_every_fastener_of_a_track_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(root().join("config/railscope.toml")).unwrap();
+    let cfg = base.replace(
+        "api_key = \"demo-key-cam-01\"",
+        "api_key = \"demo-key-cam-01\"\nroi = \"search\"\ntemplates_dir = \"tests/fixtures/fasteners/train/good\"",
+    );
+    assert_ne!(cfg, base);
+    let cfg_path = tmp.path().join("railscope.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let s = Service::start_with_config(&tmp.path().join("store"), Some(&cfg_path), &[]);
+    let frame =
+        std::fs::read(root().join("tests/fixtures/fasteners/frames/frame_000.png")).unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/fasteners/frames/boxes.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &frame, &[]);
+    assert_eq!(r.status, 200, "{}", r.json);
+    let crops = r.json["crops"].as_array().unwrap();
+    let truth = expected["frame_000.png"].as_array().unwrap();
+    assert_eq!(
+        crops.len(),
+        truth.len(),
+        "one crop per fastener of the frame: {}",
+        r.json
+    );
+    // Every true fastener has a crop on it (IoU ≥ 0.5).
+    let iou = |a: &Value, b: &Value| {
+        let f = |v: &Value, k: usize| v[k].as_f64().unwrap();
+        let (ax, ay, aw, ah) = (f(a, 0), f(a, 1), f(a, 2), f(a, 3));
+        let (bx, by, bw, bh) = (f(b, 0), f(b, 1), f(b, 2), f(b, 3));
+        let w = ((ax + aw).min(bx + bw) - ax.max(bx)).max(0.0);
+        let h = ((ay + ah).min(by + bh) - ay.max(by)).max(0.0);
+        w * h / (aw * ah + bw * bh - w * h)
+    };
+    for t in truth {
+        assert!(
+            crops.iter().any(|c| iou(&c["box"], &t["box"]) >= 0.5),
+            "no crop on {t}: {}",
+            r.json
+        );
+    }
+    // The other cameras keep the model's whole-frame ROI: one crop.
+    let other = post_frame(
+        &s,
+        "cam-02",
+        Some("demo-key-cam-02"),
+        "image/png",
+        &frame,
+        &[],
+    );
+    assert_eq!(other.json["crops"].as_array().unwrap().len(), 1);
+}

@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, watch};
 use crate::batching::{self, Answer, Batcher, Observer};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::fastener_search::FastenerSearch;
 use crate::inspector::{Inspector, LoadOptions};
 use crate::package::{calibration_path, Calibration};
 use crate::preprocess::RoiMode;
@@ -37,6 +38,8 @@ use cameras::CameraBoard;
 pub struct CameraEntry {
     /// Its own region mode; `None`: the model's default.
     pub roi: Option<RoiMode>,
+    /// Its own fastener-search templates; `None`: the model's.
+    pub search: Option<Arc<FastenerSearch>>,
 }
 
 pub struct AppState {
@@ -260,7 +263,15 @@ pub fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
                 .as_deref()
                 .map(|r| RoiMode::parse(r, &c.rects))
                 .transpose()?;
-            Ok((c.id.clone(), CameraEntry { roi }))
+            let search = match c
+                .templates_dir
+                .as_deref()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                Some(dir) => Some(Arc::new(FastenerSearch::from_dir(dir, &config.search)?)),
+                None => None,
+            };
+            Ok((c.id.clone(), CameraEntry { roi, search }))
         })
         .collect::<Result<HashMap<_, _>>>()?;
     let (shutdown, _) = watch::channel(false);

@@ -340,7 +340,9 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
     // One snapshot: the frame is prepared and scored by the same model even across a reload.
     let model = state.model();
     let preparing = model.clone();
-    let roi = state.cameras.get(camera).and_then(|c| c.roi.clone());
+    let entry = state.cameras.get(camera);
+    let roi = entry.and_then(|c| c.roi.clone());
+    let search = entry.and_then(|c| c.search.clone());
     let id = format!("{camera}/{}", meta.frame_id.as_deref().unwrap_or("-"));
     let (prepared, body) = web::block(move || {
         let input = ImageInput {
@@ -349,7 +351,7 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
             camera: None,
         };
         let p = match &roi {
-            Some(r) => preparing.prepare_with(&input, true, r),
+            Some(r) => preparing.prepare_with(&input, true, r, search.as_deref()),
             None => preparing.prepare(&input, true),
         };
         (p, body)

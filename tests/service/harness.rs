@@ -30,11 +30,17 @@ pub struct Service {
     pub storage: PathBuf,
     pub log: PathBuf,
     env: Vec<(String, String)>,
+    config: Option<PathBuf>,
 }
 
 impl Service {
     /// Starts the binary with the repo's config plus `env` overrides, storage in `storage`.
     pub fn start(storage: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_config(storage, None, env)
+    }
+
+    /// As [`Service::start`], with `--config <file>` instead of the repo's config.
+    pub fn start_with_config(storage: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Self {
         let mut s = Service {
             child: None,
             port: free_port(),
@@ -44,6 +50,7 @@ impl Service {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            config: config.map(Path::to_path_buf),
         };
         s.spawn();
         s
@@ -52,8 +59,11 @@ impl Service {
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_railscope"));
-        c.current_dir(root())
-            .arg("serve")
+        c.current_dir(root());
+        if let Some(cfg) = &self.config {
+            c.arg("--config").arg(cfg);
+        }
+        c.arg("serve")
             .env("RAILSCOPE__ENGINE__PROVIDERS", "cpu")
             .env(
                 "RAILSCOPE__SERVER__BIND",
