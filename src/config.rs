@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub silent_after_s: f64,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_timeout_s: u64,
+    /// Mark the dashboard's session cookie `Secure` (behind TLS).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             web_dir: Some(PathBuf::from("web")),
             silent_after_s: 30.0,
             shutdown_timeout_s: 30,
+            secure_cookies: false,
         }
     }
 }

@@ -532,6 +532,10 @@ fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
         "{cookie}"
     );
     let pair = cookie.split(';').next().unwrap().to_string();
+    assert!(
+        !cookie.contains(INSPECTOR),
+        "the cookie holds a session id, not the token"
+    );
     let me = agent()
         .get(&s.url("/v1/me"))
         .set("Cookie", &pair)
@@ -569,6 +573,20 @@ fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
     let ev = got.expect("an inspection event");
     assert_eq!(ev["id"], posted.json["id"]);
     assert_eq!(ev["frame_id"], "live-1");
+
+    // Logging out ends the session: the old cookie no longer authorizes anything.
+    let out = agent()
+        .post(&s.url("/v1/logout"))
+        .set("Cookie", &pair)
+        .call()
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    let after = match agent().get(&s.url("/v1/me")).set("Cookie", &pair).call() {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(after, 401);
 
     // The dashboard itself is served.
     if root().join("web/index.html").is_file() {

@@ -1,7 +1,14 @@
 //! Who is calling: a camera (its own key, posts only to itself), an inspector (reads and
-//! reviews) or an admin (also reloads and applies calibrations). Tokens come from the
-//! `Authorization: Bearer` header or, for the dashboard, the HttpOnly `railscope_token` cookie
-//! (so `<img>` and `EventSource` work). Tokens are compared in constant time and never logged.
+//! reviews) or an admin (also reloads and applies calibrations). Programs send their token as
+//! `Authorization: Bearer`; the dashboard logs in once and then carries a session id in the
+//! HttpOnly `railscope_session` cookie (so `<img>` and `EventSource` work). The cookie never
+//! holds the token, logging out ends the session, and sessions expire. Tokens are compared in
+//! constant time and never logged.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 
@@ -9,7 +16,10 @@ use crate::config::Config;
 
 use super::errors::ApiError;
 
-pub const COOKIE: &str = "railscope_token";
+pub const COOKIE: &str = "railscope_session";
+
+/// A dashboard session lasts one shift.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -35,6 +45,9 @@ pub struct Auth {
     cameras: Vec<(String, String)>,
     inspectors: Vec<String>,
     admins: Vec<String>,
+    /// Session id → role and start, for logged-in dashboards. In memory: a restart logs
+    /// everyone out, which the dashboard answers with its login panel.
+    sessions: Mutex<HashMap<String, (Role, Instant)>>,
 }
 
 impl Auth {
@@ -47,7 +60,33 @@ impl Auth {
                 .collect(),
             inspectors: c.auth.inspector_tokens.clone(),
             admins: c.auth.admin_tokens.clone(),
+            sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Starts a dashboard session for `role`; returns its id (256 random bits, hex).
+    pub fn start_session(&self, role: Role) -> std::io::Result<String> {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        let id = hex::encode(bytes);
+        let mut m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, (_, started)| started.elapsed() < SESSION_TTL);
+        m.insert(id.clone(), (role, Instant::now()));
+        Ok(id)
+    }
+
+    pub fn end_session(&self, id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    fn session_role(&self, id: &str) -> Option<Role> {
+        let m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(id)
+            .filter(|(_, started)| started.elapsed() < SESSION_TTL)
+            .map(|(role, _)| role.clone())
     }
 
     /// The role of a token. Every candidate is compared, so timing does not tell which matched.
@@ -72,9 +111,11 @@ impl Auth {
     }
 
     pub fn role_of(&self, req: &HttpRequest) -> Result<Role, ApiError> {
-        token_of(req)
-            .and_then(|t| self.identify(&t))
-            .ok_or_else(ApiError::unauthorized)
+        let role = match bearer_token(req) {
+            Some(t) => self.identify(&t),
+            None => session_id(req).and_then(|id| self.session_role(&id)),
+        };
+        role.ok_or_else(ApiError::unauthorized)
     }
 
     pub fn reader(&self, req: &HttpRequest) -> Result<Role, ApiError> {
@@ -94,14 +135,19 @@ impl Auth {
     }
 }
 
-pub fn token_of(req: &HttpRequest) -> Option<String> {
-    if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let v = h.to_str().ok()?;
-        let t = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))?;
-        return Some(t.trim().to_string());
-    }
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let v = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
+    Some(t.trim().to_string())
+}
+
+pub fn session_id(req: &HttpRequest) -> Option<String> {
     req.cookie(COOKIE).map(|c| c.value().to_string())
 }
 
@@ -139,5 +185,12 @@ mod tests {
         assert_eq!(a.identify("key-cam-0"), None);
         assert_eq!(a.identify(""), None);
         assert!(ct_eq("abc", "abc") && !ct_eq("abc", "abd") && !ct_eq("abc", "abcd"));
+
+        let id = a.start_session(Role::Inspector).unwrap();
+        assert_eq!(id.len(), 64);
+        assert_ne!(id, a.start_session(Role::Inspector).unwrap());
+        assert_eq!(a.session_role(&id), Some(Role::Inspector));
+        a.end_session(&id);
+        assert_eq!(a.session_role(&id), None);
     }
 }

@@ -18,7 +18,7 @@ use crate::recalibration::{propose, ProposalMethod};
 use crate::scoring::{Normalization, Verdict};
 use crate::store::{FrameMeta, InspectionFilter, Review, ReviewFilter, ReviewState};
 
-use super::auth::{Role, COOKIE};
+use super::auth::{session_id, Role, COOKIE};
 use super::errors::ApiError;
 use super::views::{self, parse_time, rfc3339};
 use super::AppState;
@@ -889,9 +889,14 @@ async fn login(body: Bytes, state: web::Data<AppState>) -> Resp {
         .map_err(|e| ApiError::bad_request(format!("body must be {{\"token\": \"…\"}}: {e}")))?;
     match state.auth.identify(&b.token) {
         Some(role) if role.can_read() => {
-            let cookie = Cookie::build(COOKIE, b.token)
+            let id = state
+                .auth
+                .start_session(role.clone())
+                .map_err(|e| ApiError::internal(format!("session id: {e}")))?;
+            let cookie = Cookie::build(COOKIE, id)
                 .path("/")
                 .http_only(true)
+                .secure(state.config.server.secure_cookies)
                 .same_site(actix_web::cookie::SameSite::Strict)
                 .finish();
             Ok(HttpResponse::Ok()
@@ -905,7 +910,11 @@ async fn login(body: Bytes, state: web::Data<AppState>) -> Resp {
     }
 }
 
-async fn logout() -> HttpResponse {
+/// Ends the dashboard session (the token itself stays valid: it lives in the config).
+async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(id) = session_id(&req) {
+        state.auth.end_session(&id);
+    }
     let mut cookie = Cookie::build(COOKIE, "").path("/").finish();
     cookie.make_removal();
     HttpResponse::NoContent().cookie(cookie).finish()

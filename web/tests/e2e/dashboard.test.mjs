@@ -190,7 +190,7 @@ test('login: a wrong token is refused, the inspector token logs in', async () =>
   assert.equal(await page.textContent('#role-label'), 'inspector');
   assert.equal(await page.isVisible('#reload-btn'), false, 'admin-only control hidden from an inspector');
   // The session is the HttpOnly cookie: the page cannot read it, but fetch/EventSource use it.
-  assert.equal(await page.evaluate(() => document.cookie.includes('railscope_token')), false);
+  assert.equal(await page.evaluate(() => document.cookie.includes('railscope_session')), false);
   const role = await page.evaluate(async () => (await (await fetch('/v1/me')).json()).role);
   assert.equal(role, 'inspector');
 });

@@ -46,7 +46,7 @@ function send(res, status, body, headers = {}) {
 }
 const err = (res, status, code, message) => send(res, status, { error: { code, message } });
 function role(req) {
-  const m = /railscope_token=([^;]+)/.exec(req.headers.cookie ?? '');
+  const m = /railscope_session=([^;]+)/.exec(req.headers.cookie ?? '');
   return m ? sessions.get(m[1]) : TOKENS[(req.headers.authorization ?? '').replace('Bearer ', '')];
 }
 function effect(list, t) {
@@ -73,11 +73,11 @@ http.createServer(async (req, res) => {
     if (!TOKENS[token]) return err(res, 401, 'unauthorized', 'bad token');
     const sid = Math.random().toString(36).slice(2);
     sessions.set(sid, TOKENS[token]);
-    return send(res, 200, { role: TOKENS[token] }, { 'Set-Cookie': `railscope_token=${sid}; HttpOnly; SameSite=Strict; Path=/` });
+    return send(res, 200, { role: TOKENS[token] }, { 'Set-Cookie': `railscope_session=${sid}; HttpOnly; SameSite=Strict; Path=/` });
   }
   const r = role(req);
   if (!r) return err(res, 401, 'unauthorized', 'log in first');
-  if (p === '/v1/logout') return send(res, 204, undefined, { 'Set-Cookie': 'railscope_token=; Max-Age=0; Path=/' });
+  if (p === '/v1/logout') return send(res, 204, undefined, { 'Set-Cookie': 'railscope_session=; Max-Age=0; Path=/' });
   if (p === '/v1/me') return send(res, 200, { role: r });
   if (p === '/v1/events') {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
