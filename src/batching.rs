@@ -83,6 +83,20 @@ pub struct Batcher {
     tx: SyncSender<FrameJob>,
     depth: Arc<AtomicUsize>,
     capacity: usize,
+    /// Worker threads still running; a thread that died (a panic) makes the service unready.
+    running: Arc<AtomicUsize>,
+}
+
+/// Counts a worker thread out when it ends, by return or by panic.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        if std::thread::panicking() {
+            tracing::error!(thread = ?std::thread::current().name(), "worker thread panicked; the service is no longer ready");
+        }
+    }
 }
 
 impl Batcher {
@@ -108,6 +122,11 @@ impl Batcher {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Both worker threads are alive (for `/readyz`).
+    pub fn workers_alive(&self) -> bool {
+        self.running.load(Ordering::SeqCst) == 2
     }
 }
 
@@ -135,25 +154,35 @@ pub fn start(
     // Two batches in flight to the store keep the engine busy while one is judged and committed.
     let (store_tx, store_rx) = mpsc::sync_channel::<Vec<Scored>>(2);
     let depth = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicUsize::new(2));
     let infer = {
         let depth = depth.clone();
         let observer = observer.clone();
         let cfg = cfg.clone();
+        let guard = Running(running.clone());
         std::thread::Builder::new()
             .name("railscope-infer".into())
-            .spawn(move || inference_loop(rx, store_tx, &cfg, &depth, observer.as_ref()))?
+            .spawn(move || {
+                let _running = guard;
+                inference_loop(rx, store_tx, &cfg, &depth, observer.as_ref())
+            })?
     };
     let storing = {
         let storage = storage.clone();
+        let guard = Running(running.clone());
         std::thread::Builder::new()
             .name("railscope-store".into())
-            .spawn(move || store_loop(store_rx, store.as_ref(), &storage, observer.as_ref()))?
+            .spawn(move || {
+                let _running = guard;
+                store_loop(store_rx, store.as_ref(), &storage, observer.as_ref())
+            })?
     };
     Ok((
         Batcher {
             tx,
             depth,
             capacity: cfg.queue_capacity,
+            running,
         },
         Workers {
             handles: vec![infer, storing],
@@ -433,6 +462,18 @@ mod tests {
             note: None,
             heatmap_png: None,
         }
+    }
+
+    #[test]
+    fn a_worker_that_panics_is_counted_out() {
+        let running = Arc::new(AtomicUsize::new(2));
+        let guard = Running(running.clone());
+        let h = std::thread::spawn(move || {
+            let _running = guard;
+            panic!("simulated worker failure");
+        });
+        assert!(h.join().is_err());
+        assert_eq!(running.load(Ordering::SeqCst), 1);
     }
 
     #[test]

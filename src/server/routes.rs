@@ -941,6 +941,13 @@ async fn readyz(state: web::Data<AppState>) -> Resp {
     if state.is_draining() {
         return Err(ApiError::unavailable("not_ready", "shutting down", 5));
     }
+    if !state.batcher().is_some_and(|b| b.workers_alive()) {
+        return Err(ApiError::unavailable(
+            "not_ready",
+            "an inspection worker thread has stopped (see the service log)",
+            5,
+        ));
+    }
     let store = state.store.clone();
     let writable = web::block(move || store.check_writable()).await;
     match writable {
