@@ -87,6 +87,21 @@ pub struct Batcher {
     running: Arc<AtomicUsize>,
 }
 
+/// Starts a worker thread that is counted in `running` until it ends.
+fn spawn_worker(
+    name: &str,
+    running: &Arc<AtomicUsize>,
+    work: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let guard = Running(running.clone());
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _running = guard;
+            work()
+        })
+}
+
 /// Counts a worker thread out when it ends, by return or by panic.
 struct Running(Arc<AtomicUsize>);
 
@@ -156,26 +171,16 @@ pub fn start(
     let depth = Arc::new(AtomicUsize::new(0));
     let running = Arc::new(AtomicUsize::new(2));
     let infer = {
-        let depth = depth.clone();
-        let observer = observer.clone();
-        let cfg = cfg.clone();
-        let guard = Running(running.clone());
-        std::thread::Builder::new()
-            .name("railscope-infer".into())
-            .spawn(move || {
-                let _running = guard;
-                inference_loop(rx, store_tx, &cfg, &depth, observer.as_ref())
-            })?
+        let (depth, observer, cfg) = (depth.clone(), observer.clone(), cfg.clone());
+        spawn_worker("railscope-infer", &running, move || {
+            inference_loop(rx, store_tx, &cfg, &depth, observer.as_ref())
+        })?
     };
     let storing = {
         let storage = storage.clone();
-        let guard = Running(running.clone());
-        std::thread::Builder::new()
-            .name("railscope-store".into())
-            .spawn(move || {
-                let _running = guard;
-                store_loop(store_rx, store.as_ref(), &storage, observer.as_ref())
-            })?
+        spawn_worker("railscope-store", &running, move || {
+            store_loop(store_rx, store.as_ref(), &storage, observer.as_ref())
+        })?
     };
     Ok((
         Batcher {
@@ -467,11 +472,10 @@ mod tests {
     #[test]
     fn a_worker_that_panics_is_counted_out() {
         let running = Arc::new(AtomicUsize::new(2));
-        let guard = Running(running.clone());
-        let h = std::thread::spawn(move || {
-            let _running = guard;
-            panic!("simulated worker failure");
-        });
+        let h = spawn_worker("test-worker", &running, || {
+            panic!("simulated worker failure")
+        })
+        .unwrap();
         assert!(h.join().is_err());
         assert_eq!(running.load(Ordering::SeqCst), 1);
     }

@@ -597,32 +597,8 @@ mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
-        let text = r#"
-[model]
-name = "m"
-version = "1"
-architecture = "nested-edgan"
-onnx = "model.onnx"
-sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-[input]
-name = "image"
-channels = 1
-height = 64
-width = 64
-scale = 255.0
-mean = [0.5]
-std = [0.5]
-resize = "area"
-[output]
-reconstruction = "reconstruction"
-features_real = "features_real"
-features_fake = "features_fake"
-feature_dim = 256
-[score]
-kind = "lambda-l1-l2"
-lambda = 0.9
-"#;
-        Manifest::parse(text, Path::new("manifest.toml")).unwrap()
+        let text = crate::package::tests::MANIFEST.replace("SHA", &"0".repeat(64));
+        Manifest::parse(&text, Path::new("manifest.toml")).unwrap()
     }
 
     fn spec(name: &str, shape: &[i64]) -> TensorSpec {

@@ -76,12 +76,8 @@ pub struct ScoredSample {
     pub path: String,
     pub label: u8,
     pub defect_type: String,
-    #[serde(rename = "R")]
-    pub r: f64,
-    #[serde(rename = "L")]
-    pub l: f64,
-    #[serde(rename = "A")]
-    pub a: f64,
+    #[serde(flatten)]
+    pub score: Score,
     #[serde(rename = "A_norm")]
     pub a_norm: f64,
 }
@@ -195,9 +191,7 @@ pub fn build_report(
                 path: s.0.clone(),
                 label: s.2 as u8,
                 defect_type: s.1.clone(),
-                r: s.3.r,
-                l: s.3.l,
-                a: s.3.a,
+                score: s.3,
                 a_norm: an,
             })
             .collect(),
@@ -262,7 +256,7 @@ pub fn markdown(r: &Report) -> String {
 pub fn write_outputs(r: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let labels: Vec<bool> = r.scores.iter().map(|s| s.label == 1).collect();
-    let a: Vec<f64> = r.scores.iter().map(|s| s.a).collect();
+    let a: Vec<f64> = r.scores.iter().map(|s| s.score.a).collect();
     let roc = metrics::roc_curve(&a, &labels).map_err(Error::Other)?;
     let pr = metrics::pr_curve(&a, &labels).map_err(Error::Other)?;
     let files = [

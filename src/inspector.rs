@@ -48,12 +48,8 @@ pub struct CropResult {
     /// True for a far-row fastener, scored flipped top to bottom (search mode).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mirrored: bool,
-    #[serde(rename = "R")]
-    pub r: f64,
-    #[serde(rename = "L")]
-    pub l: f64,
-    #[serde(rename = "A")]
-    pub a: f64,
+    #[serde(flatten)]
+    pub score: Score,
     #[serde(rename = "A_norm")]
     pub a_norm: f64,
     pub verdict: Verdict,
@@ -479,9 +475,7 @@ impl Inspector {
                     match_score: c.match_score,
                     inferred: c.inferred,
                     mirrored: c.mirrored,
-                    r: c.score.r,
-                    l: c.score.l,
-                    a: c.score.a,
+                    score: c.score,
                     a_norm: j.a_norm,
                     verdict: j.verdict,
                 }
@@ -500,9 +494,9 @@ impl Inspector {
         Ok(FrameResult {
             image: id.to_string(),
             camera: camera.map(str::to_string),
-            a: worst.map(|c| c.a),
-            r: worst.map(|c| c.r),
-            l: worst.map(|c| c.l),
+            a: worst.map(|c| c.score.a),
+            r: worst.map(|c| c.score.r),
+            l: worst.map(|c| c.score.l),
             a_norm: worst.map(|c| c.a_norm),
             threshold: norm.threshold,
             verdict,

@@ -347,9 +347,10 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A valid manifest (`SHA` stands for the model's digest); the engine's tests use it too.
     pub(crate) const MANIFEST: &str = r#"
 [model]
 name = "nested-edgan"

@@ -26,6 +26,15 @@ impl Verdict {
             Verdict::Defect => "defect",
         }
     }
+
+    /// The inverse of [`Verdict::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "normal" => Some(Verdict::Normal),
+            "defect" => Some(Verdict::Defect),
+            _ => None,
+        }
+    }
 }
 
 /// The calibration bounds and threshold used to turn a raw score into a verdict.

@@ -351,6 +351,11 @@ fn content_type(ext: &str) -> &'static str {
     }
 }
 
+/// The schema's CHECK constraint admits only the two verdicts.
+fn stored_verdict(s: &str) -> Verdict {
+    Verdict::parse(s).unwrap_or(Verdict::Normal)
+}
+
 fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
     let verdict: String = r.get(13)?;
     let review_state: Option<String> = r.get(20)?;
@@ -379,11 +384,7 @@ fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
         a: r.get(10)?,
         a_norm: r.get(11)?,
         threshold: r.get(12)?,
-        verdict: if verdict == "defect" {
-            Verdict::Defect
-        } else {
-            Verdict::Normal
-        },
+        verdict: stored_verdict(&verdict),
         model_name: r.get(14)?,
         model_version: r.get(15)?,
         provider: r.get(16)?,
@@ -663,15 +664,7 @@ impl Store for SqliteStore {
                  WHERE a_norm IS NOT NULL AND (?1 IS NULL OR camera = ?1) ORDER BY id DESC LIMIT ?2",
             )?;
             let rows = st.query_map(params![camera, limit as i64], |r| {
-                let v: String = r.get(1)?;
-                Ok((
-                    r.get(0)?,
-                    if v == "defect" {
-                        Verdict::Defect
-                    } else {
-                        Verdict::Normal
-                    },
-                ))
+                Ok((r.get(0)?, stored_verdict(&r.get::<_, String>(1)?)))
             })?;
             rows.collect()
         })

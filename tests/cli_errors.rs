@@ -31,16 +31,22 @@ fn missing_runtime_library_names_the_fix() {
     );
 }
 
-#[test]
-fn wrong_runtime_version_is_refused_by_name() {
+/// `railscope bench` with `ORT_DYLIB_PATH` pointing at a fake library file; its stderr.
+fn bench_with_fake_library(file_name: &str, contents: &[u8]) -> String {
     let d = tempfile::tempdir().unwrap();
-    let lib = d.path().join("libonnxruntime.so.1.20.0");
-    std::fs::write(&lib, b"not a library").unwrap();
+    let lib = d.path().join(file_name);
+    std::fs::write(&lib, contents).unwrap();
     let mut c = bin();
     c.env("ORT_DYLIB_PATH", &lib)
         .args(["bench", "--seconds", "0.1"]);
     let (code, _out, err) = run(c);
     assert_clean_failure(code, &err);
+    err
+}
+
+#[test]
+fn wrong_runtime_version_is_refused_by_name() {
+    let err = bench_with_fake_library("libonnxruntime.so.1.20.0", b"not a library");
     assert!(
         err.contains("1.20.0") && err.contains("needs 1.31.x"),
         "{err}"
@@ -49,14 +55,7 @@ fn wrong_runtime_version_is_refused_by_name() {
 
 #[test]
 fn unloadable_runtime_library_is_an_error_not_a_panic() {
-    let d = tempfile::tempdir().unwrap();
-    let lib = d.path().join("libonnxruntime.so");
-    std::fs::write(&lib, b"garbage, not ELF").unwrap();
-    let mut c = bin();
-    c.env("ORT_DYLIB_PATH", &lib)
-        .args(["bench", "--seconds", "0.1"]);
-    let (code, _out, err) = run(c);
-    assert_clean_failure(code, &err);
+    let err = bench_with_fake_library("libonnxruntime.so", b"garbage, not ELF");
     assert!(
         err.contains("cannot load") && err.contains("make venv"),
         "{err}"

@@ -115,10 +115,13 @@ fn publish(events: &broadcast::Sender<Arc<str>>, event: &str, data: &Value) {
 /// Loads the model package `config.server.model` with every camera's calibration override.
 pub fn load_model(config: &Config) -> Result<Inspector> {
     let opts = LoadOptions {
-        load_search: config
-            .cameras
-            .iter()
-            .any(|c| c.roi.as_deref() == Some("search")),
+        // The model's templates are needed only by searching cameras without their own.
+        load_search: config.cameras.iter().any(|c| {
+            c.roi.as_deref() == Some("search")
+                && c.templates_dir
+                    .as_deref()
+                    .is_none_or(|d| d.as_os_str().is_empty())
+        }),
         ..Default::default()
     };
     let model = Inspector::load(&config.server.model, config, &opts)?;
@@ -192,10 +195,7 @@ impl Observer for ServiceObserver {
 /// model; the next ones use the new one; nothing fails in between.
 pub async fn reload(state: Arc<AppState>) -> std::result::Result<Value, String> {
     let _one_at_a_time = state.reload_lock.lock().await;
-    let config = match &state.config_path {
-        Some(p) => Config::load(Some(p)),
-        None => Config::load(None),
-    };
+    let config = Config::load(state.config_path.as_deref());
     let loaded = match config {
         Ok(c) => web::block(move || load_model(&c))
             .await

@@ -301,17 +301,11 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
     let arrived = Instant::now();
     match state.auth.role_of(req)? {
         Role::Camera(own) if own == camera => {}
-        Role::Camera(_) if !state.cameras.contains_key(camera) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_camera",
-                format!("camera {camera:?} is not configured"),
-            ))
-        }
         Role::Camera(own) => {
+            known_camera(state, camera)?;
             return Err(ApiError::forbidden(format!(
                 "this key belongs to camera {own:?}, not {camera:?}"
-            )))
+            )));
         }
         _ => return Err(ApiError::forbidden("frames are posted with a camera's key")),
     }
@@ -446,16 +440,13 @@ fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
 async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp {
     state.auth.reader(&req)?;
     let q: ListQuery = query(&req)?;
-    let verdict = match q.verdict.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some("normal") => Some(Verdict::Normal),
-        Some("defect") => Some(Verdict::Defect),
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "verdict: {v:?} (normal or defect)"
-            )))
-        }
-    };
+    let verdict =
+        match q.verdict.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(v) => Some(Verdict::parse(v).ok_or_else(|| {
+                ApiError::bad_request(format!("verdict: {v:?} (normal or defect)"))
+            })?),
+        };
     let review = match q.review.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(r) => Some(ReviewFilter::parse(r).ok_or_else(|| {
@@ -508,23 +499,19 @@ async fn get_inspection(
     }
 }
 
+/// The two files an inspection may keep.
+#[derive(Debug, Clone, Copy)]
+enum MediaKind {
+    Image,
+    Heatmap,
+}
+
 async fn inspection_image(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
-    state.auth.reader(&req)?;
-    let id = inspection_id(&path)?;
-    let store = state.store.clone();
-    match blocking(move || store.image(id)).await? {
-        Some((bytes, ct)) => Ok(HttpResponse::Ok()
-            .content_type(ct)
-            .insert_header((header::CACHE_CONTROL, "private, max-age=86400, immutable"))
-            .body(bytes)),
-        None => Err(ApiError::not_found(format!(
-            "inspection {id} has no kept image (normal frames are sampled, see storage.normal_image_interval_s)"
-        ))),
-    }
+    inspection_media(req, path, state, MediaKind::Image).await
 }
 
 async fn inspection_heatmap(
@@ -532,17 +519,35 @@ async fn inspection_heatmap(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
+    inspection_media(req, path, state, MediaKind::Heatmap).await
+}
+
+async fn inspection_media(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    kind: MediaKind,
+) -> Resp {
     state.auth.reader(&req)?;
     let id = inspection_id(&path)?;
     let store = state.store.clone();
-    match blocking(move || store.heatmap(id)).await? {
-        Some(bytes) => Ok(HttpResponse::Ok()
-            .content_type("image/png")
+    let found = blocking(move || match kind {
+        MediaKind::Image => store.image(id),
+        MediaKind::Heatmap => Ok(store.heatmap(id)?.map(|b| (b, "image/png"))),
+    })
+    .await?;
+    match found {
+        // A kept file never changes, so the browser may keep it too.
+        Some((bytes, ct)) => Ok(HttpResponse::Ok()
+            .content_type(ct)
             .insert_header((header::CACHE_CONTROL, "private, max-age=86400, immutable"))
             .body(bytes)),
-        None => Err(ApiError::not_found(format!(
-            "inspection {id} has no kept heatmap"
-        ))),
+        None => Err(ApiError::not_found(match kind {
+            MediaKind::Image => format!(
+                "inspection {id} has no kept image (normal frames are sampled, see storage.normal_image_interval_s)"
+            ),
+            MediaKind::Heatmap => format!("inspection {id} has no kept heatmap"),
+        })),
     }
 }
 
