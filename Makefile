@@ -24,13 +24,14 @@ TEST ?=
 # what the shipped packages were trained with beyond the defaults (docs/models.md says why)
 SHIPPED_FLAGS ?= --lr 1e-3 --epochs 40 --corruption restore
 
-.PHONY: help venv train-venv data train train-shipped py-test py-test-torch test demo demo-cli clean
+.PHONY: help venv train-venv data data-robustness train train-shipped py-test py-test-torch test demo demo-cli clean
 
 help:
 	@echo "make demo    - install, build and run the service on the shipped model with simulated cameras"
 	@echo "make demo-cli - the offline CLI (infer, search, evaluate) on a fresh synthetic set"
 	@echo "make test    - the full test suite (what CI runs)"
 	@echo "make data    - generate the synthetic train/calibration/test sets into data/"
+	@echo "make data-robustness - nuisance-only false-alarm sets and the harder generalisation set into data/"
 	@echo "make train DATA=dir ARCH=nested-edgan|ganomaly|skip-ganomaly SIZE=64 NAME=name"
 
 # Light venv: generator, reference scorer, evaluation, and libonnxruntime.so for the Rust binary.
@@ -50,8 +51,20 @@ $(TRAIN_VENV)/.installed: $(TRAIN_DIR)/requirements.txt $(TRAIN_DIR)/requirement
 # The shipped models' data: train (seed 1), calibration (seed 2) and held-out test (seed 3) sets.
 data: venv
 	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-train --seed 1 --train 1600 --test-good 0 --test-defect 0
-	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-calib --seed 2 --train 0 --test-good 200 --test-defect 25
+	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-calib --seed 2 --train 0 --test-good 1000 --test-defect 25
 	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-test --seed 3 --train 0 --test-good 200 --test-defect 25
+
+# Robustness sets (test split only). synth-nuisance-<N>: 200 good images with every nuisance neutral
+# except N, drawn at the strong end of its training range (false-alarm rate per nuisance; "neutral"
+# is the all-neutral control). synth-test-hard: every nuisance range widened by 30 % (generalisation).
+NUISANCE_SEEDS := dark:30 bright:31 blur:32 jitter:33 stripes:34 stains:35 neutral:36
+data-robustness: venv
+	@for ns in $(NUISANCE_SEEDS); do n=$${ns%%:*}; s=$${ns##*:}; \
+		echo "synth-nuisance-$$n (seed $$s)"; \
+		(cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-nuisance-$$n --seed $$s \
+			--nuisance $$n --train 0 --test-good 200 --test-defect 0) || exit 1; \
+	done
+	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-test-hard --seed 5 --harder --train 0 --test-good 200 --test-defect 25
 
 train: train-venv
 	cd $(TRAIN_DIR) && $(UP)/$(TPY) -m railscope_train.train --data $(abspath $(DATA)) --arch $(ARCH) --size $(SIZE) \

@@ -14,10 +14,29 @@ fills), never one of the defect classes we evaluate on.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
-def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_frac: float = 0.1, max_frac: float = 0.35) -> torch.Tensor:
-    """x: [N, C, H, W] normalized batch -> damaged copy (x itself is untouched)."""
+def blob_mask(h: int, w: int, gen: torch.Generator) -> torch.Tensor:
+    """[h, w] irregular 0/1 mask filling part of its box: smooth noise (a 4x4 grid upsampled
+    bilinearly) thresholded, the DRAEM idea of Perlin-shaped anomaly masks; never empty."""
+    noise = torch.rand(1, 1, 4, 4, generator=gen)
+    smooth = F.interpolate(noise, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+    m = (smooth > torch.quantile(smooth, 0.45)).float()
+    if m.sum() == 0:
+        m[h // 2, w // 2] = 1.0
+    return m
+
+
+def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_frac: float = 0.1, max_frac: float = 0.35,
+            structural: bool = False) -> torch.Tensor:
+    """x: [N, C, H, W] normalized batch -> damaged copy (x itself is untouched).
+
+    ``structural`` adds damage that looks like the object itself went wrong rather than like
+    something foreign on it, the kind a generator with full-resolution skips otherwise learns to
+    copy (docs/models.md): a region replaced by the same image shifted a few pixels (a displaced or
+    bent part) and a region erased with texture from elsewhere in the same image (a missing or
+    fractured part); every region's shape is then an irregular blob inside its box."""
     n, c, h, w = x.shape
     out = x.clone()
 
@@ -29,7 +48,8 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
             rh = rint(max(2, int(min_frac * h)), max(2, int(max_frac * h)))
             rw = rint(max(2, int(min_frac * w)), max(2, int(max_frac * w)))
             y0, x0 = rint(0, h - rh), rint(0, w - rw)
-            kind = rint(0, 2)
+            before = out[i, :, y0 : y0 + rh, x0 : x0 + rw].clone()
+            kind = rint(0, 4 if structural else 2)
             if kind == 0:  # a patch from another image (or elsewhere in this one)
                 j = rint(0, n - 1)
                 sy, sx = rint(0, h - rh), rint(0, w - rw)
@@ -41,7 +61,19 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
                 base = torch.rand(1, generator=gen) * 2 - 1
                 noise = torch.randn(c, rh, rw, generator=gen) * 0.3
                 out[i, :, y0 : y0 + rh, x0 : x0 + rw] = (base + noise).clamp(-1, 1)
-            else:  # flat fill at the region's own mean: erases the structure, keeps the tone
+            elif kind == 2:  # flat fill at the region's own mean: erases the structure, keeps the tone
                 out[i, :, y0 : y0 + rh, x0 : x0 + rw] = x[i, :, y0 : y0 + rh, x0 : x0 + rw].mean()
+            elif kind == 3:  # the same image shifted by 2-12 % of its size: a displaced / bent part
+                dy, dx = rint(-max(1, h // 8), max(1, h // 8)), rint(-max(1, w // 8), max(1, w // 8))
+                dy, dx = (dy or 1), (dx or -1)
+                sy, sx = min(max(y0 + dy, 0), h - rh), min(max(x0 + dx, 0), w - rw)
+                out[i, :, y0 : y0 + rh, x0 : x0 + rw] = x[i, :, sy : sy + rh, sx : sx + rw]
+            else:  # texture from elsewhere in the same image: a missing or fractured part
+                sy, sx = rint(0, h - rh), rint(0, w - rw)
+                out[i, :, y0 : y0 + rh, x0 : x0 + rw] = x[i, :, sy : sy + rh, sx : sx + rw].flip(-2)
+            if structural:
+                m = blob_mask(rh, rw, gen)
+                region = out[i, :, y0 : y0 + rh, x0 : x0 + rw]
+                out[i, :, y0 : y0 + rh, x0 : x0 + rw] = m * region + (1 - m) * before
     return out
 

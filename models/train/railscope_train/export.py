@@ -70,14 +70,17 @@ def to_toml(sections: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
-def input_section(channels: int, size: int) -> dict:
+def input_section(channels: int, size: int, photometric: str = "none", spread: float = 3.0) -> dict:
     """The manifest's [input] table: the preprocessing contract training and serving share."""
-    return {"name": "image", "channels": channels, "height": size, "width": size, "scale": 255.0,
-            "mean": [0.5] * channels, "std": [0.5] * channels, "resize": "area"}
+    cfg = {"name": "image", "channels": channels, "height": size, "width": size, "scale": 255.0,
+           "mean": [0.5] * channels, "std": [0.5] * channels, "resize": "area", "photometric": photometric}
+    if photometric == "standardize":
+        cfg["spread"] = spread
+    return cfg
 
 
 def write_manifest(pkg_dir: Path, *, name: str, version: str, architecture: str, input_cfg: dict,
-                   feature_dim: int, lam: float, training: dict, metrics: dict) -> Path:
+                   feature_dim: int, score: dict, training: dict, metrics: dict) -> Path:
     onnx_path = pkg_dir / "model.onnx"
     sections = {
         "model": {
@@ -92,7 +95,7 @@ def write_manifest(pkg_dir: Path, *, name: str, version: str, architecture: str,
         "input": input_cfg,
         "output": {"reconstruction": "reconstruction", "features_real": "features_real",
                    "features_fake": "features_fake", "feature_dim": feature_dim},
-        "score": {"kind": "lambda-l1-l2", "lambda": lam},
+        "score": {"kind": "lambda-l1-l2", **score},
         "training": training,
         "metrics": metrics,
     }

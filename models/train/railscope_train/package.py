@@ -25,11 +25,30 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+PHOTOMETRIC = ("none", "standardize")
+
+
 def normalize_images(images: np.ndarray, manifest: dict) -> np.ndarray:
-    """uint8 [N, H, W] or [N, H, W, C] at the model's size -> float32 NCHW,
-    ((pixel / scale) - mean) / std (docs/model-package.md)."""
+    """uint8 [N, H, W] or [N, H, W, C] at the model's size -> float32 NCHW (docs/model-package.md).
+
+    ``[input] photometric = "none"`` (the default): ``(pixel / scale - mean) / std``.
+    ``"standardize"``: each image and channel by its own statistics,
+    ``clip((v - mu) / (spread * max(sigma, 1/scale)), -1, 1)`` with v = pixel / scale and mu, sigma
+    the mean and population standard deviation of v over H x W (float64), so a capture session
+    that is brighter, darker or of another contrast gives the model the same input."""
     inp = manifest["input"]
-    x = images.astype(np.float32) / np.float32(inp["scale"])
+    photometric = inp.get("photometric", "none")
+    if photometric not in PHOTOMETRIC:
+        raise ValueError(f"unknown [input] photometric {photometric!r}; expected one of {', '.join(PHOTOMETRIC)}")
+    scale = float(inp["scale"])
+    if photometric == "standardize":
+        v = images.astype(np.float64) / scale
+        v = v[:, None, :, :] if v.ndim == 3 else v.transpose(0, 3, 1, 2)
+        mu = v.mean(axis=(2, 3), keepdims=True)
+        sigma = np.maximum(v.std(axis=(2, 3), keepdims=True), 1.0 / scale)
+        x = np.clip((v - mu) / (float(inp["spread"]) * sigma), -1.0, 1.0)
+        return np.ascontiguousarray(x, dtype=np.float32)
+    x = images.astype(np.float32) / np.float32(scale)
     if x.ndim == 3:
         x = x[:, None, :, :]
     else:
@@ -78,6 +97,10 @@ class ModelPackage:
     def lam(self) -> float:
         return float(self.manifest["score"]["lambda"])
 
+    @property
+    def pooling(self) -> scoring.Pooling:
+        return scoring.Pooling.from_manifest(self.manifest["score"])
+
     def session(self, threads: int = 2):
         import onnxruntime as ort
 
@@ -101,11 +124,23 @@ class ModelPackage:
             x_hat, f_r, f_f = session.run(
                 [out["reconstruction"], out["features_real"], out["features_fake"]], {self.manifest["input"]["name"]: x}
             )
-            parts.append(scoring.raw_scores(x, x_hat, f_r, f_f, self.lam))
+            parts.append(scoring.raw_scores(x, x_hat, f_r, f_f, self.lam, self.pooling))
         return scoring.RawScores(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("R", "L", "A")))
 
     def score_paths(self, paths: list[Path], session=None) -> scoring.RawScores:
         return self.score_images(self.load_images(paths), session)
+
+    def forward(self, images: np.ndarray, session=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x, x_hat, features_real, features_fake) for one batch of uint8 images at the model's
+        size: the normalized input and the graph's outputs, from which score_images computes the
+        scores (evaluation builds per-pixel anomaly maps from x and x_hat)."""
+        session = session or self.session()
+        out = self.manifest["output"]
+        x = normalize_images(images, self.manifest)
+        x_hat, f_r, f_f = session.run(
+            [out["reconstruction"], out["features_real"], out["features_fake"]], {self.manifest["input"]["name"]: x}
+        )
+        return x, x_hat, f_r, f_f
 
 
 def calibration_path(name: str, camera: str | None = None, root: Path = REPO_ROOT) -> Path:

@@ -37,6 +37,44 @@ def reference_scores(pkg: ModelPackage, calibration: dict) -> list[dict]:
     ]
 
 
+# Every score variant of docs/scoring.md and docs/model-package.md, applied to the shipped graph
+# through a manifest override (the graph accepts any normalized input), so both languages are held
+# to each one whichever variant the default package declares.
+VARIANTS = {
+    "mean": {"input": {"photometric": "none"}, "score": {"pooling": "mean"}},
+    "topk": {"input": {"photometric": "none"}, "score": {"pooling": "topk", "smooth_sigma": 2.0, "top_fraction": 0.01}},
+    "standardize-mean": {"input": {"photometric": "standardize", "spread": 3.0}, "score": {"pooling": "mean"}},
+    "standardize-topk": {"input": {"photometric": "standardize", "spread": 3.0},
+                         "score": {"pooling": "topk", "smooth_sigma": 1.5, "top_fraction": 0.03, "lambda": 0.6}},
+}
+
+
+def with_override(pkg: ModelPackage, override: dict) -> ModelPackage:
+    """The same package with some [input] / [score] fields replaced (fields absent in the override
+    but tied to another variant are dropped, so each variant is exactly what it names)."""
+    m = {k: dict(v) if isinstance(v, dict) else v for k, v in pkg.manifest.items()}
+    for key in ("photometric", "spread"):
+        m["input"].pop(key, None)
+    for key in ("pooling", "smooth_sigma", "top_fraction"):
+        m["score"].pop(key, None)
+    m["input"].update(override.get("input", {}))
+    m["score"].update(override.get("score", {}))
+    return ModelPackage(pkg.root, m)
+
+
+def variant_scores(pkg: ModelPackage) -> dict:
+    samples = list_split(FIXTURES, "test")
+    out = {}
+    for name, override in VARIANTS.items():
+        raw = with_override(pkg, override).score_paths([s.path for s in samples])
+        out[name] = {
+            "override": override,
+            "images": [{"path": str(s.path.relative_to(REPO_ROOT)), "R": float(r), "L": float(l), "A": float(a)}
+                       for s, r, l, a in zip(samples, raw.R, raw.L, raw.A)],
+        }
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "nested-edgan")
@@ -50,6 +88,7 @@ def main(argv=None) -> None:
         "lambda": pkg.lam,
         "tolerance": 1e-4,
         "images": reference_scores(pkg, cal),
+        "variants": variant_scores(pkg),
     }
     EXPECTED.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {EXPECTED} ({len(doc['images'])} images)")

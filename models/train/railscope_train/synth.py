@@ -8,11 +8,14 @@ foot as a dark band at the bottom of the crop.
 
 Public API
 ----------
-``render_crop(seed, size=128, defect=None) -> (image, mask)``
+``render_crop(seed, size=128, defect=None, nuisance=None, harder=False) -> (image, mask)``
     One fastener crop. ``image`` is uint8 HxW, ``mask`` uint8 HxW (255 on defect pixels).
+    ``nuisance`` (one of ``NUISANCES``): only that nuisance, at the strong end of its training
+    range, all others neutral; ``harder``: every nuisance range widened by ``HARDER_WIDEN``.
 ``render_frame(seed, width=1024, height=1024, n_fasteners=None, defect_rate=0.0) -> (image, boxes)``
     A whole track frame: rail running horizontally, 2-6 fasteners on each side.
-``generate_mvtec(out_dir, seed, size=128, n_train=1600, n_test_good=200, n_test_defect=30, defects=DEFECT_TYPES)``
+``generate_mvtec(out_dir, seed, size=128, n_train=1600, n_test_good=200, n_test_defect=30, defects=DEFECT_TYPES,
+nuisance=None, harder=False)``
     Writes an MVTec-AD layout data set plus ``manifest.json``.
 
 Determinism: everything derives from the integer seed through ``np.random.default_rng``. A defect
@@ -29,6 +32,7 @@ CLI::
 
     python -m railscope_train.synth --out DIR --seed N [--size 128] [--train 1600] [--test-good 200]
         [--test-defect 30] [--defects a,b,...] [--frames K --frame-size 1024] [--workers 2]
+        [--nuisance neutral|dark|bright|blur|jitter|stripes|stains | --harder]
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ _SHIFT = 4  # cv2 drawing sub-pixel bits
 _ONE = 1 << _SHIFT
 _DIFF_THR = 0.02  # internal-resolution change (0..1 intensity) that counts as "changed"
 _SPLIT_ID = {"train": 0, "test": 1, "frames": 2}
+HARDER_WIDEN = 1.3  # ``harder=True``: nuisance ranges widened by this factor
 
 # --------------------------------------------------------------------------------------------
 # Clip geometry (units: crop width; coordinates relative to the bolt centre, v pointing to the
@@ -253,12 +258,23 @@ def _poly_mask(shape, M, polylines, thick_px: float, offset_px=(0.0, 0.0), close
 _MARK_TEXT = ("SK-S", "SK-5", "008", "009", "W-3", "SK12", "FL5", "600")
 
 
-def _sample_assembly(rng) -> dict:
+def _w(lo: float, hi: float, k: float, c: float = 0.0) -> tuple[float, float]:
+    """The range [lo, hi] widened by the factor ``k`` about ``c`` (unchanged, bit for bit, when k == 1)."""
+    return (lo, hi) if k == 1 else (c + (lo - c) * k, c + (hi - c) * k)
+
+
+def _wn(hi: int, k: float) -> int:
+    """Exclusive upper bound for ``rng.integers(0 or 1, hi)`` with its largest value scaled by ``k``."""
+    return hi if k == 1 else int(round((hi - 1) * k)) + 1
+
+
+def _sample_assembly(rng, k: float = 1.0) -> dict:
+    """Scene parameters; ``k`` > 1 widens the camera-jitter ranges (``harder`` sets)."""
     a: dict = {}
     # camera jitter of the whole assembly
-    a["tx"], a["ty"] = (float(x) for x in rng.uniform(-0.04, 0.04, 2))
-    a["rot"] = _u(rng, -3.0, 3.0)
-    a["scale"] = _u(rng, 0.96, 1.04)
+    a["tx"], a["ty"] = (float(x) for x in rng.uniform(*_w(-0.04, 0.04, k), 2))
+    a["rot"] = _u(rng, *_w(-3.0, 3.0, k))
+    a["scale"] = _u(rng, *_w(0.96, 1.04, k, 1.0))
     # recess (shoulder pocket in the sleeper)
     a["rec_hw"] = _u(rng, 0.235, 0.285)
     if rng.random() < 0.5:  # square pocket, shoulder fills its upper part
@@ -328,40 +344,81 @@ def _tone_curve(x, s: dict):
     return np.clip(x, 0.0, 1.0) ** s["gamma"]
 
 
-def _sample_sensor(rng) -> dict:
+def _sample_sensor(rng, k: float = 1.0) -> dict:
+    """Sensor / lighting nuisances; ``k`` > 1 widens every range by that factor (``harder`` sets)."""
     s: dict = {}
-    s["blur"] = int(rng.integers(1, 6))  # vertical motion blur length, internal px (1 = none)
+    s["blur"] = int(rng.integers(1, _wn(6, k)))  # vertical motion blur length, internal px (1 = none)
     # exposure / contrast / gamma; redrawn while dark parts (clip on plate, ~0.1-0.3) would be
     # crushed to black or bright parts (bolt head, ~0.9) burnt out
     for _ in range(100):
-        s["gain"] = _u(rng, 0.75, 1.25)
-        s["offset"] = _u(rng, -0.10, 0.10)
-        s["contrast"] = _u(rng, 0.70, 1.45)
-        s["gamma"] = float(np.exp(rng.uniform(np.log(0.8), np.log(1.45))))
+        s["gain"] = _u(rng, *_w(0.75, 1.25, k, 1.0))
+        s["offset"] = _u(rng, *_w(-0.10, 0.10, k))
+        s["contrast"] = _u(rng, *_w(0.70, 1.45, k, 1.0))
+        s["gamma"] = float(np.exp(rng.uniform(*_w(np.log(0.8), np.log(1.45), k))))
         lo, hi = _tone_curve(np.array([0.12, 0.9]), s)
         if lo >= 0.05 and hi <= 0.985:
             break
     ang = rng.uniform(0, 2 * np.pi)
-    mag = _u(rng, 0.0, 0.45)
+    mag = _u(rng, *_w(0.0, 0.45, k))
     s["grad"] = (float(np.cos(ang) * mag), float(np.sin(ang) * mag))
-    s["lowfreq"] = _u(rng, 0.0, 0.15)
-    s["band"] = bool(rng.random() < 0.25)
+    s["lowfreq"] = _u(rng, *_w(0.0, 0.15, k))
+    s["band"] = bool(rng.random() < 0.25 * k)
     s["band_y"] = _u(rng, 0.0, 1.0)
     s["band_w"] = _u(rng, 0.05, 0.2)
-    s["band_amp"] = _u(rng, -0.2, 0.45)
-    s["stripe"] = _u(rng, 0.003, 0.03)
-    s["stripe_off"] = _u(rng, 0.0, 0.012)
-    s["strong_rows"] = int(rng.integers(0, 4))
-    s["col_fp"] = _u(rng, 0.0, 0.02)
-    s["noise"] = _u(rng, 0.004, 0.022)
+    s["band_amp"] = _u(rng, *_w(-0.2, 0.45, k))
+    s["stripe"] = _u(rng, *_w(0.003, 0.03, k, 0.003))
+    s["stripe_off"] = _u(rng, *_w(0.0, 0.012, k))
+    s["strong_rows"] = int(rng.integers(0, _wn(4, k)))
+    s["col_fp"] = _u(rng, *_w(0.0, 0.02, k))
+    s["noise"] = _u(rng, *_w(0.004, 0.022, k, 0.004))
     return s
+
+
+# Nuisance-only test sets (``render_crop(..., nuisance=NAME)``): every nuisance is held neutral
+# except the named one, which is drawn at the strong end of the training range above (never
+# beyond it). "neutral" is the control set with all of them neutral. Concrete texture and pores
+# belong to the object and stay; stains and scratches are off except for "stains".
+NUISANCES = ("neutral", "dark", "bright", "blur", "jitter", "stripes", "stains")
+_NEUTRAL_SENSOR = dict(blur=1, gain=1.0, offset=0.0, contrast=1.0, gamma=1.0, grad=(0.0, 0.0), lowfreq=0.0,
+                       band=False, stripe=0.0, stripe_off=0.0, strong_rows=0, col_fp=0.0, noise=0.004)
+
+
+def _nuisance_only(name: str, seed: int) -> tuple[dict, dict]:
+    """(sensor params, assembly jitter) for a ``name``-only image, from its own RNG stream."""
+    r = np.random.default_rng([seed, 0x5E75, NUISANCES.index(name)])
+    pm = lambda: 1.0 if r.random() < 0.5 else -1.0  # noqa: E731
+    s, j = dict(_NEUTRAL_SENSOR), dict(tx=0.0, ty=0.0, rot=0.0, scale=1.0)
+    if name == "dark":  # low gain, and the lowest offset that keeps the clip (0.12) at >= 0.05
+        s["gain"] = _u(r, 0.75, 0.85)
+        s["offset"] = 0.051 - 0.12 * s["gain"]  # -0.051..-0.039: the constraint binds before -0.05
+    elif name == "bright":  # high offset, and the highest gain that keeps the bolt (0.9) at <= 0.985
+        s["offset"] = _u(r, 0.05, 0.10)
+        s["gain"] = (0.984 - s["offset"]) / 0.9  # 0.98..1.04: the constraint binds before 1.15
+    elif name == "blur":
+        s["blur"] = int(r.integers(4, 6))
+    elif name == "jitter":
+        j = dict(tx=pm() * _u(r, 0.03, 0.04), ty=pm() * _u(r, 0.03, 0.04), rot=pm() * _u(r, 2.25, 3.0),
+                 scale=1.0 + pm() * _u(r, 0.03, 0.04))
+    elif name == "stripes":
+        s.update(stripe=_u(r, 0.02, 0.03), stripe_off=_u(r, 0.008, 0.012), strong_rows=int(r.integers(2, 4)),
+                 col_fp=_u(r, 0.015, 0.02))
+    return s, j
+
+
+def _check_nuisance(nuisance, harder: bool) -> None:
+    if nuisance is not None and nuisance not in NUISANCES:
+        raise ValueError(f"unknown nuisance {nuisance!r}; expected one of: {', '.join(NUISANCES)}")
+    if nuisance is not None and harder:
+        raise ValueError("nuisance and harder cannot be combined")
 
 
 # --------------------------------------------------------------------------------------------
 # Background: concrete
 # --------------------------------------------------------------------------------------------
-def _concrete(rng, h: int, w: int, pxu: float) -> np.ndarray:
-    """Concrete texture (float32 ~[0,1]); pxu = internal pixels per crop unit (sets physical scale)."""
+def _concrete(rng, h: int, w: int, pxu: float, k: float = 1.0, marks: str | None = None) -> np.ndarray:
+    """Concrete texture (float32 ~[0,1]); pxu = internal pixels per crop unit (sets physical scale).
+    ``k`` > 1 allows more and stronger stains and more scratches; ``marks`` = "none" leaves out
+    stains and scratches, "heavy" draws the most and strongest stains and no scratches."""
     units = max(h, w) / pxu  # size of the canvas in crop units
     base = _u(rng, 0.42, 0.62)
     img = np.full((h, w), base, np.float32)
@@ -390,18 +447,21 @@ def _concrete(rng, h: int, w: int, pxu: float) -> np.ndarray:
         dots = cv2.GaussianBlur(dots, (0, 0), sig) * (2 * np.pi * sig * sig)
         img += amp * _u(rng, 0.12, 0.3) * np.clip(dots, 0, 1.5)
     # stains (dirt, water, rust): large soft irregular blobs, mostly darker
-    n = int(rng.integers(0, 5) * max(1.0, area))
+    n = int(rng.integers(0, _wn(5, k)) * max(1.0, area))
+    if marks is not None:
+        n = int(4 * max(1.0, area)) if marks == "heavy" else 0
     if n:
         st = np.zeros((h, w), np.float32)
+        hv = marks == "heavy"  # large stains of the strongest tone (st < 0 brightens, > 0 darkens)
         for _ in range(n):
             c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-            ax = (int(pxu * _u(rng, 0.04, 0.25)), int(pxu * _u(rng, 0.03, 0.18)))
-            cv2.ellipse(st, c, ax, _u(rng, 0, 180), 0, 360, _u(rng, -1.0, 0.5), -1)
+            ax = (int(pxu * _u(rng, 0.15 if hv else 0.04, 0.25)), int(pxu * _u(rng, 0.1 if hv else 0.03, 0.18)))
+            cv2.ellipse(st, c, ax, _u(rng, 0, 180), 0, 360, _u(rng, -1.0, -0.7 if hv else 0.5), -1)
         st = cv2.GaussianBlur(st, (0, 0), pxu * 0.015)
         st *= np.clip(1.0 + 0.8 * _noise(rng, h, w, 14 * units, octaves=2), 0, None)
-        img *= 1.0 - _u(rng, 0.1, 0.3) * st
+        img *= 1.0 - (_u(rng, *_w(0.1, 0.3, k, 0.1)) if marks != "heavy" else _u(rng, 0.27, 0.3)) * st
     # scratches
-    for _ in range(int(rng.integers(0, 6) * max(1.0, area ** 0.5))):
+    for _ in range(int(rng.integers(0, _wn(6, k)) * max(1.0, area ** 0.5)) if marks is None else 0):
         p0 = np.array([rng.uniform(0, w), rng.uniform(0, h)])
         ang = rng.uniform(0, np.pi)
         ln = pxu * _u(rng, 0.05, 0.3)
@@ -910,23 +970,34 @@ def _check_defect(defect) -> None:
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-def render_crop(seed: int, size: int = 128, defect: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_crop(seed: int, size: int = 128, defect: str | None = None, nuisance: str | None = None,
+                harder: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Render one fastener crop.
 
     Returns ``(image, mask)``: uint8 arrays of shape (size, size); the mask is 255 on pixels the
     defect changed (dilated by ~size/64 px) and all zeros for a normal image (``defect=None``).
-    The result depends only on ``(seed, size, defect)``; ``render_crop(s, n, d)`` is
-    ``render_crop(s, n)`` with the defect ``d`` applied.
+    The result depends only on ``(seed, size, defect, nuisance, harder)``; ``render_crop(s, n, d)``
+    is ``render_crop(s, n)`` with the defect ``d`` applied.
+
+    ``nuisance`` (one of ``NUISANCES``) holds every nuisance neutral except that one, drawn at the
+    strong end of its training range; the structure (geometry, bolt, concrete texture) is the one
+    of the same seed. ``harder`` widens every nuisance range by ``HARDER_WIDEN`` (a generalisation
+    check beyond the training distribution). Neither changes the default images.
     """
     _check_defect(defect)
+    _check_nuisance(nuisance, harder)
     if size < 16:
         raise ValueError("size must be >= 16")
     seed = int(seed)
+    k = HARDER_WIDEN if harder else 1.0
     rng = np.random.default_rng(seed)
-    a = _sample_assembly(rng)
-    sens = _sample_sensor(rng)
+    a = _sample_assembly(rng, k)
+    sens = _sample_sensor(rng, k)
+    if nuisance is not None:
+        sens, jit = _nuisance_only(nuisance, seed)
+        a.update(jit)
     R = size * _SS
-    bg = _concrete(rng, R, R, float(R))
+    bg = _concrete(rng, R, R, float(R), k, None if nuisance is None else "heavy" if nuisance == "stains" else "none")
     M = _affine(R, tx=a["tx"], ty=a["ty"], rot_deg=a["rot"], scale=a["scale"])
     light = _light_vec(a)
     mask = np.zeros((size, size), np.uint8)
@@ -1063,9 +1134,9 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 
 
 def _job(job) -> None:
-    out, seed, split, cls, idx, size = job
+    out, seed, split, cls, idx, size, nuisance, harder = job
     defect = None if cls == "good" else cls
-    img, mask = render_crop(image_seed(seed, split, cls, idx), size, defect)
+    img, mask = render_crop(image_seed(seed, split, cls, idx), size, defect, nuisance, harder)
     stem = f"{idx:06d}"
     _write_png(Path(out) / split / cls / f"{stem}.png", img)
     if defect is not None:
@@ -1077,18 +1148,23 @@ def _worker_init() -> None:
 
 
 def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_test_good: int = 200,
-                   n_test_defect: int = 30, defects=DEFECT_TYPES, workers: int = 2) -> dict:
+                   n_test_defect: int = 30, defects=DEFECT_TYPES, workers: int = 2, nuisance: str | None = None,
+                   harder: bool = False) -> dict:
     """Write an MVTec-AD layout data set to ``out_dir`` and return the manifest dict.
 
     Layout: ``train/good/000000.png``, ``test/good/...``, ``test/<defect>/...``,
     ``ground_truth/<defect>/<stem>_mask.png`` and ``manifest.json``. Image ``i`` of
-    ``split/class`` is ``render_crop(image_seed(seed, split, class, i), size, defect)``.
+    ``split/class`` is ``render_crop(image_seed(seed, split, class, i), size, defect, nuisance,
+    harder)``. With ``n_test_defect=0`` no defect folders are written (a test split of good only).
     """
     defects = tuple(defects)
     for d in defects:
         _check_defect(d)
     if len(set(defects)) != len(defects):
         raise ValueError("duplicate defect types")
+    _check_nuisance(nuisance, harder)
+    if n_test_defect == 0:
+        defects = ()
     out = Path(out_dir)
     jobs = []
     counts: dict[str, int] = {}
@@ -1100,7 +1176,7 @@ def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_t
         if cls != "good":
             (out / "ground_truth" / cls).mkdir(parents=True, exist_ok=True)
         counts[f"{split}/{cls}"] = n
-        jobs += [(str(out), int(seed), split, cls, i, int(size)) for i in range(n)]
+        jobs += [(str(out), int(seed), split, cls, i, int(size), nuisance, bool(harder)) for i in range(n)]
     if workers > 1 and len(jobs) >= 64:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as ex:
             list(ex.map(_job, jobs, chunksize=32))
@@ -1115,6 +1191,8 @@ def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_t
         "channels": 1,
         "defect_types": list(defects),
         "counts": counts,
+        "nuisance": nuisance,
+        "harder": bool(harder),
         "seed_derivation": "np.random.SeedSequence([seed, split_id(train=0,test=1), class_id(good=0, "
                            "DEFECT_TYPES.index+1), index]).generate_state(1, uint32)[0]",
     }
@@ -1152,22 +1230,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frame-size", type=int, default=1024)
     ap.add_argument("--frame-defect-rate", type=float, default=0.2)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--nuisance", choices=NUISANCES,
+                    help="nuisance-only set: all nuisances neutral except this one, at the strong end of its "
+                         "training range ('neutral': all neutral)")
+    ap.add_argument("--harder", action="store_true",
+                    help=f"widen every nuisance range by {HARDER_WIDEN}x (generalisation check)")
     args = ap.parse_args(argv)
     defects = tuple(d.strip() for d in args.defects.split(",") if d.strip())
     bad = [d for d in defects if d not in DEFECT_TYPES]
     if bad:
         ap.error(f"unknown defect type(s): {', '.join(bad)}; valid: {', '.join(DEFECT_TYPES)}")
+    if args.nuisance and args.harder:
+        ap.error("--nuisance and --harder cannot be combined")
     t0 = time.perf_counter()
     man = generate_mvtec(args.out, args.seed, args.size, args.train, args.test_good, args.test_defect,
-                         defects, workers=args.workers)
+                         defects, workers=args.workers, nuisance=args.nuisance, harder=args.harder)
     for k, v in man["counts"].items():
         print(f"{args.out / k}: {v} images" + (f" (+ masks in ground_truth/{k.split('/')[1]})" if not k.endswith("good") else ""))
     if args.frames:
         fb = generate_frames(args.out, args.seed, args.frames, args.frame_size, args.frame_defect_rate)
         nb = sum(len(b) for b in fb.values())
         print(f"{args.out / 'frames'}: {len(fb)} frames, {nb} fastener boxes in boxes.json")
-    print(f"{args.out / 'manifest.json'} ({GENERATOR_NAME} {GENERATOR_VERSION}, seed {args.seed}, size {args.size}) "
-          f"in {time.perf_counter() - t0:.1f}s")
+    extra = (f", nuisance {args.nuisance}" if args.nuisance else "") + (", harder" if args.harder else "")
+    print(f"{args.out / 'manifest.json'} ({GENERATOR_NAME} {GENERATOR_VERSION}, seed {args.seed}, "
+          f"size {args.size}{extra}) in {time.perf_counter() - t0:.1f}s")
     return 0
 
 

@@ -23,11 +23,12 @@ from tqdm import tqdm
 from . import calibration, evaluate, scoring
 from .architectures import GENERATORS
 from .architectures.blocks import Discriminator, init_weights
+from .augment import augment
 from .corruption import corrupt
-from .data import load_split
+from .data import list_split, load_image
 from .export import export_onnx, input_section, write_manifest
 from .losses import LossWeights, discriminator_loss, generator_losses
-from .package import REPO_ROOT, ModelPackage, normalize_images
+from .package import REPO_ROOT, ModelPackage
 
 
 def seed_everything(seed: int) -> None:
@@ -42,17 +43,65 @@ def lambda_rule(epochs: int):
     return lambda e: 1.0 - max(0, e + 1 - keep) / float(epochs - keep + 1)
 
 
+def normalize_batch(pix: torch.Tensor, input_cfg: dict) -> torch.Tensor:
+    """Pixel values / scale, [N, C, H, W] -> the model's input space; the torch twin of
+    package.normalize_images (docs/model-package.md), so training sees what serving computes."""
+    if input_cfg.get("photometric", "none") == "standardize":
+        mu = pix.mean(dim=(2, 3), keepdim=True)
+        sigma = pix.std(dim=(2, 3), keepdim=True, unbiased=False).clamp_min(1.0 / input_cfg["scale"])
+        return ((pix - mu) / (input_cfg["spread"] * sigma)).clamp(-1.0, 1.0)
+    mean = torch.tensor(input_cfg["mean"], dtype=pix.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(input_cfg["std"], dtype=pix.dtype).view(1, -1, 1, 1)
+    return (pix - mean) / std
+
+
+def pseudo_anomalies(images: np.ndarray, seed: int) -> np.ndarray:
+    """uint8 normals -> copies with one small damaged region each (the restoration damage of
+    corruption.py, 8-20 % of a side): label-free stand-ins for defects, used to choose lambda."""
+    gen = torch.Generator().manual_seed(seed)
+    pix = torch.from_numpy(images.astype(np.float32) / 255.0)
+    pix = pix[:, None] if pix.ndim == 3 else pix.permute(0, 3, 1, 2)
+    damaged = (corrupt(pix * 2 - 1, gen, max_regions=1, min_frac=0.08, max_frac=0.2) + 1) / 2
+    out = (damaged.clamp(0, 1) * 255).round().to(torch.uint8)
+    out = out[:, 0] if images.ndim == 3 else out.permute(0, 2, 3, 1)
+    return out.numpy()
+
+
+def choose_lambda(pkg: ModelPackage, normals: np.ndarray, seed: int) -> tuple[float, dict]:
+    """lambda maximizing the AUROC of calibration normals against their pseudo-anomalies (no defect
+    labels involved); ties go to the value nearest the paper's 0.9."""
+    from . import metrics
+
+    good = pkg.score_images(normals)
+    bad = pkg.score_images(pseudo_anomalies(normals, seed))
+    labels = np.r_[np.zeros(len(normals)), np.ones(len(normals))]
+    R, L = np.r_[good.R, bad.R], np.r_[good.L, bad.L]
+    grid = [round(0.1 * i, 1) for i in range(11)]
+    aurocs = {lam: metrics.auroc(lam * R + (1 - lam) * L, labels) for lam in grid}
+    best = max(grid, key=lambda lam: (round(aurocs[lam], 4), -abs(lam - scoring.DEFAULT_LAMBDA)))
+    return best, aurocs
+
+
 def train(args) -> Path:
     seed_everything(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     if device.type == "cpu" and args.threads:
         torch.set_num_threads(args.threads)
-    images, _, _ = load_split(args.data, "train", args.size, args.channels)
-    input_cfg = input_section(args.channels, args.size)
-    x_all = torch.from_numpy(normalize_images(images, {"input": input_cfg}))
-    n = x_all.shape[0]
+    samples = list_split(args.data, "train")
+    calib_samples = None
+    if args.calib_data is None:
+        # day-one calibration: 10 % of the normals are held out of training for it
+        order = np.random.default_rng(args.seed).permutation(len(samples))
+        n_cal = max(2, len(samples) // 10)
+        calib_samples = [samples[i] for i in sorted(order[:n_cal])]
+        samples = [samples[i] for i in sorted(order[n_cal:])]
+    images = np.stack([load_image(s.path, args.size, args.channels) for s in samples])
+    input_cfg = input_section(args.channels, args.size, args.photometric, args.spread)
+    pix = torch.from_numpy(images.astype(np.float32) / np.float32(input_cfg["scale"]))
+    pix_all = pix[:, None] if pix.ndim == 3 else pix.permute(0, 3, 1, 2).contiguous()
+    n = pix_all.shape[0]
 
-    G = GENERATORS[args.arch](args.channels, args.size, args.base).to(device)
+    G = GENERATORS[args.arch](args.channels, args.size, args.base, **({"full_res": not args.z1_half} if args.arch == "nested-edgan" else {})).to(device)
     D = Discriminator(args.channels, args.size, args.base).to(device)
     D.apply(init_weights)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
@@ -70,8 +119,9 @@ def train(args) -> Path:
         batches = [perm[i : i + args.batch] for i in range(0, n - args.batch + 1, args.batch)] or [perm]
         bar = tqdm(batches, desc=f"{args.arch} epoch {epoch + 1}/{args.epochs}", leave=False)
         for idx in bar:
-            x = x_all[idx]
-            x_in = corrupt(x, gen) if args.corruption == "restore" else x
+            batch_pix = augment(pix_all[idx], gen) if args.augment else pix_all[idx]
+            x = normalize_batch(batch_pix, input_cfg)
+            x_in = corrupt(x, gen, structural=args.corruption == "structural") if args.corruption != "none" else x
             x, x_in = x.to(device), x_in.to(device)
             x_hat = G(x_in)
             # generator step (D frozen: its grads are zeroed before D's own step)
@@ -119,13 +169,29 @@ def train(args) -> Path:
         "base_width": args.base,
         "loss_weights": [w.adv, w.con, w.lat],
         "corruption": args.corruption,
+        "augment": args.augment,
+        "z1_full_res": not args.z1_half if args.arch == "nested-edgan" else None,
         "device": device.type,
         "train_seconds": round(train_seconds, 1),
     }
+    score = {"lambda": scoring.DEFAULT_LAMBDA if args.lam == "auto" else float(args.lam)} | args.pooling.manifest_fields()
     write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
-                   feature_dim=D.feature_dim, lam=args.lam, training=training, metrics={})
+                   feature_dim=D.feature_dim, score=score, training=training, metrics={})
     pkg = ModelPackage.load(pkg_dir)
-    cal = calibration.calibrate_package(pkg, args.calib_data or args.data, args.calib_method, scoring.PAPER_THRESHOLD, args.target)
+    if calib_samples is None:
+        calib_samples = calibration.calibration_samples(args.calib_data, args.calib_method)
+    if args.lam == "auto":
+        normals = pkg.load_images([s.path for s in calib_samples if s.label == 0])
+        score["lambda"], aurocs = choose_lambda(pkg, normals, args.seed)
+        training["lambda_choice"] = f"max AUROC of calibration normals vs pseudo-anomalies: {aurocs}"
+        print(f"lambda = {score['lambda']} (pseudo-anomaly AUROC by lambda: {aurocs})")
+        write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
+                       feature_dim=D.feature_dim, score=score, training=training, metrics={})
+        pkg = ModelPackage.load(pkg_dir)
+    cal = calibration.calibrate_package(pkg, args.calib_data or args.data, args.calib_method, scoring.PAPER_THRESHOLD,
+                                        args.target, samples=calib_samples)
+    if args.calib_data is None:
+        cal["data"] = f"{args.data} (10 % of train/good held out of training)"
     cal_path = args.calibration_dir / f"{args.name}.json"
     cal_path.parent.mkdir(parents=True, exist_ok=True)
     cal_path.write_text(json.dumps(cal, indent=2) + "\n")
@@ -139,7 +205,7 @@ def train(args) -> Path:
         metrics["test_data"] = str(args.test_data_label or args.test_data)
         print(evaluate.markdown(report))
     write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
-                   feature_dim=D.feature_dim, lam=args.lam, training=training, metrics=metrics)
+                   feature_dim=D.feature_dim, score=score, training=training, metrics=metrics)
     # the manifest changed, the onnx did not: the calibration's model_sha256 stays valid
     print(f"wrote package {pkg_dir}")
     return pkg_dir
@@ -157,16 +223,27 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--base", type=int, default=16, help="base channel width")
-    ap.add_argument("--lam", type=float, default=scoring.DEFAULT_LAMBDA)
-    ap.add_argument("--corruption", choices=("restore", "none"), default="restore",
+    ap.add_argument("--lam", default=str(scoring.DEFAULT_LAMBDA),
+                    help="score weight of R (docs/scoring.md), or 'auto': chosen on calibration normals vs pseudo-anomalies")
+    ap.add_argument("--photometric", choices=("none", "standardize"), default="none",
+                    help="input normalization declared in the manifest (docs/model-package.md)")
+    ap.add_argument("--spread", type=float, default=3.0, help="with --photometric standardize: x = (v - mu) / (spread * sigma)")
+    ap.add_argument("--augment", action="store_true", help="photometric / focus / noise augmentation (augment.py)")
+    ap.add_argument("--pooling", choices=scoring.POOLINGS, default="mean", help="how R pools the error map (docs/scoring.md)")
+    ap.add_argument("--smooth-sigma", type=float, default=2.0)
+    ap.add_argument("--top-fraction", type=float, default=0.01)
+    ap.add_argument("--corruption", choices=("restore", "structural", "none"), default="restore",
                     help="restore: reconstruct clean images from randomly damaged inputs (corruption.py); "
-                         "none: the paper's plain reconstruction")
+                         "structural: also shifted / erased parts in blob shapes; none: the paper's plain reconstruction")
+    ap.add_argument("--z1-half", action="store_true",
+                    help="nested-edgan: z1 at 1/2 resolution (as the paper), not full resolution (docs/models.md)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     ap.add_argument("--cpu", action="store_true", help="train on CPU even when CUDA is present")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke runs)")
-    ap.add_argument("--calib-data", type=Path, default=None, help="labelled MVTec folder for calibration (default: --data)")
-    ap.add_argument("--calib-method", choices=calibration.METHODS, default="best-f1")
+    ap.add_argument("--calib-data", type=Path, default=None,
+                    help="MVTec folder for calibration (default: 10 %% of --data's normals, held out of training)")
+    ap.add_argument("--calib-method", choices=calibration.METHODS, default="normals")
     ap.add_argument("--target", type=float, default=0.01)
     ap.add_argument("--test-data", type=Path, default=None, help="held-out MVTec folder to evaluate on")
     ap.add_argument("--data-label", default=None, help="provenance text for the manifest (default: the path)")
@@ -175,6 +252,11 @@ def parse_args(argv=None):
     ap.add_argument("--calibration-dir", type=Path, default=REPO_ROOT / "calibration")
     a = ap.parse_args(argv)
     a.name = a.name or a.arch
+    if a.lam != "auto":
+        a.lam = float(a.lam)
+    a.pooling = scoring.Pooling(a.pooling, a.smooth_sigma, a.top_fraction) if a.pooling == "topk" else scoring.Pooling()
+    if a.calib_data is None and a.calib_method != "normals":
+        ap.error(f"--calib-method {a.calib_method} needs labelled --calib-data")
     return a
 
 

@@ -101,3 +101,43 @@ def test_evaluate_and_calibrate_clis(tmp_path):
     a_norm = scoring.normalize(np.array([s["A"] for s in report["scores"]]), cal["min"], cal["max"])
     assert report["confusion"]["fp"] + report["confusion"]["tp"] == int((a_norm > cal["threshold"]).sum())
     assert "| AUROC |" in (tmp_path / "eval.md").read_text()
+
+
+def test_standardize_is_invariant_to_brightness_and_contrast():
+    from railscope_train.package import normalize_images
+
+    rng = np.random.default_rng(4)
+    img = rng.integers(40, 200, size=(1, 32, 32)).astype(np.float64)
+    brighter = np.clip(np.round(img * 1.1 + 8), 0, 255).astype(np.uint8)
+    manifest = {"input": {"scale": 255.0, "mean": [0.5], "std": [0.5], "photometric": "standardize", "spread": 3.0}}
+    a = normalize_images(img.astype(np.uint8), manifest)
+    b = normalize_images(brighter, manifest)
+    assert a.dtype == np.float32 and a.shape == (1, 1, 32, 32)
+    assert np.abs(a - b).max() < 0.02  # rounding to 8 bits only
+    v = img / 255.0
+    want = np.clip((v - v.mean()) / (3.0 * v.std()), -1, 1)
+    assert np.abs(a[0, 0] - want[0]).max() < 1e-6
+    flat = normalize_images(np.full((1, 8, 8), 77, np.uint8), manifest)
+    assert np.all(flat == 0.0)  # sigma floored at one grey level: no NaN
+    with pytest.raises(ValueError, match="photometric"):
+        normalize_images(img.astype(np.uint8), {"input": manifest["input"] | {"photometric": "auto"}})
+
+
+def test_normals_calibration_needs_no_defects():
+    from railscope_train import calibration, metrics
+
+    rng = np.random.default_rng(5)
+    normal = rng.normal(1.0, 0.1, 500)
+    cal = calibration.calibrate_scores(normal, np.zeros(500), "normals", target=0.02)
+    assert cal["min"] == normal.min() and cal["max"] == normal.max() and cal["target"] == 0.02
+    a_norm = (normal - cal["min"]) / (cal["max"] - cal["min"])
+    assert np.mean(a_norm > cal["threshold"]) <= 0.02
+    assert np.mean(a_norm > cal["threshold"]) >= 0.015  # the smallest threshold meeting the target
+    # defects in the set do not move the bounds or the threshold; they are reported
+    mixed = np.r_[normal, rng.normal(3.0, 0.2, 50)]
+    labels = np.r_[np.zeros(500), np.ones(50)]
+    cal2 = calibration.calibrate_scores(mixed, labels, "normals", target=0.02)
+    assert (cal2["min"], cal2["max"], cal2["threshold"]) == (cal["min"], cal["max"], cal["threshold"])
+    assert cal2["metrics"]["auroc"] == pytest.approx(metrics.auroc(mixed, labels))
+    with pytest.raises(ValueError, match="normals"):
+        calibration.calibrate_scores(normal, np.zeros(500), "best-f1")

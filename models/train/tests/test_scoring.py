@@ -53,3 +53,52 @@ def test_shape_and_lambda_errors():
         scoring.raw_scores(x, x, f, np.zeros((1, 5)))
     with pytest.raises(ValueError):
         scoring.raw_scores(x, x, f, f, lam=1.5)
+
+
+# --- topk pooling (docs/scoring.md "Pooling of R") -------------------------------------------
+
+def test_smoothing_equals_opencv_reflect101():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(1)
+    maps = rng.random((2, 13, 21))
+    for sigma in (0.7, 1.5, 2.0):
+        k = scoring.gaussian_kernel(sigma)
+        ref = np.stack([cv2.sepFilter2D(m, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT_101) for m in maps])
+        assert np.abs(scoring.smooth(maps, sigma) - ref).max() < 1e-12
+
+
+def test_topk_is_the_mean_of_the_worst_smoothed_pixels():
+    rng = np.random.default_rng(2)
+    x, xh = rng.normal(size=(2, 3, 16, 16)), rng.normal(size=(2, 3, 16, 16))
+    pool = scoring.Pooling("topk", 1.0, 0.05)
+    s = scoring.smooth(np.abs(x - xh).mean(axis=1), 1.0).reshape(2, -1)
+    k = math.ceil(0.05 * 256)  # 12.8 -> 13
+    want = np.sort(s, axis=1)[:, -k:].mean(axis=1)
+    assert np.allclose(scoring.pooled_error(x, xh, pool), want)
+    # sigma 0 and fraction 1 is the whole-image mean of the channel-mean error
+    assert np.allclose(scoring.pooled_error(x, xh, scoring.Pooling("topk", 0.0, 1.0)),
+                       np.abs(x - xh).mean(axis=(1, 2, 3)))
+
+
+def test_topk_keeps_a_small_defect_that_the_mean_dilutes():
+    x = np.zeros((2, 1, 64, 64))
+    xh = np.zeros_like(x)
+    x[0, 0, 30:34, 30:34] = 1.0  # a 4x4 defect: 0.4 % of the image
+    x[1] += np.random.default_rng(3).normal(0, 0.05, size=(64, 64))  # normal sensor noise
+    mean = scoring.pooled_error(x, xh)
+    topk = scoring.pooled_error(x, xh, scoring.Pooling("topk", 1.0, 0.01))
+    assert mean[0] < mean[1]  # the paper's mean ranks the noise above the defect
+    assert topk[0] > 5 * topk[1]  # the pooled variant does not
+
+
+@pytest.mark.parametrize("kind,sigma,frac", [("max", 1.0, 0.1), ("topk", 1.0, 0.0), ("topk", 1.0, 1.5), ("topk", -1.0, 0.1), ("topk", 9.0, 0.1)])
+def test_bad_pooling_is_refused(kind, sigma, frac):
+    with pytest.raises(ValueError):
+        scoring.Pooling(kind, sigma, frac)
+
+
+def test_pooling_from_manifest():
+    assert scoring.Pooling.from_manifest({"kind": "lambda-l1-l2", "lambda": 0.9}) == scoring.Pooling()
+    p = scoring.Pooling.from_manifest({"pooling": "topk", "smooth_sigma": 2.0, "top_fraction": 0.01})
+    assert p == scoring.Pooling("topk", 2.0, 0.01)
+    assert scoring.Pooling.from_manifest(p.manifest_fields()) == p

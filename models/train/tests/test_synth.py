@@ -1,5 +1,6 @@
 """Synthetic fastener generator: determinism, defect masks, nuisance variation, layout, frames."""
 
+import hashlib
 import json
 
 import cv2
@@ -8,7 +9,7 @@ import pytest
 
 from railscope_train import synth
 from railscope_train.data import list_split
-from railscope_train.synth import DEFECT_TYPES, generate_mvtec, image_seed, render_crop, render_frame
+from railscope_train.synth import DEFECT_TYPES, NUISANCES, generate_mvtec, image_seed, render_crop, render_frame
 
 SEEDS = (3, 17, 101)
 
@@ -221,3 +222,162 @@ def test_frame_crops_look_like_crops():
     for s in range(4):
         clip, conc, bolt = structure(render_crop(s)[0])
         assert clip < conc and bolt > clip + 40
+
+
+# ---------------------------------------------------------------------------------------------
+# Nuisance-only and harder sets
+# ---------------------------------------------------------------------------------------------
+def test_default_output_unchanged():
+    """Regression guard: the shipped models' data sets and tests/fixtures depend on these bytes."""
+    expected = {
+        (3, 128, None): "0f84d6ec68a3a8f15a242a52fd0abde865a4bc53d335d17ac72c8f119b26b9eb",
+        (17, 64, None): "17ee7e0b5b8d5a642b3a8b141260be54a78cce31e129bc48e759bd06ab5cfe43",
+        (101, 128, "broken_clip"): "e10321517895843528a48db5cfb693622685baf3ff8cb664522a098727c2a878",
+    }
+    for (seed, size, defect), digest in expected.items():
+        img, mask = render_crop(seed, size, defect)
+        assert hashlib.sha256(img.tobytes() + mask.tobytes()).hexdigest() == digest, (seed, size, defect)
+        img2, mask2 = render_crop(seed, size, defect, nuisance=None, harder=False)
+        assert img2.tobytes() == img.tobytes() and mask2.tobytes() == mask.tobytes()
+
+
+def _assembly_shift(img, ref):
+    """Pixel shift of the clip/plate/bolt region of ``ref`` (128 px crop) found in ``img``."""
+    tpl = ref[55:118, 25:103]
+    res = cv2.matchTemplate(img, tpl, cv2.TM_CCOEFF_NORMED)
+    y, x = np.unravel_index(np.argmax(res), res.shape)
+    return np.array([x - 25, y - 55])
+
+
+@pytest.mark.parametrize("nuisance", NUISANCES)
+def test_nuisance_images_differ_from_default_and_are_deterministic(nuisance):
+    for seed in SEEDS:
+        img, mask = render_crop(seed, 64, nuisance=nuisance)
+        assert img.shape == (64, 64) and img.dtype == np.uint8 and not mask.any()
+        assert img.tobytes() == render_crop(seed, 64, nuisance=nuisance)[0].tobytes()
+        assert np.abs(img.astype(int) - render_crop(seed, 64)[0]).mean() > 1
+        if nuisance != "neutral":
+            assert img.tobytes() != render_crop(seed, 64, nuisance="neutral")[0].tobytes()
+
+
+def test_nuisance_only_values_stay_in_the_training_range():
+    ranges = dict(gain=(0.75, 1.25), offset=(-0.1, 0.1), contrast=(0.7, 1.45), gamma=(0.8, 1.45), blur=(1, 5),
+                  stripe=(0.0, 0.03), stripe_off=(0.0, 0.012), strong_rows=(0, 3), col_fp=(0.0, 0.02),
+                  noise=(0.004, 0.022), lowfreq=(0.0, 0.15))
+    for name in NUISANCES:
+        for seed in range(30):
+            s, j = synth._nuisance_only(name, seed)
+            for k, (lo, hi) in ranges.items():
+                assert lo <= s[k] <= hi, (name, k, s[k])
+            lo, hi = synth._tone_curve(np.array([0.12, 0.9]), s)
+            assert lo >= 0.05 and hi <= 0.985, (name, s)  # the training sampler's "not crushed" rule
+            assert abs(j["tx"]) <= 0.04 and abs(j["ty"]) <= 0.04 and abs(j["rot"]) <= 3.0
+            assert abs(j["scale"] - 1.0) <= 0.04
+            others = {k for k in s if s[k] != synth._NEUTRAL_SENSOR[k]} | {k for k in j if j[k] != (k == "scale")}
+            expected = {"dark": {"gain", "offset"}, "bright": {"gain", "offset"}, "blur": {"blur"},
+                        "jitter": {"tx", "ty", "rot", "scale"},
+                        "stripes": {"stripe", "stripe_off", "strong_rows", "col_fp"}}.get(name, set())
+            assert others == expected, (name, others)
+
+
+def test_dark_and_bright_exposure():
+    for seed in SEEDS:
+        dark = render_crop(seed, nuisance="dark")[0]
+        neutral = render_crop(seed, nuisance="neutral")[0]
+        bright = render_crop(seed, nuisance="bright")[0]
+        assert dark.mean() + 15 < neutral.mean() < bright.mean() - 5, seed
+        for img in (dark, bright):  # not crushed to black nor burnt out
+            # not crushed to black nor burnt out beyond what training images show (up to ~4 %
+            # black pixels on the darkest clips)
+            assert (img == 0).mean() < 0.05 and (img == 255).mean() < 0.01
+
+
+def test_blur_lowers_high_frequency_energy():
+    for seed in SEEDS:
+        blur = render_crop(seed, nuisance="blur")[0].astype(np.float32)
+        neutral = render_crop(seed, nuisance="neutral")[0].astype(np.float32)
+        hf = lambda im: np.abs(np.diff(im, axis=0)).mean()  # noqa: E731  (the motion blur is vertical)
+        assert hf(blur) < 0.85 * hf(neutral), seed
+
+
+def test_stripes_add_row_artefacts():
+    def row_hf(img):
+        r = img.astype(np.float32).mean(axis=1)
+        return np.abs(np.diff(r)).mean()
+
+    for seed in SEEDS:
+        assert row_hf(render_crop(seed, nuisance="stripes")[0]) > 1.5 * row_hf(render_crop(seed, nuisance="neutral")[0])
+
+
+def test_stains_change_the_concrete_only():
+    for seed in SEEDS:
+        stains = render_crop(seed, nuisance="stains")[0].astype(int)
+        neutral = render_crop(seed, nuisance="neutral")[0].astype(int)
+        assert np.abs(stains - neutral).mean() > 2, seed
+
+
+
+def test_jitter_moves_the_fastener_and_the_others_do_not():
+    for seed in range(6):
+        neutral = render_crop(seed, nuisance="neutral")[0]
+        for name in ("dark", "bright", "blur", "stripes", "stains"):
+            assert (_assembly_shift(render_crop(seed, nuisance=name)[0], neutral) == 0).all(), (seed, name)
+        shift = _assembly_shift(render_crop(seed, nuisance="jitter")[0], neutral)
+        assert (np.abs(shift) >= 3).all() and (np.abs(shift) <= 7).all(), (seed, shift)  # 0.03-0.04 of 128 px
+
+
+def test_harder_widens_variation():
+    means = lambda **kw: np.array([render_crop(s, 64, **kw)[0].mean() for s in range(40)])  # noqa: E731
+    assert means(harder=True).std() > 1.05 * means().std()
+    rng_d, rng_h = np.random.default_rng(0), np.random.default_rng(0)
+    d = [synth._sample_sensor(rng_d) for _ in range(500)]
+    h = [synth._sample_sensor(rng_h, synth.HARDER_WIDEN) for _ in range(500)]
+    for k in ("gain", "offset", "gamma", "lowfreq", "stripe", "noise", "blur"):
+        assert max(x[k] for x in h) > max(x[k] for x in d), k
+    rng = np.random.default_rng(1)
+    a = [synth._sample_assembly(rng, synth.HARDER_WIDEN) for _ in range(300)]
+    assert max(abs(x["tx"]) for x in a) > 0.045 and max(abs(x["rot"]) for x in a) > 3.3
+    img, mask = render_crop(5, 64, "loose_bolt", harder=True)
+    assert mask.any() and img.tobytes() != render_crop(5, 64, "loose_bolt")[0].tobytes()
+
+
+def test_unknown_nuisance_raises(tmp_path):
+    with pytest.raises(ValueError, match="unknown nuisance"):
+        render_crop(1, nuisance="fog")
+    with pytest.raises(ValueError, match="cannot be combined"):
+        render_crop(1, nuisance="dark", harder=True)
+    with pytest.raises(ValueError, match="unknown nuisance"):
+        generate_mvtec(tmp_path, 0, n_train=1, n_test_good=1, n_test_defect=0, nuisance="fog")
+
+
+def test_nuisance_set_good_only(tmp_path):
+    man = generate_mvtec(tmp_path, 30, size=48, n_train=0, n_test_good=3, n_test_defect=0, nuisance="blur", workers=1)
+    assert sorted(p.name for p in (tmp_path / "test").iterdir()) == ["good"]
+    assert not (tmp_path / "ground_truth").exists()
+    disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert disk == man and disk["nuisance"] == "blur" and disk["harder"] is False
+    assert disk["defect_types"] == [] and disk["counts"] == {"train/good": 0, "test/good": 3}
+    test = list_split(tmp_path, "test")
+    assert len(test) == 3 and not any(s.label for s in test)
+    on_disk = cv2.imread(str(tmp_path / "test" / "good" / "000002.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(on_disk, render_crop(image_seed(30, "test", "good", 2), 48, nuisance="blur")[0])
+
+
+def test_cli_nuisance_and_harder(tmp_path, capsys):
+    out = tmp_path / "n"
+    assert synth.main(["--out", str(out), "--seed", "31", "--size", "48", "--train", "0", "--test-good", "2",
+                       "--test-defect", "0", "--nuisance", "stains", "--workers", "1"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["nuisance"] == "stains"
+    assert "nuisance stains" in capsys.readouterr().out
+    out = tmp_path / "h"
+    assert synth.main(["--out", str(out), "--seed", "5", "--size", "48", "--train", "0", "--test-good", "1",
+                       "--test-defect", "1", "--defects", "missing_bolt", "--harder", "--workers", "1"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["harder"] is True and man["nuisance"] is None
+    img = cv2.imread(str(out / "test" / "missing_bolt" / "000000.png"), cv2.IMREAD_UNCHANGED)
+    ref, _ = render_crop(image_seed(5, "test", "missing_bolt", 0), 48, "missing_bolt", harder=True)
+    assert np.array_equal(img, ref)
+    for bad in (["--nuisance", "fog"], ["--nuisance", "dark", "--harder"]):
+        with pytest.raises(SystemExit) as e:
+            synth.main(["--out", str(tmp_path / "x"), *bad])
+        assert e.value.code == 2

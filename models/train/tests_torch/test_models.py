@@ -104,13 +104,35 @@ def test_smoke_training_writes_a_servable_package(tmp_path):
     main([
         "--data", str(FIXTURES), "--arch", "nested-edgan", "--size", "32", "--name", "smoke", "--epochs", "1",
         "--batch", "4", "--max-steps", "2", "--base", "8",
+        "--photometric", "standardize", "--augment", "--pooling", "topk", "--smooth-sigma", "1.5",
+        "--top-fraction", "0.02", "--lam", "auto",
         "--out-dir", str(tmp_path / "models"), "--calibration-dir", str(tmp_path / "calibration"),
         "--test-data", str(FIXTURES),
     ])
     pkg = ModelPackage.load(tmp_path / "models" / "smoke")
-    assert pkg.manifest["input"]["height"] == 32
-    assert pkg.manifest["metrics"]["auroc"] >= 0.0
+    m = pkg.manifest
+    assert m["input"]["height"] == 32 and m["input"]["photometric"] == "standardize" and m["input"]["spread"] == 3.0
+    assert m["score"] | {"lambda": None} == {"kind": "lambda-l1-l2", "lambda": None, "pooling": "topk",
+                                             "smooth_sigma": 1.5, "top_fraction": 0.02}
+    assert m["score"]["lambda"] in [round(0.1 * i, 1) for i in range(11)]  # chosen on the grid, no labels
+    assert m["training"]["augment"] is True and "pseudo-anomalies" in m["training"]["lambda_choice"]
+    assert set(m["metrics"]) >= {"auroc", "false_alarm_rate", "recall"}
+    # no --calib-data: calibrated on normals alone, 10 % of train/good held out of training
     cal = json.loads((tmp_path / "calibration" / "smoke.json").read_text())
-    assert cal["max"] > cal["min"] and cal["n"] > 0 and cal["model_sha256"] == pkg.manifest["model"]["sha256"]
+    assert cal["method"] == "normals" and cal["n"] == cal["n_normal"] == 2 and cal["n_defect"] == 0
+    assert "held out" in cal["data"]
+    assert cal["max"] > cal["min"] and cal["model_sha256"] == pkg.manifest["model"]["sha256"]
     raw = pkg.score_paths([Path(p) for p in sorted((FIXTURES / "test" / "good").iterdir())[:2]])
     assert np.isfinite(raw.A).all()
+
+
+def test_pseudo_anomalies_damage_one_region_of_each_image():
+    from railscope_train.train import pseudo_anomalies
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(60, 200, size=(6, 64, 64)).astype(np.uint8)
+    bad = pseudo_anomalies(images, seed=1)
+    assert bad.shape == images.shape and bad.dtype == np.uint8
+    changed = (bad != images).reshape(6, -1).mean(axis=1)
+    assert np.all(changed > 0.003) and np.all(changed < 0.2)  # one region, 8-20 % of a side
+    assert np.array_equal(pseudo_anomalies(images, seed=1), bad)  # deterministic
