@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use railscope::config::PreprocessConfig;
-use railscope::package::InputSection;
+use railscope::package::{InputSection, Photometric};
 use railscope::preprocess::Preprocessor;
 use railscope::scoring;
 
@@ -36,9 +36,11 @@ fn main() {
         scale: 255.0,
         mean: vec![0.5],
         std: vec![0.5],
+        photometric: Photometric::None,
+        spread: None,
         resize: "area".into(),
     };
-    let pre = Preprocessor::new(&input, &PreprocessConfig::default());
+    let pre = Preprocessor::new(&input, &PreprocessConfig::default()).unwrap();
     let crop = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/fasteners/test/good/000000.png"
@@ -58,7 +60,42 @@ fn main() {
     let xh: Vec<f32> = x.iter().map(|v| v * 0.9).collect();
     let fr: Vec<f32> = (0..256).map(|i| i as f32 / 256.0).collect();
     let ff: Vec<f32> = fr.iter().map(|v| v + 0.01).collect();
+    let shape = [1, 64, 64];
     time("score (R over 1×64×64, L over 256, A)", || {
-        black_box(scoring::score(black_box(&x), &xh, &fr, &ff, 0.9));
+        black_box(scoring::score(
+            black_box(&x),
+            &xh,
+            &fr,
+            &ff,
+            0.9,
+            &scoring::Pooling::Mean,
+            shape,
+        ));
+    });
+    let topk = scoring::Pooling::top_k(2.0, 0.01).unwrap();
+    time("score, topk pooling (σ 2, top 1 %)", || {
+        black_box(scoring::score(
+            black_box(&x),
+            &xh,
+            &fr,
+            &ff,
+            0.9,
+            &topk,
+            shape,
+        ));
+    });
+    let standardize = Preprocessor::new(
+        &InputSection {
+            photometric: Photometric::Standardize,
+            spread: Some(3.0),
+            ..input.clone()
+        },
+        &PreprocessConfig::default(),
+    )
+    .unwrap();
+    time("resize 128→64 + standardize to CHW", || {
+        standardize
+            .write_tensor(black_box(&frame), &mut slot)
+            .unwrap();
     });
 }

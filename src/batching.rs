@@ -287,8 +287,8 @@ struct Judged {
     reply: Reply,
 }
 
-/// Calibration, verdict, the image-keeping decision and the heatmap: done here, beside the
-/// store, so the inference thread goes straight on to the next session run.
+/// Calibration, verdict, the image-keeping decision, the heatmap and the reconstruction: done
+/// here, beside the store, so the inference thread goes straight on to the next session run.
 fn judge(
     s: Scored,
     storage: &StorageConfig,
@@ -303,21 +303,32 @@ fn judge(
     } = s;
     let model = job.model.clone();
     let judged = scores.and_then(|fs| {
-        let res = model.judge(
+        // One calibration for the verdict and the heatmap's colours.
+        let norm = model.calibration_for(Some(&job.meta.camera))?;
+        let res = model.judge_with(
             job.meta.frame_id.as_deref().unwrap_or(""),
             Some(&job.meta.camera),
             &fs,
-        )?;
+            &norm,
+        );
         let keep = keep_image(&res, &job.meta, storage, last_kept_normal);
-        let heat = if keep { model.heatmap_png(&fs)? } else { None };
-        Ok((res, keep, heat))
+        let (heat, recon) = if keep {
+            (
+                model.heatmap_png(&fs, &norm)?,
+                model.reconstruction_png(&fs)?,
+            )
+        } else {
+            (None, None)
+        };
+        Ok((res, keep, heat, recon))
     });
     match judged {
-        Ok((res, keep, heat)) => Some(Judged {
+        Ok((res, keep, heat, recon)) => Some(Judged {
             inspection: to_inspection(&job.meta, &res, &model),
             media: Media {
                 image: keep.then_some((job.image, job.image_ext)),
                 heatmap_png: heat,
+                reconstruction_png: recon,
             },
             timings: Timings {
                 preprocess: job.preprocess_ms,
@@ -337,9 +348,9 @@ fn judge(
     }
 }
 
-/// Defects always keep their image and heatmap; a normal frame only when the camera's last
-/// kept normal image is older than `normal_image_interval_s` (the live wall and the score
-/// history need some normal frames, not all of them).
+/// Defects always keep their image, heatmap and reconstruction; a normal frame only when the
+/// camera's last kept normal image is older than `normal_image_interval_s` (the live wall and
+/// the score history need some normal frames, not all of them).
 fn keep_image(
     res: &FrameResult,
     meta: &FrameMeta,
@@ -376,6 +387,7 @@ fn to_inspection(meta: &FrameMeta, res: &FrameResult, model: &Inspector) -> Insp
         crops_json: serde_json::to_string(&res.crops).unwrap_or_else(|_| "[]".into()),
         has_image: false,
         has_heatmap: false,
+        has_reconstruction: false,
         review: None,
     }
 }

@@ -278,11 +278,10 @@ impl Default for SearchConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct HeatmapConfig {
-    /// Gaussian sigma in model-input pixels.
+    /// Gaussian σ in model-input pixels that blurs a `mean` package's error map for display (a
+    /// `topk` package's map is drawn as the score smoothed it). The colours themselves follow
+    /// the calibration (docs/scoring.md, "Heatmap"), so there is no colour-scale key.
     pub sigma: f64,
-    /// |x − x̂| (normalized units) that maps to the hottest colour; fixed rather than per-image
-    /// so that a clean frame looks cool and a bad one hot.
-    pub full_scale: f64,
     /// Weight of the colour map in the blend.
     pub alpha: f64,
 }
@@ -291,7 +290,6 @@ impl Default for HeatmapConfig {
     fn default() -> Self {
         Self {
             sigma: 1.5,
-            full_scale: 0.5,
             alpha: 0.45,
         }
     }

@@ -1,8 +1,18 @@
-//! Defect heatmaps for inspectors: per-pixel |x − x̂| (mean over channels), Gaussian-smoothed,
-//! resized back onto each region of interest, colour-mapped (JET) and blended over the frame.
+//! Defect heatmaps for inspectors: per-pixel |x − x̂| (mean over channels), resized back onto
+//! each region of interest, colour-mapped (JET) and blended over the frame. For a package whose R
+//! pools the `topk` of a smoothed error map (docs/scoring.md), the map shown is that same smoothed
+//! map s = G_σ ∗ e, so the hottest region is where R looked; for a `mean` package it is e,
+//! blurred for display with `heatmap.sigma`.
 //!
-//! The colour scale is fixed (`full_scale`), not stretched per image, so a clean fastener stays
-//! blue and a broken one turns red; stretching would make every image look alarming.
+//! The colour scale is anchored to the calibration (docs/scoring.md, "Heatmap"): a pixel's colour
+//! says which A' the crop would have if its worst region looked like that pixel, the crop's own L
+//! and the calibration of the verdict held fixed ([`ColourScale::index`]). Up to the threshold the
+//! cool half of JET (blue → green), above it the warm half (yellow → red, saturating at twice
+//! the threshold): the same colour means the same A' on every frame, and anything warm is over
+//! the threshold.
+//!
+//! [`render_reconstruction`] composes the model's reconstructions x̂, back in pixels, into the
+//! frame the same way.
 
 use std::path::Path;
 
@@ -12,6 +22,8 @@ use opencv::prelude::*;
 
 use crate::config::HeatmapConfig;
 use crate::error::{Error, Result};
+use crate::preprocess::resize_to;
+use crate::scoring::{self, Normalization, Pooling};
 
 /// Channel-mean absolute error map (H×W) of one image, from CHW tensors.
 pub fn error_map(
@@ -35,6 +47,55 @@ pub fn error_map(
     out
 }
 
+/// The map shown for one crop of `shape` = [C, H, W]: with `topk` pooling, the smoothed error
+/// map s = G_σ ∗ e that R pools (see [`RegionMap::smoothed`]); with `mean` pooling, the
+/// channel-mean error map e, which [`render`] smooths with `heatmap.sigma`.
+pub fn crop_map(x: &[f32], x_hat: &[f32], shape: [usize; 3], pooling: &Pooling) -> Vec<f32> {
+    let [c, h, w] = shape;
+    match pooling {
+        Pooling::Mean => error_map(x, x_hat, c, h, w),
+        Pooling::TopK { .. } => scoring::pooled_map(x, x_hat, shape, pooling)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+    }
+}
+
+/// How one crop's map values become colours (docs/scoring.md, "Heatmap"): the crop's λ and L
+/// and the calibration (min, max, threshold) its verdict was judged with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColourScale {
+    pub lambda: f64,
+    /// The crop's own L (RMS feature distance).
+    pub l: f64,
+    pub norm: Normalization,
+}
+
+impl ColourScale {
+    /// The heatmap's colour mapping, all of it: a map value `s` → an index into OpenCV's 256-entry
+    /// JET colour map.
+    ///
+    /// `a' = (λ·s + (1 − λ)·L − min) / (max − min)`, the A' the crop would have if its worst
+    /// region looked like this pixel. With threshold `t > 0`: `a'` in [0, t] runs linearly over
+    /// the cool half, indices 0 … 127 (blue → green; `t` itself is 127, the middle); `a'` in
+    /// (t, 2t] over the warm half, 128 … 255 (yellow → red); clamped beyond. A' = t is normal
+    /// (strict `>`), so only a pixel over the threshold is ever warm. A threshold ≤ 0 (no
+    /// calibration method gives one) puts the cool half on [t − 1, t] and the warm half on
+    /// (t, t + 1]. NaN maps to 0.
+    pub fn index(&self, s: f64) -> u8 {
+        let a = (self.lambda * s + (1.0 - self.lambda) * self.l - self.norm.min)
+            / (self.norm.max - self.norm.min);
+        let t = self.norm.threshold;
+        let half = if t > 0.0 { t } else { 1.0 };
+        if a > t {
+            128 + (((a - t) / half).clamp(0.0, 1.0) * 127.0).round() as u8
+        } else {
+            // NaN lands here too: NaN as u8 is 0.
+            (((a - (t - half)) / half).clamp(0.0, 1.0) * 127.0).round() as u8
+        }
+    }
+}
+
 /// One region's error map, at model resolution.
 pub struct RegionMap {
     pub rect: Rect,
@@ -43,6 +104,11 @@ pub struct RegionMap {
     pub width: usize,
     /// The crop was flipped top to bottom before scoring; flip the map back onto the frame.
     pub flipped: bool,
+    /// The map is already the score's smoothed map (`topk` pooling, [`crop_map`]): drawn as it
+    /// is, not blurred again with `heatmap.sigma`.
+    pub smoothed: bool,
+    /// The crop's colour scale.
+    pub scale: ColourScale,
 }
 
 /// Blends the colour-mapped error of every region over `frame` (gray or RGB, 8-bit) and returns
@@ -69,15 +135,20 @@ pub fn render(frame: &Mat, regions: &[RegionMap], cfg: &HeatmapConfig) -> Result
             opencv::core::flip(&m, &mut f, 0)?;
             m = f;
         }
-        let mut smooth = Mat::default();
-        imgproc::gaussian_blur(
-            &m,
-            &mut smooth,
-            Size::new(0, 0),
-            cfg.sigma.max(0.1),
-            0.0,
-            opencv::core::BORDER_REFLECT,
-        )?;
+        let smooth = if r.smoothed {
+            m
+        } else {
+            let mut smooth = Mat::default();
+            imgproc::gaussian_blur(
+                &m,
+                &mut smooth,
+                Size::new(0, 0),
+                cfg.sigma.max(0.1),
+                0.0,
+                opencv::core::BORDER_REFLECT,
+            )?;
+            smooth
+        };
         let mut big = Mat::default();
         imgproc::resize(
             &smooth,
@@ -87,14 +158,24 @@ pub fn render(frame: &Mat, regions: &[RegionMap], cfg: &HeatmapConfig) -> Result
             0.0,
             imgproc::INTER_LINEAR,
         )?;
-        let mut u8map = Mat::default();
-        // 0 … full_scale → 0 … 255, saturating above.
-        big.convert_to(
-            &mut u8map,
+        let big = if big.is_continuous() {
+            big
+        } else {
+            big.try_clone()?
+        };
+        let mut u8map = Mat::new_rows_cols_with_default(
+            rect.height,
+            rect.width,
             opencv::core::CV_8UC1,
-            255.0 / cfg.full_scale.max(1e-6),
-            0.0,
+            0.0.into(),
         )?;
+        for (o, &v) in u8map
+            .data_bytes_mut()?
+            .iter_mut()
+            .zip(big.data_typed::<f32>()?)
+        {
+            *o = r.scale.index(v as f64);
+        }
         let mut colour = Mat::default();
         imgproc::apply_color_map(&u8map, &mut colour, imgproc::COLORMAP_JET)?;
         let base = Mat::roi(&canvas, rect)?.try_clone()?;
@@ -114,6 +195,67 @@ pub fn render(frame: &Mat, regions: &[RegionMap], cfg: &HeatmapConfig) -> Result
     Ok(canvas)
 }
 
+/// One region's reconstruction x̂ back in pixels ([`crate::preprocess::Denorm`]), at model
+/// resolution.
+pub struct RegionPixels {
+    pub rect: Rect,
+    /// H×W×C bytes, channels interleaved, C = the frame's channels.
+    pub pixels: Vec<u8>,
+    pub height: usize,
+    pub width: usize,
+    /// The crop was flipped top to bottom before scoring; flip it back onto the frame.
+    pub flipped: bool,
+}
+
+/// The frame (gray or RGB, 8-bit) with every region's reconstruction resized back onto its box
+/// (`INTER_AREA` to shrink, `INTER_LINEAR` to enlarge), the rest of the frame as it is. A gray
+/// frame stays gray; RGB comes back BGR, ready for `imwrite`.
+pub fn render_reconstruction(frame: &Mat, regions: &[RegionPixels]) -> Result<Mat> {
+    let mut canvas = frame.try_clone()?;
+    let channels = canvas.channels() as usize;
+    let typ = match channels {
+        1 => opencv::core::CV_8UC1,
+        3 => opencv::core::CV_8UC3,
+        n => {
+            return Err(Error::Other(format!(
+                "reconstruction of a {n}-channel frame"
+            )))
+        }
+    };
+    let full = Rect::new(0, 0, canvas.cols(), canvas.rows());
+    for r in regions {
+        let rect = r.rect & full;
+        if rect.width <= 0 || rect.height <= 0 {
+            continue;
+        }
+        if r.pixels.len() != r.height * r.width * channels {
+            return Err(Error::Other(format!(
+                "reconstruction holds {} values, not {}×{}×{channels}",
+                r.pixels.len(),
+                r.height,
+                r.width
+            )));
+        }
+        let mut m =
+            Mat::new_rows_cols_with_default(r.height as i32, r.width as i32, typ, 0.0.into())?;
+        m.data_bytes_mut()?.copy_from_slice(&r.pixels);
+        if r.flipped {
+            let mut f = Mat::default();
+            opencv::core::flip(&m, &mut f, 0)?;
+            m = f;
+        }
+        let big = resize_to(&m, rect.width as usize, rect.height as usize)?;
+        let mut dst = Mat::roi_mut(&mut canvas, rect)?;
+        big.copy_to(&mut dst)?;
+    }
+    if channels == 3 {
+        let mut bgr = Mat::default();
+        imgproc::cvt_color(&canvas, &mut bgr, imgproc::COLOR_RGB2BGR, 0)?;
+        canvas = bgr;
+    }
+    Ok(canvas)
+}
+
 pub fn write_png(path: &Path, bgr: &Mat) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -129,13 +271,211 @@ pub fn write_png(path: &Path, bgr: &Mat) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opencv::core::{Scalar, Vec3b, CV_8UC1};
+    use opencv::core::{Scalar, Vec3b, CV_8UC1, CV_8UC3};
+
+    /// λ = 1, L = 0, min = 0, max = 1: a' = s, so tests can speak in A'.
+    fn plain(threshold: f64) -> ColourScale {
+        ColourScale {
+            lambda: 1.0,
+            l: 0.0,
+            norm: Normalization::new(0.0, 1.0, threshold).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_threshold_is_the_middle_of_the_colour_map() {
+        let c = plain(0.25);
+        assert_eq!(c.index(0.25), 127, "A' = threshold: the last cool entry");
+        assert_eq!(c.index(0.25 + 1e-9), 128, "just over: the first warm entry");
+        assert_eq!(c.index(0.0), 0);
+        assert_eq!(
+            c.index(0.125),
+            64,
+            "half the threshold: half way up the cool half"
+        );
+        assert_eq!(
+            c.index(0.375),
+            192,
+            "1.5 × threshold: half way up the warm half"
+        );
+        assert_eq!(c.index(0.5), 255, "2 × threshold: the end of the map");
+        assert_eq!((c.index(-0.3), c.index(7.0)), (0, 255), "clamped");
+        assert_eq!(c.index(f64::NAN), 0);
+
+        // A package's real λ, L and calibration: the value of s whose A' is the threshold.
+        let real = ColourScale {
+            lambda: 0.9,
+            l: 0.021,
+            norm: Normalization::new(0.0257, 0.0821, 0.1274).unwrap(),
+        };
+        let n = real.norm;
+        let s_t =
+            (n.threshold * (n.max - n.min) + n.min - (1.0 - real.lambda) * real.l) / real.lambda;
+        assert_eq!(real.index(s_t - 1e-9), 127);
+        assert_eq!(real.index(s_t + 1e-9), 128);
+        // The same A' is the same colour whatever the crop's L: L moves s, not the colour.
+        let other = ColourScale { l: 0.05, ..real };
+        let s_other = s_t - (1.0 - real.lambda) * (other.l - real.l) / real.lambda;
+        for d in [-0.01, -0.003, 0.002, 0.008] {
+            assert_eq!(real.index(s_t + d), other.index(s_other + d), "offset {d}");
+        }
+
+        // A threshold ≤ 0 still splits at the threshold, with half-ranges of one A' unit.
+        let zero = plain(0.0);
+        assert_eq!((zero.index(0.0), zero.index(1e-9)), (127, 128));
+        assert_eq!((zero.index(-1.0), zero.index(1.0)), (0, 255));
+    }
+
+    #[test]
+    fn colours_grow_monotonically_with_the_error() {
+        for scale in [
+            plain(0.25),
+            plain(1.7),
+            ColourScale {
+                lambda: 0.9,
+                l: 0.03,
+                norm: Normalization::new(0.02, 0.09, 0.12).unwrap(),
+            },
+        ] {
+            let mut last = 0u8;
+            for k in 0..=4000 {
+                let s = -0.5 + k as f64 * 0.001;
+                let i = scale.index(s);
+                assert!(
+                    i >= last,
+                    "{scale:?}: index fell from {last} to {i} at s = {s}"
+                );
+                last = i;
+            }
+            assert_eq!(last, 255, "{scale:?} reaches the warm end");
+        }
+    }
+
+    /// Rendered with OpenCV's JET: the cool half has red ≤ blue, the warm half red > blue.
+    fn warm(px: Vec3b) -> bool {
+        px[2] > px[0]
+    }
+
+    #[test]
+    fn a_map_below_the_threshold_renders_no_warm_pixel() {
+        let frame = Mat::new_rows_cols_with_default(32, 64, CV_8UC1, Scalar::all(90.0)).unwrap();
+        let cfg = HeatmapConfig {
+            alpha: 1.0,
+            ..HeatmapConfig::default()
+        };
+        let scale = plain(0.2);
+        // 0 … just under the threshold, and 1.2 × … 3 × the threshold.
+        let below: Vec<f32> = (0..64).map(|i| 0.199 * i as f32 / 63.0).collect();
+        let above: Vec<f32> = (0..64).map(|i| 0.24 + 0.36 * i as f32 / 63.0).collect();
+        let region = |x: i32, map: Vec<f32>| RegionMap {
+            rect: Rect::new(x, 0, 32, 32),
+            map,
+            height: 8,
+            width: 8,
+            flipped: false,
+            smoothed: true,
+            scale,
+        };
+        let out = render(&frame, &[region(0, below), region(32, above)], &cfg).unwrap();
+        for y in 0..32 {
+            for x in 0..64 {
+                let px = *out.at_2d::<Vec3b>(y, x).unwrap();
+                assert_eq!(warm(px), x >= 32, "({x}, {y}): {px:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reconstructions_replace_their_boxes_and_leave_the_rest() {
+        let frame = Mat::new_rows_cols_with_default(40, 80, CV_8UC1, Scalar::all(100.0)).unwrap();
+        // 8×8, top half 200, bottom half 10; drawn flipped back, so 10 on top.
+        let pixels: Vec<u8> = (0..64).map(|i| if i < 32 { 200 } else { 10 }).collect();
+        let region = RegionPixels {
+            rect: Rect::new(40, 0, 40, 40),
+            pixels,
+            height: 8,
+            width: 8,
+            flipped: true,
+        };
+        let out = render_reconstruction(&frame, &[region]).unwrap();
+        assert_eq!((out.rows(), out.cols(), out.channels()), (40, 80, 1));
+        assert_eq!(*out.at_2d::<u8>(20, 20).unwrap(), 100, "outside: the frame");
+        assert_eq!(*out.at_2d::<u8>(2, 60).unwrap(), 10);
+        assert_eq!(*out.at_2d::<u8>(37, 60).unwrap(), 200);
+
+        // RGB frames come back BGR.
+        let rgb =
+            Mat::new_rows_cols_with_default(8, 8, CV_8UC3, Scalar::new(10.0, 20.0, 30.0, 0.0))
+                .unwrap();
+        let red = RegionPixels {
+            rect: Rect::new(0, 0, 4, 4),
+            pixels: [250u8, 0, 0].repeat(16),
+            height: 4,
+            width: 4,
+            flipped: false,
+        };
+        let out = render_reconstruction(&rgb, &[red]).unwrap();
+        assert_eq!(*out.at_2d::<Vec3b>(1, 1).unwrap(), Vec3b::from([0, 0, 250]));
+        assert_eq!(
+            *out.at_2d::<Vec3b>(6, 6).unwrap(),
+            Vec3b::from([30, 20, 10])
+        );
+    }
 
     #[test]
     fn error_map_averages_channels() {
         let x = [1.0, 0.0, 0.0, 0.0, /* c1 */ 0.0, 0.0, 0.0, 2.0];
         let y = [0.0; 8];
         assert_eq!(error_map(&x, &y, 2, 2, 2), vec![0.5, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn topk_packages_show_the_map_r_pools() {
+        // 1 channel 9×9, one hot pixel.
+        let mut x = vec![0f32; 81];
+        x[40] = 1.0;
+        let y = vec![0f32; 81];
+        let mean = crop_map(&x, &y, [1, 9, 9], &Pooling::Mean);
+        assert_eq!(mean, error_map(&x, &y, 1, 9, 9));
+        let topk = Pooling::top_k(1.5, 0.01).unwrap();
+        let s = crop_map(&x, &y, [1, 9, 9], &topk);
+        let want = scoring::pooled_map(&x, &y, [1, 9, 9], &topk);
+        assert!(s
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| (*a as f64 - b).abs() < 1e-7));
+        // Its maximum is where R's top-k looked, and R is that maximum (k = 1).
+        let peak = s.iter().cloned().fold(f32::MIN, f32::max);
+        assert_eq!(s[40], peak);
+        let r = scoring::reconstruction_error(&x, &y, &topk, [1, 9, 9]);
+        assert!((r - peak as f64).abs() < 1e-7);
+
+        // A pre-smoothed map is drawn as it is; an unsmoothed one is blurred by render.
+        let frame = Mat::new_rows_cols_with_default(9, 9, CV_8UC1, Scalar::all(0.0)).unwrap();
+        let cfg = HeatmapConfig {
+            alpha: 1.0,
+            sigma: 2.0,
+        };
+        let draw = |smoothed| {
+            let region = RegionMap {
+                rect: Rect::new(0, 0, 9, 9),
+                map: x.clone(),
+                height: 9,
+                width: 9,
+                flipped: false,
+                smoothed,
+                scale: plain(0.25),
+            };
+            *render(&frame, &[region], &cfg)
+                .unwrap()
+                .at_2d::<Vec3b>(4, 4)
+                .unwrap()
+        };
+        let (sharp, blurred) = (draw(true), draw(false));
+        // Twice the threshold and more is dark red (B≈0, R≈128); blurred, the centre drops
+        // towards blue.
+        assert!(sharp[0] < 10 && sharp[2] > 100, "{sharp:?}");
+        assert!(blurred[0] > sharp[0] + 100, "{blurred:?}");
     }
 
     #[test]
@@ -152,6 +492,8 @@ mod tests {
                 height: 8,
                 width: 8,
                 flipped: false,
+                smoothed: false,
+                scale: plain(0.25),
             },
             RegionMap {
                 rect: Rect::new(40, 0, 40, 40),
@@ -159,6 +501,8 @@ mod tests {
                 height: 8,
                 width: 8,
                 flipped: true,
+                smoothed: false,
+                scale: plain(0.25),
             },
         ];
         let out = render(&frame, &regions, &cfg).unwrap();

@@ -18,10 +18,10 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fastener_search::FastenerSearch;
-use crate::heatmap::{self, RegionMap};
+use crate::heatmap::{self, ColourScale, RegionMap, RegionPixels};
 use crate::package::{calibration_file_name, calibration_path, Calibration, ModelPackage};
-use crate::preprocess::{crop, to_gray, Preprocessor, RoiMode};
-use crate::scoring::{self, Normalization, Score, Verdict};
+use crate::preprocess::{crop, to_gray, Denorm, Preprocessor, RoiMode};
+use crate::scoring::{self, Normalization, Pooling, Score, Verdict};
 
 /// One encoded frame to inspect.
 #[derive(Debug, Clone)]
@@ -92,7 +92,13 @@ pub struct CropScore {
     pub inferred: bool,
     pub mirrored: bool,
     pub score: Score,
+    /// The heatmap's map at model resolution ([`heatmap::crop_map`]: for `topk` pooling the
+    /// smoothed map R pools), when maps were kept.
     pub error_map: Option<Vec<f32>>,
+    /// The model's reconstruction x̂ back in pixels ([`Denorm`]), H×W×C interleaved at model
+    /// resolution and in the orientation the model saw (flipped when `mirrored`), when maps
+    /// were kept.
+    pub reconstruction: Option<Vec<u8>>,
 }
 
 /// Raw scores of one frame.
@@ -119,6 +125,8 @@ pub struct LoadOptions {
 pub struct Inspector {
     engine: Engine,
     package: ModelPackage,
+    /// How R pools the reconstruction error (manifest `[score] pooling`).
+    pooling: Pooling,
     pre: Preprocessor,
     roi: RoiMode,
     search: Option<FastenerSearch>,
@@ -172,11 +180,20 @@ impl Inspector {
         } else {
             None
         };
-        let pre = Preprocessor::new(&package.manifest.input, &config.preprocess);
+        let pre = Preprocessor::new(&package.manifest.input, &config.preprocess)?;
+        let pooling = package
+            .manifest
+            .score
+            .pooling()
+            .map_err(|message| Error::Package {
+                path: package.dir.join("manifest.toml"),
+                message,
+            })?;
         let engine = Engine::load(&package, &config.engine)?;
         Ok(Self {
             engine,
             package,
+            pooling,
             pre,
             roi,
             search,
@@ -202,6 +219,11 @@ impl Inspector {
 
     pub fn preprocessor(&self) -> &Preprocessor {
         &self.pre
+    }
+
+    /// How this package's R pools the reconstruction error.
+    pub fn pooling(&self) -> &Pooling {
+        &self.pooling
     }
 
     pub fn provider(&self) -> &'static str {
@@ -370,8 +392,17 @@ impl Inspector {
             tensor.extend_from_slice(&p.tensor);
         }
 
-        let [c, h, w] = self.engine.shape();
-        let mut scores: Vec<(Score, Option<Vec<f32>>)> = Vec::with_capacity(total);
+        let shape = self.engine.shape();
+        let [_, h, w] = shape;
+        let pooling = &self.pooling;
+        // Each crop's way back to pixels, in tensor order.
+        let denorms: Vec<Option<&Denorm>> = prepared
+            .iter()
+            .flatten()
+            .flat_map(|p| (0..p.regions.len()).map(|k| p.denorms.get(k)))
+            .collect();
+        type Scored = (Score, Option<Vec<f32>>, Option<Vec<u8>>);
+        let mut scores: Vec<Scored> = Vec::with_capacity(total);
         let mut start = 0;
         let mut run_error: Option<String> = None;
         while start < total {
@@ -388,8 +419,18 @@ impl Inspector {
                             v.features_real_of(k),
                             v.features_fake_of(k),
                             lambda,
+                            pooling,
+                            shape,
                         );
-                        (s, keep_maps.then(|| heatmap::error_map(x, xh, c, h, w)))
+                        let (map, pixels) = if keep_maps {
+                            (
+                                Some(heatmap::crop_map(x, xh, shape, pooling)),
+                                denorms[start + k].map(|d| d.to_pixels(xh, h, w)),
+                            )
+                        } else {
+                            (None, None)
+                        };
+                        (s, map, pixels)
                     })
                     .collect::<Vec<_>>()
             });
@@ -418,7 +459,7 @@ impl Inspector {
                     .iter()
                     .enumerate()
                     .map(|(k, r)| {
-                        let (score, map) = scores[first + k].clone();
+                        let (score, map, pixels) = scores[first + k].clone();
                         CropScore {
                             rect: r.rect,
                             match_score: r.match_score,
@@ -426,6 +467,7 @@ impl Inspector {
                             mirrored: r.mirrored,
                             score,
                             error_map: map,
+                            reconstruction: pixels,
                         }
                     })
                     .collect();
@@ -451,9 +493,10 @@ impl Inspector {
             .zip(raw)
             .map(|(input, r)| {
                 let fs = r?;
-                let mut res = self.judge(&input.id, input.camera.as_deref(), &fs)?;
+                let norm = self.calibration_for(input.camera.as_deref())?;
+                let mut res = self.judge_with(&input.id, input.camera.as_deref(), &fs, &norm);
                 if heatmaps {
-                    res.heatmap_png = self.heatmap_png(&fs)?;
+                    res.heatmap_png = self.heatmap_png(&fs, &norm)?;
                 }
                 res.latency_ms = t0.elapsed().as_secs_f64() * 1e3;
                 Ok(res)
@@ -465,11 +508,22 @@ impl Inspector {
     /// frame's verdict is its worst crop's. `latency_ms` is left at 0 for the caller to fill.
     pub fn judge(&self, id: &str, camera: Option<&str>, fs: &FrameScores) -> Result<FrameResult> {
         let norm = self.calibration_for(camera)?;
+        Ok(self.judge_with(id, camera, fs, &norm))
+    }
+
+    /// [`Inspector::judge`] with the calibration given (the one the heatmap will be drawn with).
+    pub fn judge_with(
+        &self,
+        id: &str,
+        camera: Option<&str>,
+        fs: &FrameScores,
+        norm: &Normalization,
+    ) -> FrameResult {
         let crops: Vec<CropResult> = fs
             .crops
             .iter()
             .map(|c| {
-                let j = scoring::judge(c.score, &norm);
+                let j = scoring::judge(c.score, norm);
                 CropResult {
                     bbox: [c.rect.x, c.rect.y, c.rect.width, c.rect.height],
                     match_score: c.match_score,
@@ -491,7 +545,7 @@ impl Inspector {
                 Some("no fastener found in the frame".to_string()),
             ),
         };
-        Ok(FrameResult {
+        FrameResult {
             image: id.to_string(),
             camera: camera.map(str::to_string),
             a: worst.map(|c| c.score.a),
@@ -507,16 +561,18 @@ impl Inspector {
             crops,
             note,
             heatmap_png: None,
-        })
+        }
     }
 
-    /// PNG of the frame with every crop's error map blended in; `None` when the frame or the
-    /// maps were not kept (`keep_maps = false`).
-    pub fn heatmap_png(&self, fs: &FrameScores) -> Result<Option<Vec<u8>>> {
+    /// PNG of the frame with every crop's error map blended in, coloured by the A' it stands
+    /// for under `norm`, the calibration the frame was judged with (docs/scoring.md,
+    /// "Heatmap"); `None` when the frame or the maps were not kept (`keep_maps = false`).
+    pub fn heatmap_png(&self, fs: &FrameScores, norm: &Normalization) -> Result<Option<Vec<u8>>> {
         let Some(frame) = &fs.frame else {
             return Ok(None);
         };
         let [_, h, w] = self.engine.shape();
+        let lambda = self.package.manifest.score.lambda;
         let regions: Vec<RegionMap> = fs
             .crops
             .iter()
@@ -527,14 +583,53 @@ impl Inspector {
                     height: h,
                     width: w,
                     flipped: c.mirrored,
+                    smoothed: matches!(self.pooling, Pooling::TopK { .. }),
+                    scale: ColourScale {
+                        lambda,
+                        l: c.score.l,
+                        norm: *norm,
+                    },
                 })
             })
             .collect();
         let bgr = heatmap::render(frame, &regions, &self.config.heatmap)?;
-        let mut buf = Vector::<u8>::new();
-        opencv::imgcodecs::imencode(".png", &bgr, &mut buf, &Vector::new())?;
-        Ok(Some(buf.to_vec()))
+        Ok(Some(encode_png(&bgr)?))
     }
+
+    /// PNG of the frame with every crop replaced by the model's reconstruction of it, back in
+    /// pixels and resized onto its box (the rest of the frame as it is, in the model's
+    /// channels); `None` when the frame or the reconstructions were not kept.
+    pub fn reconstruction_png(&self, fs: &FrameScores) -> Result<Option<Vec<u8>>> {
+        let Some(frame) = &fs.frame else {
+            return Ok(None);
+        };
+        if fs.crops.iter().any(|c| c.reconstruction.is_none()) {
+            return Ok(None);
+        }
+        let [_, h, w] = self.engine.shape();
+        let regions: Vec<RegionPixels> = fs
+            .crops
+            .iter()
+            .filter_map(|c| {
+                c.reconstruction.clone().map(|pixels| RegionPixels {
+                    rect: c.rect,
+                    pixels,
+                    height: h,
+                    width: w,
+                    flipped: c.mirrored,
+                })
+            })
+            .collect();
+        Ok(Some(encode_png(&heatmap::render_reconstruction(
+            frame, &regions,
+        )?)?))
+    }
+}
+
+fn encode_png(m: &Mat) -> Result<Vec<u8>> {
+    let mut buf = Vector::<u8>::new();
+    opencv::imgcodecs::imencode(".png", m, &mut buf, &Vector::new())?;
+    Ok(buf.to_vec())
 }
 
 /// Camera ids come from clients and become file names: letters, digits, '-', '_' only.
@@ -571,6 +666,8 @@ pub struct PreparedFrame {
     pub regions: Vec<Region>,
     /// `regions.len() · C·H·W` values.
     pub tensor: Vec<f32>,
+    /// Each region's way from the model's space back to pixels (for the reconstruction).
+    pub denorms: Vec<Denorm>,
     /// The frame in the model's channels, kept for heatmaps.
     pub frame: Option<Mat>,
     pub preprocess_ms: f64,
@@ -610,19 +707,21 @@ fn prepare_frame(
         }
     };
     let mut tensor = vec![0f32; regions.len() * chw];
+    let mut denorms = Vec::with_capacity(regions.len());
     for (r, slot) in regions.iter().zip(tensor.chunks_exact_mut(chw)) {
         let c = crop(&frame, r.rect)?;
-        if r.mirrored {
+        denorms.push(if r.mirrored {
             let mut flipped = Mat::default();
             opencv::core::flip(&c, &mut flipped, 0)?;
-            pre.write_tensor(&flipped, slot)?;
+            pre.write_tensor_with_inverse(&flipped, slot)?
         } else {
-            pre.write_tensor(&c, slot)?;
-        }
+            pre.write_tensor_with_inverse(&c, slot)?
+        });
     }
     Ok(PreparedFrame {
         regions,
         tensor,
+        denorms,
         frame: keep_frame.then_some(frame),
         preprocess_ms: t.elapsed().as_secs_f64() * 1e3,
     })

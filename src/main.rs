@@ -45,6 +45,8 @@ enum Roi {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 enum MethodArg {
+    /// Normal images only: bounds from the normals, threshold at --target false alarms.
+    Normals,
     Fixed,
     BestF1,
     FalseAlarmRate,
@@ -74,15 +76,18 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         batch: usize,
     },
-    /// Compute min/max and the threshold on a labelled MVTec-layout set; writes calibration JSON.
+    /// Compute min/max and the threshold on an MVTec-layout set; writes calibration JSON.
     Calibrate {
         #[arg(long, default_value = DEFAULT_MODEL)]
         model: PathBuf,
+        /// MVTec-layout folder: test/ holds good (and defect) images; for --method normals a
+        /// folder with only train/good will do.
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, value_enum, default_value = "best-f1")]
+        /// `normals` needs normal images only; the others need defects in the set.
+        #[arg(long, value_enum, default_value = "normals")]
         method: MethodArg,
-        /// Target false-alarm rate for --method false-alarm-rate.
+        /// Target false-alarm rate for --method normals and false-alarm-rate.
         #[arg(long, default_value_t = 0.01)]
         target: f64,
         /// Threshold for --method fixed.
@@ -258,6 +263,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let inspector = Inspector::load(&model, &config, &opts)?;
             let method = match method {
+                MethodArg::Normals => Method::Normals(target),
                 MethodArg::Fixed => Method::Fixed(threshold),
                 MethodArg::BestF1 => Method::BestF1,
                 MethodArg::FalseAlarmRate => Method::FalseAlarmRate(target),
@@ -572,6 +578,11 @@ mod tests {
         .unwrap();
         assert!(
             matches!(c.command, Command::Calibrate { method: MethodArg::FalseAlarmRate, target, .. } if target == 0.001)
+        );
+        let c = Cli::try_parse_from(["railscope", "calibrate", "--data", "d"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Calibrate { method: MethodArg::Normals, target, .. } if target == 0.01),
+            "normals is the default method"
         );
         let c = Cli::try_parse_from([
             "railscope",

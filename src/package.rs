@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::scoring::Normalization;
+use crate::scoring::{Normalization, Pooling};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -51,7 +51,37 @@ pub struct InputSection {
     pub scale: f64,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// The photometric step after `pixel / scale` (absent: `none`).
+    #[serde(default, skip_serializing_if = "Photometric::is_none")]
+    pub photometric: Photometric,
+    /// With `photometric = "standardize"`: x = clip((v − μ) / (spread · σ), −1, 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
     pub resize: String,
+}
+
+/// `[input] photometric` (docs/model-package.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Photometric {
+    /// `(v − mean_c) / std_c`, the manifest's fixed per-channel statistics.
+    #[default]
+    None,
+    /// Each image and channel by its own mean and standard deviation.
+    Standardize,
+}
+
+impl Photometric {
+    pub fn is_none(&self) -> bool {
+        *self == Photometric::None
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Photometric::None => "none",
+            Photometric::Standardize => "standardize",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -66,6 +96,48 @@ pub struct OutputSection {
 pub struct ScoreSection {
     pub kind: String,
     pub lambda: f64,
+    /// How R pools the reconstruction error (absent: `mean`).
+    #[serde(default, skip_serializing_if = "PoolingKind::is_mean")]
+    pub pooling: PoolingKind,
+    /// With `pooling = "topk"`: Gaussian σ of the error map in pixels, in [0, 8].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smooth_sigma: Option<f64>,
+    /// With `pooling = "topk"`: the share of the pixels R averages, in (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_fraction: Option<f64>,
+}
+
+/// `[score] pooling` as written in the manifest; [`ScoreSection::pooling`] gives it with its
+/// parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolingKind {
+    #[default]
+    Mean,
+    Topk,
+}
+
+impl PoolingKind {
+    pub fn is_mean(&self) -> bool {
+        *self == PoolingKind::Mean
+    }
+}
+
+impl ScoreSection {
+    /// The pooling of R with its parameters, checked (docs/scoring.md).
+    pub fn pooling(&self) -> std::result::Result<Pooling, String> {
+        match self.pooling {
+            PoolingKind::Mean => Ok(Pooling::Mean),
+            PoolingKind::Topk => {
+                let (Some(sigma), Some(fraction)) = (self.smooth_sigma, self.top_fraction) else {
+                    return Err(
+                        "[score] pooling = \"topk\" needs smooth_sigma (Gaussian σ in pixels, 0 to 8) and top_fraction (share of the pixels, in (0, 1])".into(),
+                    );
+                };
+                Pooling::top_k(sigma, fraction).map_err(|e| format!("[score] {e}"))
+            }
+        }
+    }
 }
 
 pub const SCORE_KIND: &str = "lambda-l1-l2";
@@ -75,6 +147,19 @@ impl InputSection {
     /// Number of f32 values of one image tensor.
     pub fn chw(&self) -> usize {
         self.channels * self.height * self.width
+    }
+
+    /// `spread` of `photometric = "standardize"`, checked: finite and positive.
+    pub fn standardize_spread(&self) -> std::result::Result<f64, String> {
+        match self.spread {
+            Some(s) if s.is_finite() && s > 0.0 => Ok(s),
+            Some(s) => Err(format!(
+                "[input] spread must be finite and positive, not {s}"
+            )),
+            None => Err(
+                "[input] photometric = \"standardize\" needs spread (x = clip((v − μ) / (spread · σ), −1, 1); e.g. 3.0)".into(),
+            ),
+        }
     }
 }
 
@@ -126,6 +211,11 @@ impl Manifest {
         {
             return bad("[input] std and scale must be positive".into());
         }
+        if i.photometric == Photometric::Standardize {
+            if let Err(e) = i.standardize_spread() {
+                return bad(e);
+            }
+        }
         if i.resize != "area" {
             return bad(format!(
                 "[input] resize {:?} is not supported (only \"area\")",
@@ -146,6 +236,9 @@ impl Manifest {
                 "[score] lambda must be in [0, 1], not {}",
                 self.score.lambda
             ));
+        }
+        if let Err(e) = self.score.pooling() {
+            return bad(e);
         }
         if self.model.sha256.len() != 64
             || !self.model.sha256.chars().all(|c| c.is_ascii_hexdigit())
@@ -264,7 +357,10 @@ impl Calibration {
             path: path.to_path_buf(),
             message,
         })?;
-        if !matches!(c.method.as_str(), "fixed" | "best-f1" | "false-alarm-rate") {
+        if !matches!(
+            c.method.as_str(),
+            "normals" | "fixed" | "best-f1" | "false-alarm-rate"
+        ) {
             return Err(Error::Calibration {
                 path: path.to_path_buf(),
                 message: format!("unknown method {:?}", c.method),
@@ -402,6 +498,9 @@ seed = 1
         let p = ModelPackage::load(d.path()).unwrap();
         assert_eq!(p.manifest.input.chw(), 64 * 64);
         assert_eq!(p.manifest.score.lambda, 0.9);
+        // Packages without the optional fields keep the seed-004 score.
+        assert_eq!(p.manifest.input.photometric, Photometric::None);
+        assert_eq!(p.manifest.score.pooling(), Ok(Pooling::Mean));
         // Change the model after packaging: the hash check must catch it.
         fs::write(d.path().join("model.onnx"), b"tampered").unwrap();
         let err = ModelPackage::load(d.path()).unwrap_err().to_string();
@@ -454,6 +553,126 @@ seed = 1
         assert!(err.contains("score"), "{err}");
     }
 
+    /// `[input] photometric` / `spread` and `[score] pooling` / `smooth_sigma` / `top_fraction`.
+    fn with_variant(m: String, input: &str, score: &str) -> String {
+        m.replace("resize = \"area\"", &format!("{input}\nresize = \"area\""))
+            .replace("lambda = 0.9", &format!("lambda = 0.9\n{score}"))
+    }
+
+    #[test]
+    fn photometric_and_pooling_variants_load() {
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| {
+            with_variant(
+                m,
+                "photometric = \"standardize\"\nspread = 3.0",
+                "pooling = \"topk\"\nsmooth_sigma = 2.0\ntop_fraction = 0.01",
+            )
+        });
+        let p = ModelPackage::load(d.path()).unwrap();
+        assert_eq!(p.manifest.input.photometric, Photometric::Standardize);
+        assert_eq!(p.manifest.input.standardize_spread(), Ok(3.0));
+        assert_eq!(
+            p.manifest.score.pooling(),
+            Ok(Pooling::TopK {
+                smooth_sigma: 2.0,
+                top_fraction: 0.01
+            })
+        );
+        // The explicit defaults, and the boundary values of the ranges.
+        for (input, score) in [
+            ("photometric = \"none\"", "pooling = \"mean\""),
+            (
+                "photometric = \"none\"\nspread = 2.5",
+                "pooling = \"topk\"\nsmooth_sigma = 0.0\ntop_fraction = 1.0",
+            ),
+            (
+                "photometric = \"standardize\"\nspread = 0.5",
+                "pooling = \"topk\"\nsmooth_sigma = 8.0\ntop_fraction = 1e-4",
+            ),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            write_package(d.path(), b"x", |m| with_variant(m, input, score));
+            let p =
+                ModelPackage::load(d.path()).unwrap_or_else(|e| panic!("{input} / {score}: {e}"));
+            // The manifest round-trips through serde with its new fields.
+            let again: Manifest = toml::from_str(&toml::to_string(&p.manifest).unwrap()).unwrap();
+            assert_eq!(again, p.manifest);
+        }
+    }
+
+    #[test]
+    fn bad_photometric_and_pooling_are_refused() {
+        let cases: [(&str, &str, &[&str]); 11] = [
+            ("photometric = \"gamma\"", "", &["gamma", "standardize"]),
+            ("photometric = \"standardize\"", "", &["needs spread"]),
+            (
+                "photometric = \"standardize\"\nspread = 0.0",
+                "",
+                &["spread must be finite and positive"],
+            ),
+            (
+                "photometric = \"standardize\"\nspread = -1.0",
+                "",
+                &["spread must be finite and positive"],
+            ),
+            (
+                "photometric = \"standardize\"\nspread = nan",
+                "",
+                &["spread must be finite and positive"],
+            ),
+            ("", "pooling = \"max\"", &["max", "topk"]),
+            (
+                "",
+                "pooling = \"topk\"\ntop_fraction = 0.01",
+                &["needs smooth_sigma", "top_fraction"],
+            ),
+            (
+                "",
+                "pooling = \"topk\"\nsmooth_sigma = 2.0",
+                &["needs smooth_sigma", "top_fraction"],
+            ),
+            (
+                "",
+                "pooling = \"topk\"\nsmooth_sigma = 8.5\ntop_fraction = 0.01",
+                &["smooth_sigma must lie in [0, 8]"],
+            ),
+            (
+                "",
+                "pooling = \"topk\"\nsmooth_sigma = 2.0\ntop_fraction = 0.0",
+                &["top_fraction must lie in (0, 1]"],
+            ),
+            (
+                "",
+                "pooling = \"topk\"\nsmooth_sigma = 2.0\ntop_fraction = 1.5",
+                &["top_fraction must lie in (0, 1]"],
+            ),
+        ];
+        for (input, score, needles) in cases {
+            let d = tempfile::tempdir().unwrap();
+            write_package(d.path(), b"x", |m| with_variant(m, input, score));
+            let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{input} / {score}: {err}");
+            }
+        }
+        // Still exactly one score kind.
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| {
+            with_variant(
+                m,
+                "",
+                "pooling = \"topk\"\nsmooth_sigma = 2.0\ntop_fraction = 0.01",
+            )
+            .replace("kind = \"lambda-l1-l2\"", "kind = \"topk-l1-l2\"")
+        });
+        let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("kind") && err.contains("lambda-l1-l2"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn calibration_validation() {
         let p = Path::new("cal.json");
@@ -469,6 +688,8 @@ seed = 1
             .to_string();
         assert!(err.contains("unknown method"), "{err}");
         assert!(Calibration::parse("{}", p).is_err());
+        let normals = ok.replace(r#""fixed""#, r#""normals","target":0.01"#);
+        assert_eq!(Calibration::parse(&normals, p).unwrap().method, "normals");
     }
 
     #[test]

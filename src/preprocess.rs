@@ -1,7 +1,8 @@
 //! From encoded bytes to the model's NCHW f32 tensor, in the order docs/model-package.md fixes:
 //! decode (8/16-bit; 16 → 8 by `>> 8`) → colour to the model's channels (gray with the
 //! `COLOR_BGR2GRAY` weights) → [optional CLAHE] → crop the region of interest → resize
-//! (INTER_AREA to shrink, INTER_LINEAR to enlarge) → `pixel / scale` → `(v − mean) / std` → CHW.
+//! (INTER_AREA to shrink, INTER_LINEAR to enlarge) → `pixel / scale` → the photometric step
+//! (`(v − mean) / std`, or per-image `standardize`) → CHW.
 //!
 //! Decoding uses the `image` crate with hard limits so that a header claiming a huge image is
 //! refused before anything is allocated; everything after decoding uses OpenCV so that resizing
@@ -16,7 +17,8 @@ use opencv::prelude::*;
 
 use crate::config::PreprocessConfig;
 use crate::error::{DecodeError, Error, Result};
-use crate::package::InputSection;
+use crate::package::{InputSection, Photometric};
+use crate::scoring::pairwise_sum;
 
 /// Refuse-before-allocating limits for decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,34 +233,90 @@ pub fn crop(m: &Mat, r: Rect) -> Result<Mat> {
     Ok(Mat::roi(m, clipped)?.try_clone()?)
 }
 
-/// Normalisation per the manifest, folded into a 256-entry table per channel. Each entry is
-/// computed in f32 exactly as NumPy does it (`(p / scale − mean) / std`, all float32).
+/// Normalisation per the manifest's `[input]` (docs/model-package.md).
+///
+/// `photometric = "none"`: folded into a 256-entry table per channel, each entry computed in
+/// f32 exactly as NumPy does it (`(p / scale − mean) / std`, all float32).
+///
+/// `photometric = "standardize"`: per image and channel, μ and σ (population) of
+/// `v = p / scale` over H×W in f64, `x = clip((v − μ) / (spread · max(σ, 1/scale)), −1, 1)`,
+/// rounded to f32.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
     channels: usize,
     height: usize,
     width: usize,
-    lut: Vec<[f32; 256]>,
+    step: Step,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Table {
+        lut: Vec<[f32; 256]>,
+        /// Its inverse per channel: pixel = (x · std + mean) · scale.
+        inverse: Denorm,
+    },
+    Standardize {
+        /// `p / scale` in f64 for every byte value.
+        v: Box<[f64; 256]>,
+        spread: f64,
+        /// The least σ used: one grey level, `1 / scale`.
+        min_sigma: f64,
+        scale: f64,
+    },
 }
 
 impl Normalizer {
-    pub fn new(input: &InputSection) -> Self {
-        let scale = input.scale as f32;
-        let lut = (0..input.channels)
-            .map(|c| {
-                let (mean, std) = (input.mean[c] as f32, input.std[c] as f32);
-                let mut t = [0f32; 256];
-                for (p, v) in t.iter_mut().enumerate() {
-                    *v = ((p as f32) / scale - mean) / std;
+    /// Fails only for a `standardize` input without a valid `spread`, which a loaded
+    /// manifest never has.
+    pub fn new(input: &InputSection) -> Result<Self> {
+        let step = match input.photometric {
+            Photometric::None => {
+                let scale = input.scale as f32;
+                Step::Table {
+                    lut: (0..input.channels)
+                        .map(|c| {
+                            let (mean, std) = (input.mean[c] as f32, input.std[c] as f32);
+                            let mut t = [0f32; 256];
+                            for (p, v) in t.iter_mut().enumerate() {
+                                *v = ((p as f32) / scale - mean) / std;
+                            }
+                            t
+                        })
+                        .collect(),
+                    inverse: Denorm {
+                        channels: (0..input.channels)
+                            .map(|c| (input.std[c] * input.scale, input.mean[c] * input.scale))
+                            .collect(),
+                    },
                 }
-                t
-            })
-            .collect();
-        Self {
+            }
+            Photometric::Standardize => {
+                let spread = input.standardize_spread().map_err(Error::Preprocess)?;
+                let mut v = Box::new([0f64; 256]);
+                for (p, x) in v.iter_mut().enumerate() {
+                    *x = p as f64 / input.scale;
+                }
+                Step::Standardize {
+                    v,
+                    spread,
+                    min_sigma: 1.0 / input.scale,
+                    scale: input.scale,
+                }
+            }
+        };
+        Ok(Self {
             channels: input.channels,
             height: input.height,
             width: input.width,
-            lut,
+            step,
+        })
+    }
+
+    pub fn photometric(&self) -> Photometric {
+        match self.step {
+            Step::Table { .. } => Photometric::None,
+            Step::Standardize { .. } => Photometric::Standardize,
         }
     }
 
@@ -269,6 +327,27 @@ impl Normalizer {
     /// Resizes `roi` (already in the model's channels) and writes its normalized CHW tensor into
     /// `out` (length C·H·W).
     pub fn write_tensor(&self, roi: &Mat, out: &mut [f32]) -> Result<()> {
+        self.write(roi, out, None)
+    }
+
+    /// [`Normalizer::write_tensor`], and the way back from this crop's model space to pixels
+    /// (for `standardize`, with the crop's own μ and σ).
+    pub fn write_tensor_with_inverse(&self, roi: &Mat, out: &mut [f32]) -> Result<Denorm> {
+        let mut channels = Vec::with_capacity(self.channels);
+        self.write(roi, out, Some(&mut channels))?;
+        Ok(match &self.step {
+            Step::Table { inverse, .. } => inverse.clone(),
+            Step::Standardize { .. } => Denorm { channels },
+        })
+    }
+
+    /// With `inverse`, a `standardize` step pushes each channel's (gain, offset) there.
+    fn write(
+        &self,
+        roi: &Mat,
+        out: &mut [f32],
+        mut inverse: Option<&mut Vec<(f64, f64)>>,
+    ) -> Result<()> {
         if roi.channels() as usize != self.channels {
             return Err(Error::Preprocess(format!(
                 "region has {} channels, the model expects {}",
@@ -292,12 +371,76 @@ impl Normalizer {
         let px = resized.data_bytes()?;
         let plane = self.height * self.width;
         let c = self.channels;
-        for (i, pixel) in px.chunks_exact(c).enumerate() {
-            for (ch, &p) in pixel.iter().enumerate() {
-                out[ch * plane + i] = self.lut[ch][p as usize];
+        match &self.step {
+            Step::Table { lut, .. } => {
+                for (i, pixel) in px.chunks_exact(c).enumerate() {
+                    for (ch, &p) in pixel.iter().enumerate() {
+                        out[ch * plane + i] = lut[ch][p as usize];
+                    }
+                }
+            }
+            Step::Standardize {
+                v,
+                spread,
+                min_sigma,
+                scale,
+            } => {
+                let n = plane as f64;
+                let mut vals = vec![0f64; plane];
+                let mut dev = vec![0f64; plane];
+                for (ch, dst) in out.chunks_exact_mut(plane).enumerate() {
+                    for (x, pixel) in vals.iter_mut().zip(px.chunks_exact(c)) {
+                        *x = v[pixel[ch] as usize];
+                    }
+                    // As NumPy's mean and std: two passes, pairwise sums.
+                    let mu = pairwise_sum(&vals) / n;
+                    for (d, &x) in dev.iter_mut().zip(&vals) {
+                        *d = (x - mu) * (x - mu);
+                    }
+                    let sigma = (pairwise_sum(&dev) / n).sqrt().max(*min_sigma);
+                    let denom = spread * sigma;
+                    if let Some(inv) = inverse.as_deref_mut() {
+                        // v = x · spread · σ + μ, pixel = v · scale.
+                        inv.push((denom * scale, mu * scale));
+                    }
+                    for (o, &x) in dst.iter_mut().zip(&vals) {
+                        *o = ((x - mu) / denom).clamp(-1.0, 1.0) as f32;
+                    }
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// The way back from one crop's model-space values to pixels, per channel
+/// `pixel = gain · x + offset` (the photometric step of docs/model-package.md reversed):
+/// `none`: `(x · std + mean) · scale`; `standardize`: `(x · spread · σ + μ) · scale` with the
+/// crop's own μ and σ (values the clip cut off stay at μ ± spread·σ).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Denorm {
+    /// (gain, offset) per channel.
+    pub channels: Vec<(f64, f64)>,
+}
+
+impl Denorm {
+    /// A CHW tensor of `height × width` (the model's x̂) as interleaved 8-bit pixels (HWC),
+    /// rounded and clamped to 0 … 255.
+    pub fn to_pixels(&self, chw: &[f32], height: usize, width: usize) -> Vec<u8> {
+        let c = self.channels.len();
+        let plane = height * width;
+        assert_eq!(
+            chw.len(),
+            c * plane,
+            "tensor does not match {c}×{height}×{width}"
+        );
+        let mut out = vec![0u8; c * plane];
+        for (ch, &(gain, offset)) in self.channels.iter().enumerate() {
+            for (i, &x) in chw[ch * plane..(ch + 1) * plane].iter().enumerate() {
+                out[i * c + ch] = (gain * x as f64 + offset).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        out
     }
 }
 
@@ -361,13 +504,13 @@ pub struct Preprocessor {
 }
 
 impl Preprocessor {
-    pub fn new(input: &InputSection, cfg: &PreprocessConfig) -> Self {
-        Self {
-            normalizer: Normalizer::new(input),
+    pub fn new(input: &InputSection, cfg: &PreprocessConfig) -> Result<Self> {
+        Ok(Self {
+            normalizer: Normalizer::new(input)?,
             channels: input.channels,
             limits: DecodeLimits::from(cfg),
             clahe: cfg.clahe.then_some((cfg.clahe_clip_limit, cfg.clahe_tile)),
-        }
+        })
     }
 
     /// Decode and convert to the model's channels (+ CLAHE when enabled): the frame that crops
@@ -383,6 +526,10 @@ impl Preprocessor {
 
     pub fn write_tensor(&self, roi: &Mat, out: &mut [f32]) -> Result<()> {
         self.normalizer.write_tensor(roi, out)
+    }
+
+    pub fn write_tensor_with_inverse(&self, roi: &Mat, out: &mut [f32]) -> Result<Denorm> {
+        self.normalizer.write_tensor_with_inverse(roi, out)
     }
 }
 
@@ -412,8 +559,23 @@ mod tests {
             scale: 255.0,
             mean: vec![0.5; channels],
             std: vec![0.5; channels],
+            photometric: Photometric::None,
+            spread: None,
             resize: "area".into(),
         }
+    }
+
+    fn standardized(channels: usize, size: usize, spread: f64) -> Normalizer {
+        Normalizer::new(&InputSection {
+            photometric: Photometric::Standardize,
+            spread: Some(spread),
+            ..input(channels, size)
+        })
+        .unwrap()
+    }
+
+    fn gray_mat(w: usize, h: usize, px: &[u8]) -> Mat {
+        mat_from(px, w as u32, h as u32, 1).unwrap()
     }
 
     fn decode_err(bytes: &[u8]) -> DecodeError {
@@ -567,7 +729,8 @@ mod tests {
 
     #[test]
     fn normalizer_writes_chw_in_model_space() {
-        let n = Normalizer::new(&input(3, 2));
+        let n = Normalizer::new(&input(3, 2)).unwrap();
+        assert_eq!(n.photometric(), Photometric::None);
         let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_fn(2, 2, |x, _| {
             if x == 0 {
                 Rgb([0u8, 255, 51])
@@ -588,6 +751,182 @@ mod tests {
         // wrong channel count is refused
         let g = to_gray(&m).unwrap();
         assert!(n.write_tensor(&g, &mut out).is_err());
+    }
+
+    #[test]
+    fn standardize_uses_each_images_own_statistics() {
+        // v = [0, 0, 1, 1]: μ = 0.5, σ = 0.5 → (v − μ) / (spread · σ)
+        let m = gray_mat(2, 2, &[0, 0, 255, 255]);
+        let mut out = vec![0f32; 4];
+        let n = standardized(1, 2, 1.0);
+        assert_eq!(n.photometric(), Photometric::Standardize);
+        n.write_tensor(&m, &mut out).unwrap();
+        assert_eq!(out, [-1.0, -1.0, 1.0, 1.0]);
+        standardized(1, 2, 2.0).write_tensor(&m, &mut out).unwrap();
+        assert_eq!(out, [-0.5, -0.5, 0.5, 0.5]);
+        // By hand, with a spread that does not clip: v = [51, 102, 153, 204] / 255
+        // = [.2, .4, .6, .8], μ = .5, σ = √(.05) → x = (v − .5) / (3 √.05).
+        let m = gray_mat(2, 2, &[51, 102, 153, 204]);
+        standardized(1, 2, 3.0).write_tensor(&m, &mut out).unwrap();
+        let s = 3.0 * 0.05f64.sqrt();
+        for (o, v) in out.iter().zip([0.2, 0.4, 0.6, 0.8]) {
+            assert!((*o as f64 - (v - 0.5) / s).abs() < 1e-7, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn standardize_ignores_brightness_and_contrast() {
+        let base: Vec<u8> = (0..64u32).map(|i| (40 + (i * 37) % 61) as u8).collect();
+        // 2× the contrast and 10 levels brighter: exactly representable, same standardized input.
+        let other: Vec<u8> = base.iter().map(|&p| 2 * p + 10).collect();
+        let n = standardized(1, 8, 3.0);
+        let (mut a, mut b) = (vec![0f32; 64], vec![0f32; 64]);
+        n.write_tensor(&gray_mat(8, 8, &base), &mut a).unwrap();
+        n.write_tensor(&gray_mat(8, 8, &other), &mut b).unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+        // The `none` path follows the brightness, as it should.
+        let plain = Normalizer::new(&input(1, 8)).unwrap();
+        plain.write_tensor(&gray_mat(8, 8, &base), &mut a).unwrap();
+        plain.write_tensor(&gray_mat(8, 8, &other), &mut b).unwrap();
+        assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 0.1));
+    }
+
+    #[test]
+    fn standardize_floors_sigma_and_clips() {
+        let n = standardized(1, 4, 3.0);
+        let mut out = vec![0f32; 16];
+        // A flat image: σ = 0 → floored at 1/scale, every value 0 (no NaN).
+        n.write_tensor(&gray_mat(4, 4, &[77; 16]), &mut out)
+            .unwrap();
+        assert!(out.iter().all(|&v| v == 0.0), "{out:?}");
+        // One pixel a grey level brighter: σ = √15/16/255 < 1/255 → floored; that pixel's
+        // x = (15/16 /255) / (3/255) = 0.3125, the others −(1/16)/3.
+        let mut px = [77u8; 16];
+        px[5] = 78;
+        n.write_tensor(&gray_mat(4, 4, &px), &mut out).unwrap();
+        assert!((out[5] - 0.3125).abs() < 1e-6, "{out:?}");
+        assert!((out[0] + 1.0 / 48.0).abs() < 1e-6, "{out:?}");
+        // One bright outlier in a dark field lies far beyond spread·σ: clipped to 1.
+        let mut px = [10u8; 16];
+        px[3] = 250;
+        n.write_tensor(&gray_mat(4, 4, &px), &mut out).unwrap();
+        assert_eq!(out[3], 1.0);
+        assert!(out.iter().all(|v| (-1.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn standardize_is_per_channel_and_matches_an_f64_reference() {
+        // RGB 4×4 with three different channel statistics.
+        let (w, h) = (4usize, 4usize);
+        let px: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let i = i as u32;
+                [
+                    (i * 13 % 256) as u8,
+                    (200 - i * 3) as u8,
+                    (100 + (i * 7) % 20) as u8,
+                ]
+            })
+            .collect();
+        let m = mat_from(&px, w as u32, h as u32, 3).unwrap();
+        let spread = 2.5;
+        let mut out = vec![0f32; 3 * w * h];
+        standardized(3, 4, spread)
+            .write_tensor(&m, &mut out)
+            .unwrap();
+        for ch in 0..3 {
+            let v: Vec<f64> = px
+                .iter()
+                .skip(ch)
+                .step_by(3)
+                .map(|&p| p as f64 / 255.0)
+                .collect();
+            let mu = v.iter().sum::<f64>() / 16.0;
+            let sd = (v.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / 16.0).sqrt();
+            for (i, x) in v.iter().enumerate() {
+                let want = ((x - mu) / (spread * sd.max(1.0 / 255.0))).clamp(-1.0, 1.0);
+                let got = out[ch * 16 + i] as f64;
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "channel {ch} pixel {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_inverse_brings_a_crop_back_to_its_pixels() {
+        // 8×8 gray ramp and an RGB one; the model sees them at their own size (no resampling).
+        let px: Vec<u8> = (0..64).map(|i| (20 + i * 3) as u8).collect();
+        let gray = gray_mat(8, 8, &px);
+        let rgb_px: Vec<u8> = (0..64 * 3).map(|i| (i * 5 % 251) as u8).collect();
+        let rgb = mat_from(&rgb_px, 8, 8, 3).unwrap();
+        let none = Normalizer::new(&input(1, 8)).unwrap();
+        let none3 = Normalizer::new(&input(3, 8)).unwrap();
+        // spread 3: nothing of a ramp is clipped, so the way back is exact up to rounding.
+        let std1 = standardized(1, 8, 3.0);
+        let std3 = standardized(3, 8, 3.0);
+        for (n, m, want) in [
+            (&none, &gray, &px),
+            (&std1, &gray, &px),
+            (&none3, &rgb, &rgb_px),
+            (&std3, &rgb, &rgb_px),
+        ] {
+            let mut x = vec![0f32; n.chw()];
+            let inv = n.write_tensor_with_inverse(m, &mut x).unwrap();
+            let mut plain = vec![0f32; n.chw()];
+            n.write_tensor(m, &mut plain).unwrap();
+            assert_eq!(x, plain, "the same tensor either way");
+            assert_eq!(&inv.to_pixels(&x, 8, 8), want, "{:?}", n.photometric());
+        }
+        // none: (x · std + mean) · scale, the same for every crop.
+        assert_eq!(
+            none.write_tensor_with_inverse(&gray, &mut vec![0f32; 64])
+                .unwrap()
+                .channels,
+            vec![(0.5 * 255.0, 0.5 * 255.0)]
+        );
+        // standardize: the crop's own μ and σ; a brighter crop gets a larger offset.
+        let brighter: Vec<u8> = px.iter().map(|p| p + 30).collect();
+        let a = std1
+            .write_tensor_with_inverse(&gray, &mut vec![0f32; 64])
+            .unwrap();
+        let b = std1
+            .write_tensor_with_inverse(&gray_mat(8, 8, &brighter), &mut vec![0f32; 64])
+            .unwrap();
+        assert!(
+            (a.channels[0].0 - b.channels[0].0).abs() < 1e-9,
+            "same contrast"
+        );
+        assert!(
+            (b.channels[0].1 - a.channels[0].1 - 30.0).abs() < 1e-9,
+            "30 levels brighter"
+        );
+        // Out-of-range values are clamped to 0 … 255.
+        assert_eq!(inv_of(&none).to_pixels(&[-3.0, 3.0], 1, 2), vec![0, 255]);
+    }
+
+    fn inv_of(n: &Normalizer) -> Denorm {
+        n.write_tensor_with_inverse(&gray_mat(8, 8, &[0; 64]), &mut vec![0f32; n.chw()])
+            .unwrap()
+    }
+
+    #[test]
+    fn standardize_without_spread_is_refused() {
+        let bad = InputSection {
+            photometric: Photometric::Standardize,
+            spread: None,
+            ..input(1, 4)
+        };
+        let e = Normalizer::new(&bad).unwrap_err().to_string();
+        assert!(e.contains("spread"), "{e}");
+        let bad = InputSection {
+            spread: Some(0.0),
+            ..bad
+        };
+        assert!(Normalizer::new(&bad).is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! test with the Python reference checks only this and the preprocessing.
 //!
 //! ```text
-//! R  = mean |x − x̂|                    (over C·H·W)
+//! R  = pool(|x − x̂|)                   mean over C·H·W, or the top-k mean of the
+//!                                       Gaussian-smoothed per-pixel error map (manifest pooling)
 //! L  = ‖f(x) − f(x̂)‖₂ / √F
 //! A  = λ·R + (1 − λ)·L
 //! A' = (A − min) / (max − min)          not clamped
@@ -96,8 +97,53 @@ pub struct Judged {
     pub verdict: Verdict,
 }
 
-/// R: mean absolute reconstruction error over all C·H·W values.
-pub fn reconstruction_error(x: &[f32], x_hat: &[f32]) -> f64 {
+/// How R pools the reconstruction error (manifest `[score] pooling`, docs/scoring.md).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Pooling {
+    /// Mean of |x − x̂| over all C·H·W values (seed 004's eq. 4; the default).
+    #[default]
+    Mean,
+    /// Mean of the `top_fraction` largest values of the per-pixel error map (mean over
+    /// channels) smoothed by a Gaussian of `smooth_sigma` pixels.
+    TopK {
+        smooth_sigma: f64,
+        top_fraction: f64,
+    },
+}
+
+impl Pooling {
+    /// The largest `smooth_sigma` a package may declare.
+    pub const MAX_SIGMA: f64 = 8.0;
+
+    /// A `topk` pooling with its parameters checked: σ in [0, 8], top_fraction in (0, 1].
+    pub fn top_k(smooth_sigma: f64, top_fraction: f64) -> Result<Self, String> {
+        if !(0.0..=Self::MAX_SIGMA).contains(&smooth_sigma) {
+            return Err(format!(
+                "smooth_sigma must lie in [0, {}], not {smooth_sigma}",
+                Self::MAX_SIGMA
+            ));
+        }
+        if !(top_fraction > 0.0 && top_fraction <= 1.0) {
+            return Err(format!(
+                "top_fraction must lie in (0, 1], not {top_fraction}"
+            ));
+        }
+        Ok(Pooling::TopK {
+            smooth_sigma,
+            top_fraction,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::TopK { .. } => "topk",
+        }
+    }
+}
+
+/// Mean absolute difference over all values (the `mean` pooling of R).
+pub fn mean_abs_error(x: &[f32], x_hat: &[f32]) -> f64 {
     assert_eq!(
         x.len(),
         x_hat.len(),
@@ -110,6 +156,182 @@ pub fn reconstruction_error(x: &[f32], x_hat: &[f32]) -> f64 {
         .map(|(&a, &b)| (a as f64 - b as f64).abs())
         .sum();
     sum / x.len() as f64
+}
+
+/// e(p) = (1/C) Σ_c |x_c(p) − x̂_c(p)|: the per-pixel error map (H×W, row-major) of one CHW
+/// image, in f64.
+pub fn error_map(x: &[f32], x_hat: &[f32], shape: [usize; 3]) -> Vec<f64> {
+    let [c, h, w] = shape;
+    let plane = h * w;
+    assert!(plane > 0 && c > 0, "empty image shape {shape:?}");
+    assert_eq!(x.len(), c * plane, "input does not match shape {shape:?}");
+    assert_eq!(
+        x_hat.len(),
+        c * plane,
+        "reconstruction does not match shape {shape:?}"
+    );
+    let mut e = vec![0f64; plane];
+    for ch in 0..c {
+        let (xs, ys) = (
+            &x[ch * plane..(ch + 1) * plane],
+            &x_hat[ch * plane..(ch + 1) * plane],
+        );
+        for ((o, &a), &b) in e.iter_mut().zip(xs).zip(ys) {
+            *o += (a as f64 - b as f64).abs();
+        }
+    }
+    let n = c as f64;
+    e.iter_mut().for_each(|v| *v /= n);
+    e
+}
+
+/// Normalized 1-D Gaussian weights for offsets −r…r, r = ⌈3σ⌉; `[1.0]` for σ = 0.
+pub fn gaussian_kernel(sigma: f64) -> Vec<f64> {
+    if sigma <= 0.0 {
+        return vec![1.0];
+    }
+    let r = (3.0 * sigma).ceil() as i64;
+    let k: Vec<f64> = (-r..=r)
+        .map(|t| {
+            let z = t as f64 / sigma;
+            (-0.5 * (z * z)).exp()
+        })
+        .collect();
+    let sum = pairwise_sum(&k);
+    k.into_iter().map(|v| v / sum).collect()
+}
+
+/// NumPy's pairwise summation (`np.sum` of a contiguous float64 array), so that sums the Python
+/// reference takes with NumPy (the kernel's normalization, the standardize statistics) match it
+/// to the last bit.
+pub(crate) fn pairwise_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        return a.iter().fold(0.0, |s, &v| s + v);
+    }
+    if n <= 128 {
+        let mut r = [0f64; 8];
+        r.copy_from_slice(&a[..8]);
+        let mut i = 8;
+        while i < n - n % 8 {
+            for (j, rj) in r.iter_mut().enumerate() {
+                *rj += a[i + j];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &v in &a[i..] {
+            res += v;
+        }
+        return res;
+    }
+    let mut n2 = n / 2;
+    n2 -= n2 % 8;
+    pairwise_sum(&a[..n2]) + pairwise_sum(&a[n2..])
+}
+
+/// The index that position `i` (possibly outside 0…n−1) reads under OpenCV's
+/// `BORDER_REFLECT_101` (`dcb|abcd|cba`), however far outside it lies.
+pub fn reflect101(i: i64, n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let period = 2 * (n as i64 - 1);
+    let j = i.abs() % period;
+    (if j >= n as i64 { period - j } else { j }) as usize
+}
+
+/// s = G_σ ∗ e: a separable Gaussian of an H×W map (along rows, then along columns),
+/// reflect-101 borders, in f64. σ = 0 returns the map unchanged.
+pub fn smooth(map: &[f64], height: usize, width: usize, sigma: f64) -> Vec<f64> {
+    assert_eq!(
+        map.len(),
+        height * width,
+        "map does not match {height}×{width}"
+    );
+    let k = gaussian_kernel(sigma);
+    let r = (k.len() / 2) as i64;
+    if r == 0 {
+        return map.to_vec();
+    }
+    // Along each row (x direction).
+    let cols: Vec<usize> = (-r..width as i64 + r)
+        .map(|i| reflect101(i, width))
+        .collect();
+    let mut tmp = vec![0f64; map.len()];
+    for y in 0..height {
+        let row = &map[y * width..(y + 1) * width];
+        for x in 0..width {
+            let mut acc = 0.0;
+            for (i, &wt) in k.iter().enumerate() {
+                acc += wt * row[cols[x + i]];
+            }
+            tmp[y * width + x] = acc;
+        }
+    }
+    // Along each column (y direction).
+    let rows: Vec<usize> = (-r..height as i64 + r)
+        .map(|i| reflect101(i, height))
+        .collect();
+    let mut out = vec![0f64; map.len()];
+    for y in 0..height {
+        for (i, &wt) in k.iter().enumerate() {
+            let src = &tmp[rows[y + i] * width..(rows[y + i] + 1) * width];
+            for (o, &v) in out[y * width..(y + 1) * width].iter_mut().zip(src) {
+                *o += wt * v;
+            }
+        }
+    }
+    out
+}
+
+/// k = max(1, ⌈top_fraction · H · W − 1e-9⌉), at most H·W.
+pub fn top_count(top_fraction: f64, height: usize, width: usize) -> usize {
+    let k = (top_fraction * height as f64 * width as f64 - 1e-9).ceil();
+    (k.max(1.0) as usize).min(height * width)
+}
+
+/// Mean of the `k` largest values.
+pub fn top_mean(values: &[f64], k: usize) -> f64 {
+    assert!(
+        k >= 1 && k <= values.len(),
+        "top {k} of {} values",
+        values.len()
+    );
+    let mut v = values.to_vec();
+    // After this, v[n-k..] holds the k largest values (in some order).
+    let n = v.len();
+    if k < n {
+        v.select_nth_unstable_by(n - k, |a, b| a.total_cmp(b));
+    }
+    v[n - k..].iter().sum::<f64>() / k as f64
+}
+
+/// The map R pools under `pooling`: the smoothed per-pixel error map s for `topk`, the raw
+/// per-pixel error map e (mean over channels) for `mean`.
+pub fn pooled_map(x: &[f32], x_hat: &[f32], shape: [usize; 3], pooling: &Pooling) -> Vec<f64> {
+    let e = error_map(x, x_hat, shape);
+    match *pooling {
+        Pooling::Mean => e,
+        Pooling::TopK { smooth_sigma, .. } => smooth(&e, shape[1], shape[2], smooth_sigma),
+    }
+}
+
+/// R: the reconstruction error of one CHW image of `shape` = [C, H, W], pooled as the package
+/// says (docs/scoring.md).
+pub fn reconstruction_error(x: &[f32], x_hat: &[f32], pooling: &Pooling, shape: [usize; 3]) -> f64 {
+    assert_eq!(
+        x.len(),
+        shape.iter().product::<usize>(),
+        "input does not match shape {shape:?}"
+    );
+    match *pooling {
+        Pooling::Mean => mean_abs_error(x, x_hat),
+        Pooling::TopK { top_fraction, .. } => {
+            let s = pooled_map(x, x_hat, shape, pooling);
+            top_mean(&s, top_count(top_fraction, shape[1], shape[2]))
+        }
+    }
 }
 
 /// L: RMS difference of the discriminator features, ‖f(x) − f(x̂)‖₂ / √F.
@@ -141,9 +363,17 @@ pub fn verdict(a_norm: f64, threshold: f64) -> Verdict {
     }
 }
 
-/// R, L and A of one image from the model's outputs.
-pub fn score(x: &[f32], x_hat: &[f32], f_real: &[f32], f_fake: &[f32], lambda: f64) -> Score {
-    let r = reconstruction_error(x, x_hat);
+/// R, L and A of one CHW image of `shape` = [C, H, W] from the model's outputs.
+pub fn score(
+    x: &[f32],
+    x_hat: &[f32],
+    f_real: &[f32],
+    f_fake: &[f32],
+    lambda: f64,
+    pooling: &Pooling,
+    shape: [usize; 3],
+) -> Score {
+    let r = reconstruction_error(x, x_hat, pooling, shape);
     let l = feature_distance(f_real, f_fake);
     Score {
         r,
@@ -174,8 +404,220 @@ mod tests {
     #[test]
     fn reconstruction_error_is_mean_absolute_difference() {
         // |1-0.5| + |-1-(-0.5)| + |0.25-0.75| + |0-0| = 0.5+0.5+0.5+0 = 1.5 → /4
-        let r = reconstruction_error(&[1.0, -1.0, 0.25, 0.0], &[0.5, -0.5, 0.75, 0.0]);
+        let (x, y) = ([1.0, -1.0, 0.25, 0.0], [0.5, -0.5, 0.75, 0.0]);
+        let r = reconstruction_error(&x, &y, &Pooling::Mean, [1, 2, 2]);
         assert!(close(r, 0.375), "{r}");
+        assert!(close(mean_abs_error(&x, &y), 0.375));
+        // The same four values as 2 channels of 1×2 pixels: still the mean over every value.
+        let r = reconstruction_error(&x, &y, &Pooling::Mean, [2, 1, 2]);
+        assert!(close(r, 0.375), "{r}");
+    }
+
+    fn topk(smooth_sigma: f64, top_fraction: f64) -> Pooling {
+        Pooling::top_k(smooth_sigma, top_fraction).unwrap()
+    }
+
+    /// Reference 2-D Gaussian smoothing, written independently of `smooth`: the full 2-D sum
+    /// of w_i·w_j·e(reflect(y+i), reflect(x+j)) with a hand-written reflect-101.
+    fn smooth_2d(e: &[f64], h: usize, w: usize, sigma: f64) -> Vec<f64> {
+        let r = (3.0 * sigma).ceil() as i64;
+        let wts: Vec<f64> = (-r..=r)
+            .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+            .collect();
+        let total: f64 = wts.iter().sum();
+        let refl = |mut i: i64, n: i64| {
+            while i < 0 || i >= n {
+                i = if i < 0 { -i } else { 2 * (n - 1) - i };
+            }
+            i as usize
+        };
+        let mut out = vec![0.0; h * w];
+        for y in 0..h as i64 {
+            for x in 0..w as i64 {
+                let mut acc = 0.0;
+                for (a, wy) in (-r..=r).zip(&wts) {
+                    for (b, wx) in (-r..=r).zip(&wts) {
+                        acc += wy * wx * e[refl(y + a, h as i64) * w + refl(x + b, w as i64)];
+                    }
+                }
+                out[y as usize * w + x as usize] = acc / (total * total);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn gaussian_kernel_is_normalized_with_radius_three_sigma() {
+        assert_eq!(gaussian_kernel(0.0), vec![1.0]);
+        for (sigma, len) in [(0.3, 3), (1.0, 7), (1.5, 11), (2.0, 13), (8.0, 49)] {
+            let k = gaussian_kernel(sigma);
+            assert_eq!(k.len(), len, "σ = {sigma}");
+            assert!((k.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            let r = len / 2;
+            assert!(close(k[r - 1], k[r + 1]), "symmetric");
+            // w_1 / w_0 = exp(−1 / 2σ²)
+            assert!(close(k[r + 1] / k[r], (-1.0 / (2.0 * sigma * sigma)).exp()));
+        }
+    }
+
+    #[test]
+    fn reflect101_mirrors_without_repeating_the_edge() {
+        // dcb|abcd|cba over n = 4 (a=0 … d=3)
+        let got: Vec<usize> = (-3..7).map(|i| reflect101(i, 4)).collect();
+        assert_eq!(got, vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
+        // Farther than one period out (a radius larger than the map) keeps bouncing.
+        let got: Vec<usize> = (-5..8).map(|i| reflect101(i, 3)).collect();
+        assert_eq!(got, vec![1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1]);
+        assert_eq!(reflect101(-7, 1), 0);
+        assert_eq!(reflect101(5, 1), 0);
+    }
+
+    #[test]
+    fn smoothing_reflects_at_the_borders() {
+        // 1×5 row [0 0 0 0 1], kernel [a, b, a] (σ = 0.3, r = 1). The column pass of a one-row
+        // map reads the row itself three times (weights sum to 1). At the right edge, x = 4
+        // reads [x3, x4, x5 → x3] = [0, 1, 0] → b (BORDER_REFLECT would give a + b); x = 3
+        // reads [0, 0, 1] → a.
+        let k = gaussian_kernel(0.3);
+        let (a, b) = (k[0], k[1]);
+        let s = smooth(&[0.0, 0.0, 0.0, 0.0, 1.0], 1, 5, 0.3);
+        let want = [0.0, 0.0, 0.0, a, b];
+        for (g, w) in s.iter().zip(want) {
+            assert!(close(*g, w), "{s:?} vs {want:?}");
+        }
+        // On the left edge, a hot pixel at x = 1 is mirrored into x = -1: x = 0 reads
+        // [x1, x0, x1] = [1, 0, 1] → 2a.
+        let s = smooth(&[0.0, 1.0, 0.0, 0.0, 0.0], 1, 5, 0.3);
+        assert!(
+            close(s[0], 2.0 * a) && close(s[1], b) && close(s[2], a),
+            "{s:?}"
+        );
+        // A constant map stays constant (the weights sum to 1, borders included).
+        let s = smooth(&[0.25; 35], 5, 7, 2.0);
+        assert!(s.iter().all(|&v| (v - 0.25).abs() < 1e-12), "{s:?}");
+        // Rows then columns equals the full 2-D sum, radius larger than the map included.
+        let e: Vec<f64> = (0..6 * 9).map(|i| ((i * 37) % 11) as f64 / 10.0).collect();
+        for sigma in [0.7, 1.5, 2.0, 4.0] {
+            let got = smooth(&e, 6, 9, sigma);
+            let want = smooth_2d(&e, 6, 9, sigma);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-12, "σ = {sigma}: {g} vs {w}");
+            }
+        }
+        assert_eq!(smooth(&e, 6, 9, 0.0), e, "σ = 0 is no smoothing");
+    }
+
+    #[test]
+    fn top_count_rounds_up_with_tolerance() {
+        assert_eq!(top_count(0.01, 64, 64), 41); // 40.96 → 41
+        assert_eq!(top_count(0.03, 64, 64), 123); // 122.88 → 123
+        assert_eq!(top_count(0.25, 4, 4), 4); // exactly 4, not 5
+        assert_eq!(top_count(0.07, 10, 10), 7); // 0.07·10·10 = 7.000000000000001 → 7, not 8
+        assert_eq!(top_count(1e-6, 8, 8), 1, "at least one");
+        assert_eq!(top_count(1.0, 3, 5), 15);
+    }
+
+    #[test]
+    fn sigma_zero_topk_is_the_plain_top_k_mean() {
+        // One channel 2×3; errors |x − x̂| = [0.125 0.5 0.25 / 0.875 0 0.375] (exact in f32)
+        let x = [0.125, 0.5, -0.25, 0.875, 0.0, 0.375];
+        let y = [0.0; 6];
+        let sh = [1, 2, 3];
+        let r = |f| reconstruction_error(&x, &y, &topk(0.0, f), sh);
+        assert!(close(r(1.0 / 6.0), 0.875), "k = 1");
+        assert!(close(r(0.5), (0.875 + 0.5 + 0.375) / 3.0), "k = 3");
+        // top_fraction 1 without smoothing is the mean pooling.
+        assert!(close(
+            r(1.0),
+            reconstruction_error(&x, &y, &Pooling::Mean, sh)
+        ));
+        // Channels are averaged per pixel before ranking: two channels, k = 1.
+        let x2 = [1.0, 0.0, /* c1 */ 0.0, 0.6];
+        let r2 = reconstruction_error(&x2, &[0.0; 4], &topk(0.0, 0.5), [2, 1, 2]);
+        assert!(close(r2, 0.5), "max(mean(1, 0), mean(0, 0.6)) = 0.5: {r2}");
+    }
+
+    #[test]
+    fn single_hot_pixel_is_spread_by_the_gaussian() {
+        // 9×9 zeros with one hot pixel of error 1 in the middle, σ = 1 (radius 3): the smoothed
+        // map is the outer product of the kernel, so its peak is w₀² and the top-9 mean is the
+        // mean of the 3×3 block around the centre.
+        let (h, w) = (9, 9);
+        let mut x = vec![0f32; h * w];
+        x[4 * w + 4] = 1.0;
+        let y = vec![0f32; h * w];
+        let k = gaussian_kernel(1.0);
+        let (w0, w1) = (k[3], k[4]);
+        let r1 = reconstruction_error(&x, &y, &topk(1.0, 1.0 / 81.0), [1, h, w]);
+        assert!(close(r1, w0 * w0), "{r1} vs {}", w0 * w0);
+        let r9 = reconstruction_error(&x, &y, &topk(1.0, 9.0 / 81.0), [1, h, w]);
+        let block = (w0 * w0 + 4.0 * w0 * w1 + 4.0 * w1 * w1) / 9.0;
+        assert!(close(r9, block), "{r9} vs {block}");
+        // The mass is conserved away from the borders: all of s sums to 1.
+        let s = pooled_map(&x, &y, [1, h, w], &topk(1.0, 0.5));
+        assert!((s.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // Mean pooling dilutes the same pixel 81×; top-k keeps it far above.
+        let mean = reconstruction_error(&x, &y, &Pooling::Mean, [1, h, w]);
+        assert!(close(mean, 1.0 / 81.0) && r1 > 10.0 * mean);
+        // In a corner, reflect-101 does not repeat the edge pixel, so the corner sees itself
+        // once (w₀², where BORDER_REFLECT would give (w₀ + w₁)²).
+        let mut xc = vec![0f32; h * w];
+        xc[0] = 1.0;
+        let sc = pooled_map(&xc, &y, [1, h, w], &topk(1.0, 0.5));
+        assert!(
+            close(sc[0], w0 * w0),
+            "the corner sees itself once: {}",
+            sc[0]
+        );
+        assert!(close(sc[1], w0 * w1) && close(sc[w + 1], w1 * w1));
+    }
+
+    #[test]
+    fn hand_computed_small_topk_case() {
+        // 1×3 row of errors [0, 3, 0], σ = 0.3 (r = 1, kernel [a, b, a]); with one row the
+        // column pass reads the pixel itself three times. x = 0 reads [x1, x0, x1] = [3, 0, 3]
+        // → 6a; x = 1 reads [0, 3, 0] → 3b; x = 2 → 6a.
+        let k = gaussian_kernel(0.3);
+        let (a, b) = (k[0], k[1]);
+        let s = pooled_map(&[0.0, 3.0, 0.0], &[0.0; 3], [1, 1, 3], &topk(0.3, 0.5));
+        assert!(
+            close(s[0], 6.0 * a) && close(s[1], 3.0 * b) && close(s[2], 6.0 * a),
+            "{s:?}"
+        );
+        // top_fraction 0.5 of 3 pixels → k = 2: the mean of 3b and 6a.
+        let r = reconstruction_error(&[0.0, 3.0, 0.0], &[0.0; 3], &topk(0.3, 0.5), [1, 1, 3]);
+        assert!(close(r, (3.0 * b + 6.0 * a) / 2.0), "{r}");
+        // By hand: σ = 0.3 → exp(−1/0.18) = 0.003865…; b = 1/(1 + 2·0.003865…).
+        let e = (-1.0f64 / 0.18).exp();
+        assert!(close(b, 1.0 / (1.0 + 2.0 * e)) && close(a, e / (1.0 + 2.0 * e)));
+        // The full score uses the pooled R.
+        let sc = score(
+            &[0.0, 3.0, 0.0],
+            &[0.0; 3],
+            &[1.0],
+            &[0.0],
+            0.5,
+            &topk(0.3, 0.5),
+            [1, 1, 3],
+        );
+        assert!(close(sc.r, r) && close(sc.l, 1.0) && close(sc.a, 0.5 * r + 0.5));
+    }
+
+    #[test]
+    fn topk_parameters_are_checked() {
+        assert!(Pooling::top_k(0.0, 1.0).is_ok());
+        assert!(Pooling::top_k(8.0, 1e-6).is_ok());
+        for (s, f) in [
+            (-0.1, 0.5),
+            (8.01, 0.5),
+            (f64::NAN, 0.5),
+            (1.0, 0.0),
+            (1.0, 1.01),
+            (1.0, f64::NAN),
+        ] {
+            assert!(Pooling::top_k(s, f).is_err(), "σ {s}, top_fraction {f}");
+        }
+        assert_eq!(Pooling::default(), Pooling::Mean);
     }
 
     #[test]
@@ -194,6 +636,8 @@ mod tests {
             &[3.0, 4.0],
             &[0.0, 0.0],
             0.9,
+            &Pooling::Mean,
+            [1, 2, 2],
         );
         let expected = 0.9 * 0.375 + 0.1 * (5.0 / 2f64.sqrt());
         assert!(close(s.a, expected), "{} vs {expected}", s.a);
@@ -207,7 +651,10 @@ mod tests {
         let n = 1_000_000;
         let x = vec![0.1f32; n];
         let y = vec![0.0f32; n];
-        let r = reconstruction_error(&x, &y);
+        let r = reconstruction_error(&x, &y, &Pooling::Mean, [1, 1000, 1000]);
+        assert!((r - 0.1f32 as f64).abs() < 1e-12, "{r}");
+        let top = Pooling::top_k(1.0, 0.5).unwrap();
+        let r = reconstruction_error(&x, &y, &top, [1, 1000, 1000]);
         assert!((r - 0.1f32 as f64).abs() < 1e-12, "{r}");
     }
 

@@ -81,6 +81,7 @@ pub struct Inspection {
     pub crops_json: String,
     pub has_image: bool,
     pub has_heatmap: bool,
+    pub has_reconstruction: bool,
     pub review: Option<Review>,
 }
 
@@ -90,6 +91,8 @@ pub struct Media {
     /// The frame as posted and its file extension (`png`, `jpg`, …).
     pub image: Option<(Vec<u8>, &'static str)>,
     pub heatmap_png: Option<Vec<u8>>,
+    /// The frame with the model's reconstruction of every crop in place (PNG).
+    pub reconstruction_png: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +165,7 @@ pub trait Store: Send + Sync {
     /// `(bytes, content type)` of a kept image.
     fn image(&self, id: i64) -> Result<Option<(Vec<u8>, &'static str)>>;
     fn heatmap(&self, id: i64) -> Result<Option<Vec<u8>>>;
+    fn reconstruction(&self, id: i64) -> Result<Option<Vec<u8>>>;
     fn camera_totals(&self) -> Result<Vec<CameraTotals>>;
     fn trend(&self, camera: Option<&str>, since_ms: i64, bucket_ms: i64)
         -> Result<Vec<TrendPoint>>;
@@ -222,11 +226,14 @@ const MIGRATIONS: &[&str] = &[
         last_id INTEGER
     );
     CREATE TABLE health (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
+    // 2: the model's reconstruction kept beside the image and the heatmap.
+    "ALTER TABLE inspections ADD COLUMN reconstruction_path TEXT;",
 ];
 
 const COLUMNS: &str = "id, camera, frame_id, capture_ms, received_ms, track_id, position_m, speed_kmh, \
     r, l, a, a_norm, threshold, verdict, model_name, model_version, provider, crops, \
-    image_path IS NOT NULL, heatmap_path IS NOT NULL, review_state, review_note, reviewer, reviewed_ms";
+    image_path IS NOT NULL, heatmap_path IS NOT NULL, review_state, review_note, reviewer, reviewed_ms, \
+    reconstruction_path IS NOT NULL";
 
 pub struct SqliteStore {
     writer: Mutex<Connection>,
@@ -391,6 +398,7 @@ fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
         crops_json: r.get(17)?,
         has_image: r.get(18)?,
         has_heatmap: r.get(19)?,
+        has_reconstruction: r.get(24)?,
         review,
     })
 }
@@ -399,7 +407,7 @@ impl Store for SqliteStore {
     fn insert_batch(&self, items: &mut [(Inspection, Media)]) -> Result<Vec<i64>> {
         // Files are named before the rows exist; a crash between the two leaves an orphan
         // file, never a row pointing at nothing.
-        let mut paths: Vec<(Option<String>, Option<String>)> = Vec::with_capacity(items.len());
+        let mut paths: Vec<[Option<String>; 3]> = Vec::with_capacity(items.len());
         for (insp, media) in items.iter() {
             let day = chrono::DateTime::from_timestamp_millis(insp.meta.received_ms)
                 .unwrap_or_default()
@@ -418,15 +426,19 @@ impl Store for SqliteStore {
                 }
                 None => None,
             };
-            let heat = match &media.heatmap_png {
-                Some(bytes) => {
-                    let rel = format!("{stem}.heatmap.png");
-                    self.write_media(&rel, bytes)?;
-                    Some(rel)
+            let png = |bytes: &Option<Vec<u8>>, kind: &str| -> Result<Option<String>> {
+                match bytes {
+                    Some(bytes) => {
+                        let rel = format!("{stem}.{kind}.png");
+                        self.write_media(&rel, bytes)?;
+                        Ok(Some(rel))
+                    }
+                    None => Ok(None),
                 }
-                None => None,
             };
-            paths.push((image, heat));
+            let heat = png(&media.heatmap_png, "heatmap")?;
+            let recon = png(&media.reconstruction_png, "reconstruction")?;
+            paths.push([image, heat, recon]);
         }
         let mut w = self.lock_writer();
         let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
@@ -436,8 +448,8 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "INSERT INTO inspections (camera, frame_id, capture_ms, received_ms, track_id, position_m,
                      speed_kmh, r, l, a, a_norm, threshold, verdict, model_name, model_version, provider,
-                     crops, image_path, heatmap_path)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                     crops, image_path, heatmap_path, reconstruction_path)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                 )
                 .map_err(|e| db_err(&self.db_path, e))?;
             let mut totals = tx
@@ -447,7 +459,7 @@ impl Store for SqliteStore {
                      last_ms = max(coalesce(last_ms, 0), ?3), last_id = ?4",
                 )
                 .map_err(|e| db_err(&self.db_path, e))?;
-            for ((insp, _), (image, heat)) in items.iter_mut().zip(&paths) {
+            for ((insp, _), [image, heat, recon]) in items.iter_mut().zip(&paths) {
                 insert
                     .execute(params![
                         insp.meta.camera,
@@ -469,6 +481,7 @@ impl Store for SqliteStore {
                         insp.crops_json,
                         image,
                         heat,
+                        recon,
                     ])
                     .map_err(|e| db_err(&self.db_path, e))?;
                 let id = tx.last_insert_rowid();
@@ -483,6 +496,7 @@ impl Store for SqliteStore {
                 insp.id = id;
                 insp.has_image = image.is_some();
                 insp.has_heatmap = heat.is_some();
+                insp.has_reconstruction = recon.is_some();
                 ids.push(id);
             }
         }
@@ -581,6 +595,13 @@ impl Store for SqliteStore {
 
     fn heatmap(&self, id: i64) -> Result<Option<Vec<u8>>> {
         match self.media_of(id, "heatmap_path")? {
+            Some(rel) => self.read_media(&rel),
+            None => Ok(None),
+        }
+    }
+
+    fn reconstruction(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        match self.media_of(id, "reconstruction_path")? {
             Some(rel) => self.read_media(&rel),
             None => Ok(None),
         }
@@ -689,13 +710,17 @@ impl Store for SqliteStore {
     }
 
     fn expire_normal_images(&self, before_ms: i64) -> Result<usize> {
-        let doomed: Vec<(i64, Option<String>, Option<String>)> = self.read(|c| {
+        type Doomed = (i64, [Option<String>; 3]);
+        let doomed: Vec<Doomed> = self.read(|c| {
             let mut st = c.prepare(
-                "SELECT id, image_path, heatmap_path FROM inspections
+                "SELECT id, image_path, heatmap_path, reconstruction_path FROM inspections
                  WHERE verdict = 'normal' AND review_state IS NULL AND received_ms < ?1
-                   AND (image_path IS NOT NULL OR heatmap_path IS NOT NULL) LIMIT 10000",
+                   AND (image_path IS NOT NULL OR heatmap_path IS NOT NULL
+                        OR reconstruction_path IS NOT NULL) LIMIT 10000",
             )?;
-            let rows = st.query_map([before_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows = st.query_map([before_ms], |r| {
+                Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?]))
+            })?;
             rows.collect()
         })?;
         if doomed.is_empty() {
@@ -704,9 +729,10 @@ impl Store for SqliteStore {
         {
             let mut w = self.lock_writer();
             let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
-            for (id, _, _) in &doomed {
+            for (id, _) in &doomed {
                 tx.execute(
-                    "UPDATE inspections SET image_path = NULL, heatmap_path = NULL WHERE id = ?1",
+                    "UPDATE inspections SET image_path = NULL, heatmap_path = NULL,
+                     reconstruction_path = NULL WHERE id = ?1",
                     [id],
                 )
                 .map_err(|e| db_err(&self.db_path, e))?;
@@ -714,7 +740,7 @@ impl Store for SqliteStore {
             tx.commit().map_err(|e| db_err(&self.db_path, e))?;
         }
         // Rows first, files second: a crash in between leaves files nobody points at.
-        for rel in doomed.iter().flat_map(|(_, a, b)| [a, b]).flatten() {
+        for rel in doomed.iter().flat_map(|(_, files)| files).flatten() {
             let _ = std::fs::remove_file(self.media_path(rel));
         }
         Ok(doomed.len())
@@ -770,6 +796,7 @@ mod tests {
             crops_json: "[]".into(),
             has_image: false,
             has_heatmap: false,
+            has_reconstruction: false,
             review: None,
         }
     }
@@ -784,6 +811,7 @@ mod tests {
                 Media {
                     image: Some((b"png-bytes".to_vec(), "png")),
                     heatmap_png: Some(b"heat".to_vec()),
+                    reconstruction_png: Some(b"recon".to_vec()),
                 },
             ),
             (
@@ -796,13 +824,19 @@ mod tests {
         assert!(ids[1] > ids[0]);
         let got = s.get(ids[0]).unwrap().unwrap();
         assert_eq!(got.meta.camera, "cam-01");
-        assert!(got.has_image && got.has_heatmap);
+        assert!(got.has_image && got.has_heatmap && got.has_reconstruction);
         assert_eq!(
             s.image(ids[0]).unwrap().unwrap(),
             (b"png-bytes".to_vec(), "image/png")
         );
         assert_eq!(s.heatmap(ids[0]).unwrap().unwrap(), b"heat".to_vec());
+        assert_eq!(
+            s.reconstruction(ids[0]).unwrap().unwrap(),
+            b"recon".to_vec()
+        );
         assert!(s.image(ids[1]).unwrap().is_none());
+        assert!(s.reconstruction(ids[1]).unwrap().is_none());
+        assert!(!s.get(ids[1]).unwrap().unwrap().has_reconstruction);
 
         let queue = InspectionFilter {
             verdict: Some(Verdict::Defect),
@@ -853,6 +887,44 @@ mod tests {
         }
     }
 
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_reconstruction_column() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("railscope.db")).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch("PRAGMA user_version = 1").unwrap();
+            c.execute(
+                "INSERT INTO inspections (camera, received_ms, threshold, verdict, model_name,
+                 model_version, provider, crops, image_path, heatmap_path)
+                 VALUES ('a', 1, 0.1, 'defect', 'm', '1', 'cpu', '[]', 'x.png', 'x.heatmap.png')",
+                [],
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path(), "normal").unwrap();
+        let version: usize = s
+            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let old = s.get(1).unwrap().unwrap();
+        assert!(old.has_image && old.has_heatmap && !old.has_reconstruction);
+        assert!(s.reconstruction(1).unwrap().is_none());
+    }
+
     #[test]
     fn reopening_keeps_rows_and_does_not_migrate_twice() {
         let dir = tempfile::tempdir().unwrap();
@@ -878,6 +950,7 @@ mod tests {
         let img = || Media {
             image: Some((b"x".to_vec(), "png")),
             heatmap_png: None,
+            reconstruction_png: Some(b"r".to_vec()),
         };
         let ids = s
             .insert_batch(&mut [
@@ -886,8 +959,23 @@ mod tests {
                 (sample("a", Verdict::Normal, 9_000), img()),
             ])
             .unwrap();
+        let recon_files = || {
+            walk(&dir.path().join("media"))
+                .iter()
+                .filter(|p| p.to_string_lossy().ends_with(".reconstruction.png"))
+                .count()
+        };
+        assert_eq!(recon_files(), 3);
         assert_eq!(s.expire_normal_images(5_000).unwrap(), 1);
         assert!(s.image(ids[0]).unwrap().is_none());
+        assert!(s.reconstruction(ids[0]).unwrap().is_none());
+        assert!(!s.get(ids[0]).unwrap().unwrap().has_reconstruction);
+        assert_eq!(
+            recon_files(),
+            2,
+            "the expired reconstruction's file is deleted"
+        );
+        assert!(s.reconstruction(ids[1]).unwrap().is_some());
         assert!(s.get(ids[0]).unwrap().is_some());
         assert!(s.image(ids[1]).unwrap().is_some());
         assert!(s.image(ids[2]).unwrap().is_some());

@@ -130,7 +130,7 @@ fn rust_evaluation_reproduces_python_auroc() {
     }
 
     // Calibration on the same set: same bounds, threshold and data hash from both sides.
-    for method in ["best-f1", "false-alarm-rate"] {
+    for method in ["normals", "best-f1", "false-alarm-rate"] {
         let py_cal = tmp.path().join(format!("py-{method}.json"));
         let st = Command::new(&py)
             .current_dir(&train_dir)
@@ -177,6 +177,7 @@ fn rust_evaluation_reproduces_python_auroc() {
             "n_normal",
             "n_defect",
             "data_sha256",
+            "target",
         ] {
             assert_eq!(p[k], r[k], "{method} {k}");
         }

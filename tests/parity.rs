@@ -100,3 +100,146 @@ fn rust_scores_equal_python_reference_scores() {
         images.len()
     );
 }
+
+/// A JSON override value as the TOML value the manifest holds (numbers as floats: every numeric
+/// field a variant sets — spread, smooth_sigma, top_fraction, lambda — is a float).
+fn toml_value(v: &serde_json::Value) -> toml::Value {
+    match v {
+        serde_json::Value::String(s) => toml::Value::String(s.clone()),
+        serde_json::Value::Number(n) => toml::Value::Float(n.as_f64().unwrap()),
+        serde_json::Value::Bool(b) => toml::Value::Boolean(*b),
+        other => panic!("unexpected override value {other}"),
+    }
+}
+
+/// The shipped package with a variant's `[input]` / `[score]` fields, as
+/// `railscope_train.parity.with_override` builds it: the variant fields it does not name are
+/// absent (defaults), the rest of the manifest and the graph unchanged.
+fn package_with_override(model: &std::path::Path, dir: &std::path::Path, ov: &serde_json::Value) {
+    let text = std::fs::read_to_string(model.join("manifest.toml")).unwrap();
+    let mut m: toml::Table = toml::from_str(&text).unwrap();
+    for (section, keys) in [
+        ("input", &["photometric", "spread"][..]),
+        ("score", &["pooling", "smooth_sigma", "top_fraction"][..]),
+    ] {
+        let t = m[section].as_table_mut().unwrap();
+        for k in keys {
+            t.remove(*k);
+        }
+        if let Some(fields) = ov.get(section) {
+            for (k, v) in fields.as_object().expect("override section is a table") {
+                t.insert(k.clone(), toml_value(v));
+            }
+        }
+    }
+    for section in ov.as_object().unwrap().keys() {
+        assert!(
+            section == "input" || section == "score",
+            "override of [{section}] is not a score variant"
+        );
+    }
+    std::fs::copy(model.join("model.onnx"), dir.join("model.onnx")).unwrap();
+    std::fs::write(dir.join("manifest.toml"), toml::to_string(&m).unwrap()).unwrap();
+}
+
+/// Every score variant of docs/scoring.md and docs/model-package.md (photometric none /
+/// standardize × pooling mean / topk), applied to the shipped graph through a manifest override:
+/// Rust's R, L and A must equal the Python reference's within 1e-4 on every fixture image.
+#[test]
+fn every_score_variant_equals_python() {
+    let model = require_model();
+    let path = root().join("tests/fixtures/expected_scores.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let variants = doc["variants"]
+        .as_object()
+        .expect("expected_scores.json has no \"variants\"; regenerate it (python -m railscope_train.parity)");
+    assert!(
+        variants.len() >= 4,
+        "too few variants: {:?}",
+        variants.keys()
+    );
+    let tol = doc
+        .get("tolerance")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(1e-4)
+        .min(1e-4);
+    if let Some(sha) = doc.get("model_sha256").and_then(|v| v.as_str()) {
+        let pkg = railscope::package::ModelPackage::load(&model).unwrap();
+        assert_eq!(
+            sha, pkg.manifest.model.sha256,
+            "expected_scores.json was made for another model.onnx; regenerate it"
+        );
+    }
+    let opts = LoadOptions {
+        without_calibration: true,
+        roi: Some(railscope::preprocess::RoiMode::Whole),
+        ..Default::default()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, variant) in variants {
+        let ov = &variant["override"];
+        let tmp = tempfile::tempdir().unwrap();
+        package_with_override(&model, tmp.path(), ov);
+        let insp = Inspector::load(tmp.path(), &cpu_config(), &opts)
+            .unwrap_or_else(|e| panic!("variant {name}: {e}"));
+        // The override took effect: the package declares what the variant names.
+        let m = &insp.package().manifest;
+        let want_photometric = ov["input"]["photometric"].as_str().unwrap_or("none");
+        let want_pooling = ov["score"]["pooling"].as_str().unwrap_or("mean");
+        assert_eq!(m.input.photometric.as_str(), want_photometric, "{name}");
+        assert_eq!(insp.pooling().as_str(), want_pooling, "{name}");
+        if let Some(l) = ov["score"]["lambda"].as_f64() {
+            assert_eq!(m.score.lambda, l, "{name}");
+        }
+        seen.insert((want_photometric.to_string(), want_pooling.to_string()));
+
+        let images = variant["images"].as_array().expect("variant images");
+        assert!(images.len() >= 10, "{name}: too few images");
+        let bytes: Vec<Vec<u8>> = images
+            .iter()
+            .map(|i| std::fs::read(root().join(i["path"].as_str().unwrap())).unwrap())
+            .collect();
+        let inputs: Vec<ImageInput<'_>> = images
+            .iter()
+            .zip(&bytes)
+            .map(|(i, b)| ImageInput {
+                id: i["path"].as_str().unwrap().to_string(),
+                bytes: b,
+                camera: None,
+            })
+            .collect();
+        let mut worst: [f64; 3] = [0.0; 3];
+        for (img, r) in images.iter().zip(insp.score_batch(&inputs, false)) {
+            let fs = r.unwrap();
+            assert_eq!(fs.crops.len(), 1);
+            let s = fs.crops[0].score;
+            let img_name = img["path"].as_str().unwrap();
+            for (k, (key, ours)) in [("R", s.r), ("L", s.l), ("A", s.a)].into_iter().enumerate() {
+                let theirs = img[key].as_f64().unwrap();
+                let d = (ours - theirs).abs();
+                worst[k] = worst[k].max(d);
+                assert!(
+                    d <= tol,
+                    "variant {name}, {img_name} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})"
+                );
+            }
+        }
+        eprintln!(
+            "parity variant {name:<18} {} images, max |Δ| R {:.1e} L {:.1e} A {:.1e}",
+            images.len(),
+            worst[0],
+            worst[1],
+            worst[2]
+        );
+    }
+    // Both photometric steps and both poolings are held to the reference.
+    for p in ["none", "standardize"] {
+        for q in ["mean", "topk"] {
+            assert!(
+                seen.contains(&(p.to_string(), q.to_string())),
+                "no variant with photometric {p} and pooling {q}"
+            );
+        }
+    }
+}

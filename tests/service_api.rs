@@ -163,6 +163,104 @@ fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
 }
 
 #[test]
+fn a_defects_reconstruction_is_a_frame_sized_png_unlike_the_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let scores = expected_scores();
+    let pick = |verdict: &str| {
+        let img = scores
+            .iter()
+            .find(|i| i["verdict"] == verdict)
+            .unwrap_or_else(|| panic!("no {verdict} fixture"));
+        std::fs::read(root().join(img["path"].as_str().unwrap())).unwrap()
+    };
+    let defect = pick("defect");
+    let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &defect, &[]);
+    assert_eq!(
+        (r.status, r.json["verdict"].as_str()),
+        (200, Some("defect"))
+    );
+    let id = r.json["id"].as_i64().unwrap();
+    let url = format!("/v1/inspections/{id}/reconstruction");
+    assert_eq!(r.json["reconstruction_url"], url.as_str());
+    assert_eq!(
+        get(&s.url(&format!("/v1/inspections/{id}")), Some(INSPECTOR)).json["reconstruction_url"],
+        url.as_str()
+    );
+
+    let rec = get(&s.url(&url), Some(INSPECTOR));
+    assert_eq!((rec.status, rec.content_type.as_str()), (200, "image/png"));
+    let original = image::load_from_memory(&defect).unwrap().to_luma8();
+    let recon = image::load_from_memory(&rec.bytes).unwrap().to_luma8();
+    assert_eq!(
+        recon.dimensions(),
+        original.dimensions(),
+        "the frame's size"
+    );
+    // The model's picture of the frame: close to it (back in pixels, not in model space) but
+    // not the frame itself.
+    let mad = original
+        .as_raw()
+        .iter()
+        .zip(recon.as_raw())
+        .map(|(&a, &b)| (a as f64 - b as f64).abs())
+        .sum::<f64>()
+        / original.as_raw().len() as f64;
+    assert!(
+        mad > 1.0 && mad < 40.0,
+        "mean |original − reconstruction| = {mad:.2} grey levels"
+    );
+    let heat = get(
+        &s.url(&format!("/v1/inspections/{id}/heatmap")),
+        Some(INSPECTOR),
+    );
+    let heat = image::load_from_memory(&heat.bytes).unwrap();
+    assert_eq!(
+        (heat.width(), heat.height()),
+        original.dimensions(),
+        "the heatmap is frame-sized too"
+    );
+
+    // A normal frame right after a kept one is not kept: no reconstruction, 404.
+    let normal = pick("normal");
+    let first = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &normal, &[]);
+    let second = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &normal, &[]);
+    assert_eq!(first.json["verdict"], "normal");
+    assert!(
+        first.json["reconstruction_url"].is_string(),
+        "the first normal is sampled"
+    );
+    assert!(second.json["image_url"].is_null() && second.json["reconstruction_url"].is_null());
+    let gone = get(
+        &s.url(&format!(
+            "/v1/inspections/{}/reconstruction",
+            second.json["id"]
+        )),
+        Some(INSPECTOR),
+    );
+    assert_eq!(
+        (gone.status, gone.json["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    // Same errors and auth as the image and the heatmap.
+    let missing = get(
+        &s.url("/v1/inspections/999999/reconstruction"),
+        Some(INSPECTOR),
+    );
+    assert_eq!(missing.status, 404);
+    let bad = get(
+        &s.url("/v1/inspections/abc/reconstruction"),
+        Some(INSPECTOR),
+    );
+    assert_eq!(
+        (bad.status, bad.json["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    assert_eq!(get(&s.url(&url), None).status, 401);
+    assert_eq!(get(&s.url(&url), Some(CAM1_KEY)).status, 403);
+}
+
+#[test]
 fn every_bad_input_gets_its_json_4xx_and_the_service_keeps_answering() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Service::start(

@@ -48,6 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/inspections/{id}/heatmap",
                 web::get().to(inspection_heatmap),
             )
+            .route(
+                "/inspections/{id}/reconstruction",
+                web::get().to(inspection_reconstruction),
+            )
             .route("/inspections/{id}/review", web::post().to(review))
             .route("/events", web::get().to(events))
             .route("/stats/trend", web::get().to(trend))
@@ -499,11 +503,12 @@ async fn get_inspection(
     }
 }
 
-/// The two files an inspection may keep.
+/// The files an inspection may keep.
 #[derive(Debug, Clone, Copy)]
 enum MediaKind {
     Image,
     Heatmap,
+    Reconstruction,
 }
 
 async fn inspection_image(
@@ -522,6 +527,14 @@ async fn inspection_heatmap(
     inspection_media(req, path, state, MediaKind::Heatmap).await
 }
 
+async fn inspection_reconstruction(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Resp {
+    inspection_media(req, path, state, MediaKind::Reconstruction).await
+}
+
 async fn inspection_media(
     req: HttpRequest,
     path: web::Path<String>,
@@ -534,6 +547,7 @@ async fn inspection_media(
     let found = blocking(move || match kind {
         MediaKind::Image => store.image(id),
         MediaKind::Heatmap => Ok(store.heatmap(id)?.map(|b| (b, "image/png"))),
+        MediaKind::Reconstruction => Ok(store.reconstruction(id)?.map(|b| (b, "image/png"))),
     })
     .await?;
     match found {
@@ -547,6 +561,7 @@ async fn inspection_media(
                 "inspection {id} has no kept image (normal frames are sampled, see storage.normal_image_interval_s)"
             ),
             MediaKind::Heatmap => format!("inspection {id} has no kept heatmap"),
+            MediaKind::Reconstruction => format!("inspection {id} has no kept reconstruction"),
         })),
     }
 }

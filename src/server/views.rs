@@ -41,6 +41,9 @@ pub fn inspection(i: &Inspection) -> Value {
         "crops": crops,
         "image_url": i.has_image.then(|| format!("/v1/inspections/{}/image", i.id)),
         "heatmap_url": i.has_heatmap.then(|| format!("/v1/inspections/{}/heatmap", i.id)),
+        "reconstruction_url": i
+            .has_reconstruction
+            .then(|| format!("/v1/inspections/{}/reconstruction", i.id)),
         "review": i.review.as_ref().map(|r| json!({
             "state": r.state,
             "note": r.note,

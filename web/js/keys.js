@@ -8,6 +8,8 @@ export const SHORTCUTS = Object.freeze([
   { keys: ['k', 'ArrowUp'], action: 'prev', label: 'previous (newer) item' },
   { keys: ['n'], action: 'note', label: 'focus the note' },
   { keys: ['h'], action: 'toggle_heatmap', label: 'heatmap on/off' },
+  { keys: ['r'], action: 'toggle_reconstruction', label: 'reconstruction beside the frame on/off' },
+  { keys: ['z'], action: 'zoom', label: 'zoom on the worst crop' },
   { keys: ['Escape'], action: 'blur', label: 'leave the note field' },
 ]);
 

@@ -1,19 +1,21 @@
 // Review queue: filtered list of inspections (default: unreviewed defects, newest first), the
-// selected frame with its heatmap overlay and crop boxes, score vs threshold, a note, and the
+// selected frame with its heatmap overlay (and the colour legend in A′), the model's
+// reconstruction beside it, a zoom on one crop, crop boxes, score vs threshold, a note, and the
 // confirm / false-alarm decision, all reachable from the keyboard.
 
 import { escapeHtml as esc, fmtAgo, fmtPosition, fmtReviewState, fmtScore, fmtTime, fromDatetimeLocal, toDatetimeLocal, parseTime } from '../format.js';
 import { DEFAULT_FILTERS, filtersToQuery, queueAppended, queueLoaded, queueMove, queueSelect, queueSelected, queueUpsert, queueWithFilters, scoreBar } from '../state.js';
 import { SHORTCUTS, isEditableTarget, shortcutFor } from '../keys.js';
+import { cropAt, cropView, framePoint, heatLegend, worstCrop, zoomFactor } from '../heatmap.js';
 
 const PAGE = 50;
 
 function prefs() {
   try {
     const p = JSON.parse(localStorage.getItem('railscope.heatmap') ?? '{}');
-    return { on: p.on !== false, opacity: Number.isFinite(p.opacity) ? p.opacity : 60, boxes: p.boxes !== false };
+    return { on: p.on !== false, opacity: Number.isFinite(p.opacity) ? p.opacity : 60, boxes: p.boxes !== false, recon: p.recon === true };
   } catch {
-    return { on: true, opacity: 60, boxes: true };
+    return { on: true, opacity: 60, boxes: true, recon: false };
   }
 }
 
@@ -173,6 +175,17 @@ export function createReviewView(ctx) {
     return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="xMidYMid meet" aria-hidden="true" class="boxes">${rects.join('')}</svg>`;
   }
 
+  function legendHtml(item) {
+    const l = heatLegend(item.threshold, item.A_norm);
+    if (!l) return '';
+    return `<figure class="heat-legend" id="heat-legend" aria-labelledby="heat-legend-cap">
+      <figcaption id="heat-legend-cap"><strong>Heatmap colour: A′</strong> <span class="muted">the crop would score if its worst region looked like that spot</span></figcaption>
+      <div class="legend-bar" style="background:${l.gradient}" aria-hidden="true">${l.frame ? `<span class="legend-mark" style="left:${l.frame.pct.toFixed(1)}%"></span>` : ''}</div>
+      <div class="legend-ticks">${l.ticks.map((t) => `<span class="legend-tick ${t.key}" data-tick="${t.key}" style="left:${t.pct}%">${esc(t.label)}</span>`).join('')}</div>
+      <p class="legend-note">Blue → green: A′ at or below the threshold (normal); yellow → red: over the threshold, red from 2 × threshold.${l.frame ? ` <span class="legend-frame">▲ ${esc(l.frame.label)}${l.frame.beyond ? ' (beyond the bar)' : ''}</span>` : ''}</p>
+    </figure>`;
+  }
+
   function renderDetail(state) {
     const item = queueSelected(state.queue);
     if (!item) {
@@ -189,6 +202,8 @@ export function createReviewView(ctx) {
     const bar = scoreBar(item.A_norm, item.threshold);
     const frameSrc = item.image_url;
     const heatSrc = item.heatmap_url;
+    const reconSrc = item.reconstruction_url;
+    const canZoom = Boolean(frameSrc) && worstCrop(item.crops) >= 0;
     detail.innerHTML = `
       <div class="detail-head">
         <h2 id="detail-h">Inspection #${item.id}</h2>
@@ -197,16 +212,29 @@ export function createReviewView(ctx) {
       </div>
       <div class="detail-body">
         <div class="viewer">
-          <div class="stack" id="stack">
-            ${frameSrc ? `<img class="frame" id="detail-frame" src="${esc(frameSrc)}" alt="Frame ${item.id} from ${esc(item.camera)}">` : ''}
-            ${heatSrc ? `<img class="heat" id="detail-heatmap" src="${esc(heatSrc)}" alt="Anomaly heatmap of frame ${item.id} (red = poorly reconstructed)">` : ''}
-            ${!frameSrc && !heatSrc ? '<div class="no-image">The image of this frame was not kept.</div>' : ''}
+          <div class="stacks" id="stacks">
+            <figure class="stack-fig">
+              <div class="stack${canZoom ? ' zoomable' : ''}" id="stack">
+                ${frameSrc ? `<img class="frame" id="detail-frame" src="${esc(frameSrc)}" alt="Frame ${item.id} from ${esc(item.camera)}">` : ''}
+                ${heatSrc ? `<img class="heat" id="detail-heatmap" src="${esc(heatSrc)}" alt="Anomaly heatmap of frame ${item.id} (warm = over the threshold)">` : ''}
+                ${!frameSrc && !heatSrc ? '<div class="no-image">The image of this frame was not kept.</div>' : ''}
+              </div>
+              <figcaption class="stack-cap">Frame${heatSrc ? ' + heatmap' : ''}</figcaption>
+            </figure>
+            ${reconSrc ? `<figure class="stack-fig" id="recon-fig" hidden>
+              <div class="stack${canZoom ? ' zoomable' : ''}" id="stack-recon"><img class="frame" id="detail-recon" data-src="${esc(reconSrc)}" alt="The model's reconstruction of frame ${item.id}: how the fasteners would look if normal"></div>
+              <figcaption class="stack-cap">Reconstruction</figcaption>
+            </figure>` : ''}
           </div>
           <div class="viewer-controls">
             <span><input type="checkbox" id="heat-toggle" ${p.on ? 'checked' : ''} ${heatSrc ? '' : 'disabled'}> <label for="heat-toggle">Heatmap <kbd>h</kbd></label></span>
             <span><label for="heat-opacity">Opacity</label> <input type="range" id="heat-opacity" min="0" max="100" step="5" value="${p.opacity}" ${heatSrc ? '' : 'disabled'}> <output id="heat-opacity-out" for="heat-opacity">${p.opacity} %</output></span>
             <span><input type="checkbox" id="boxes-toggle" ${p.boxes ? 'checked' : ''}> <label for="boxes-toggle">Crop boxes</label></span>
+            <span><input type="checkbox" id="recon-toggle" ${p.recon ? 'checked' : ''} ${reconSrc ? '' : 'disabled'}> <label for="recon-toggle">Reconstruction beside <kbd>r</kbd></label></span>
+            <button type="button" class="btn small" id="zoom-btn" ${canZoom ? '' : 'disabled'}>Zoom crop <kbd>z</kbd></button>
           </div>
+          ${heatSrc ? legendHtml(item) : ''}
+          <dialog class="zoom-dialog" id="zoom-dialog" aria-labelledby="zoom-h"></dialog>
         </div>
         <div class="facts">
           <div>
@@ -233,21 +261,35 @@ export function createReviewView(ctx) {
           <p class="review-state muted" id="detail-review-by"></p>
         </div>
       </div>`;
-    const stack = detail.querySelector('#stack');
+    const stacks = [...detail.querySelectorAll('.stack')];
     const frame = detail.querySelector('#detail-frame') ?? detail.querySelector('#detail-heatmap');
     if (frame) {
       frame.addEventListener('load', () => {
         const w = frame.naturalWidth, h = frame.naturalHeight;
         if (!w || !h) return;
-        stack.style.aspectRatio = `${w} / ${h}`;
-        stack.classList.toggle('pixelated', w < 400);
-        stack.insertAdjacentHTML('beforeend', boxesSvg(item, w, h));
+        for (const st of stacks) {
+          st.style.aspectRatio = `${w} / ${h}`;
+          st.classList.toggle('pixelated', w < 400);
+          st.insertAdjacentHTML('beforeend', boxesSvg(item, w, h));
+        }
         applyViewer();
       }, { once: true });
     }
     detail.querySelector('#heat-toggle').addEventListener('change', (e) => { p.on = e.target.checked; savePrefs(); applyViewer(); });
     detail.querySelector('#heat-opacity').addEventListener('input', (e) => { p.opacity = Number(e.target.value); savePrefs(); applyViewer(); });
     detail.querySelector('#boxes-toggle').addEventListener('change', (e) => { p.boxes = e.target.checked; savePrefs(); applyViewer(); });
+    detail.querySelector('#recon-toggle').addEventListener('change', (e) => { p.recon = e.target.checked; savePrefs(); applyViewer(); });
+    detail.querySelector('#zoom-btn').addEventListener('click', () => openZoom(item));
+    for (const st of stacks) {
+      if (!canZoom) break;
+      st.addEventListener('click', (e) => {
+        const img = st.querySelector('img.frame');
+        if (!img?.naturalWidth) return;
+        const pt = framePoint(img.getBoundingClientRect(), { width: img.naturalWidth, height: img.naturalHeight }, e.clientX, e.clientY);
+        const k = pt ? cropAt(item.crops, pt.x, pt.y) : -1;
+        if (k >= 0) openZoom(item, k);
+      });
+    }
     detail.querySelector('#btn-confirm').addEventListener('click', () => review('confirmed'));
     detail.querySelector('#btn-false-alarm').addEventListener('click', () => review('false_alarm'));
     applyViewer();
@@ -267,6 +309,17 @@ export function createReviewView(ctx) {
   }
 
   function applyViewer() {
+    const reconFig = detail.querySelector('#recon-fig');
+    if (reconFig) {
+      const show = p.recon;
+      reconFig.hidden = !show;
+      detail.querySelector('#stacks')?.classList.toggle('two', show);
+      const img = reconFig.querySelector('img');
+      // Fetched only once shown.
+      if (show && !img.getAttribute('src')) img.src = img.dataset.src;
+      const rt = detail.querySelector('#recon-toggle');
+      if (rt) rt.checked = show;
+    }
     const heat = detail.querySelector('#detail-heatmap');
     const frame = detail.querySelector('#detail-frame');
     if (heat) {
@@ -277,8 +330,45 @@ export function createReviewView(ctx) {
     if (out) out.textContent = `${p.opacity} %`;
     const t = detail.querySelector('#heat-toggle');
     if (t) t.checked = p.on;
-    const boxes = detail.querySelector('svg.boxes');
-    if (boxes) boxes.style.display = p.boxes ? '' : 'none';
+    for (const boxes of detail.querySelectorAll('svg.boxes')) boxes.style.display = p.boxes ? '' : 'none';
+  }
+
+  // ------------------------------------------------------------ crop zoom
+
+  /** Opens the zoom dialog on crop `k` (default: the worst) of `item`: frame, heatmap and reconstruction side by side at 3–4×. */
+  function openZoom(item, k = worstCrop(item.crops)) {
+    const dialog = detail.querySelector('#zoom-dialog');
+    const frame = detail.querySelector('#detail-frame');
+    if (!dialog || !frame?.naturalWidth || k < 0) return;
+    const W = frame.naturalWidth, H = frame.naturalHeight;
+    const sources = [
+      { key: 'frame', label: 'Frame', src: item.image_url },
+      { key: 'heatmap', label: 'Heatmap', src: item.heatmap_url },
+      { key: 'reconstruction', label: 'Reconstruction', src: item.reconstruction_url },
+    ].filter((x) => x.src);
+    const crops = item.crops ?? [];
+    const draw = (idx) => {
+      const c = crops[idx];
+      const zoom = zoomFactor(Math.min(W, c.box[2]), sources.length, Math.min(window.innerWidth, 1600) - 80);
+      const v = cropView(c.box, W, H, zoom);
+      dialog.querySelector('.zoom-panels').innerHTML = sources.map((x) => `<figure class="zoom-panel" data-kind="${x.key}">
+          <div class="zoom-crop" style="width:${v.width}px;height:${v.height}px"><img src="${esc(x.src)}" alt="${esc(x.label)} of crop ${idx + 1}, ${zoom}× enlarged" style="width:${v.imgWidth}px;height:${v.imgHeight}px;left:${v.left}px;top:${v.top}px"></div>
+          <figcaption>${esc(x.label)}</figcaption>
+        </figure>`).join('');
+      dialog.querySelector('#zoom-h').textContent = `Crop ${idx + 1} of ${crops.length} · #${item.id} · A′ ${fmtScore(c.A_norm)} (${c.verdict ?? '–'})`;
+      dialog.querySelector('#zoom-factor').textContent = `${zoom}× enlarged, one screen pixel block per captured pixel.`;
+    };
+    dialog.innerHTML = `<div class="zoom-head">
+        <h2 id="zoom-h"></h2>
+        ${crops.length > 1 ? `<label for="zoom-crop">Crop</label> <select id="zoom-crop">${crops.map((c, i) => `<option value="${i}" ${i === k ? 'selected' : ''}>${i + 1}: A′ ${fmtScore(c.A_norm)} ${esc(c.verdict ?? '')}</option>`).join('')}</select>` : ''}
+        <button type="button" class="btn small" id="zoom-close">Close <kbd>Esc</kbd></button>
+      </div>
+      <div class="zoom-panels"></div>
+      <p class="muted" id="zoom-factor"></p>`;
+    dialog.querySelector('#zoom-close').addEventListener('click', () => dialog.close());
+    dialog.querySelector('#zoom-crop')?.addEventListener('change', (e) => draw(Number(e.target.value)));
+    draw(k);
+    dialog.showModal();
   }
 
   // ------------------------------------------------------------ actions
@@ -303,6 +393,8 @@ export function createReviewView(ctx) {
 
   function onKey(e) {
     if (root.hidden || e.defaultPrevented) return;
+    // The zoom dialog is modal: Escape closes it, nothing else acts behind it.
+    if (detail.querySelector('#zoom-dialog')?.open) return;
     const t = e.target;
     const action = shortcutFor({ key: e.key, ctrlKey: e.ctrlKey, metaKey: e.metaKey, altKey: e.altKey, editable: isEditableTarget({ tagName: t?.tagName, type: t?.type, isContentEditable: t?.isContentEditable }) });
     if (!action) return;
@@ -313,6 +405,15 @@ export function createReviewView(ctx) {
       case 'prev': setQueue((q) => queueMove(q, -1)); break;
       case 'note': detail.querySelector('#review-note')?.focus(); break;
       case 'toggle_heatmap': p.on = !p.on; savePrefs(); applyViewer(); break;
+      case 'toggle_reconstruction':
+        if (!detail.querySelector('#recon-fig')) return;
+        p.recon = !p.recon; savePrefs(); applyViewer(); break;
+      case 'zoom': {
+        const item = queueSelected(store.get().queue);
+        if (!item) return;
+        openZoom(item);
+        break;
+      }
       case 'blur': t?.blur?.(); list.focus(); break;
       default: return;
     }

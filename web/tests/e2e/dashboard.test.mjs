@@ -250,7 +250,43 @@ test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals'
   assert.equal(await page.textContent('#heat-opacity-out'), '80 %');
   await page.fill('#heat-opacity', '60');
   await page.focus('#queue-list');
+
+  // The heatmap's legend in A′: 0, this inspection's threshold in the middle, 2 × threshold.
+  const shownId = Number(await page.getAttribute('#queue-list [aria-selected="true"]', 'data-id'));
+  const shown = (await api(`/v1/inspections/${shownId}`)).json;
+  assert.equal(await page.isVisible('#heat-legend'), true, 'the colour legend is shown with the heatmap');
+  assert.match(await page.textContent('#heat-legend figcaption'), /A′/);
+  assert.equal(await page.isVisible('#heat-legend [data-tick="threshold"]'), true);
+  assert.equal(await page.textContent('#heat-legend [data-tick="threshold"]'), `threshold ${shown.threshold.toFixed(3)}`);
+  assert.equal(await page.textContent('#heat-legend [data-tick="lo"]'), '0');
+  assert.equal(await page.textContent('#heat-legend [data-tick="hi"]'), (2 * shown.threshold).toFixed(3));
+  const tickX = await page.$$eval('#heat-legend .legend-tick', (els) => els.map((e) => e.getBoundingClientRect().left));
+  assert.ok(tickX[0] < tickX[1] && tickX[1] < tickX[2], `ticks in order: ${tickX}`);
+
+  // The model's reconstruction beside the frame (r), frame-sized.
+  assert.ok(shown.reconstruction_url, 'a defect keeps its reconstruction');
+  assert.equal(await page.isVisible('#detail-recon'), false, 'off by default');
+  await page.keyboard.press('r');
+  await page.waitForFunction(() => {
+    const r = document.getElementById('detail-recon');
+    return r && r.complete && r.naturalWidth > 0 && r.getBoundingClientRect().width > 0;
+  });
+  assert.equal(await page.isChecked('#recon-toggle'), true);
+  const [frameW, reconW] = await page.evaluate(() => ['detail-frame', 'detail-recon'].map((id) => document.getElementById(id).naturalWidth));
+  assert.equal(reconW, frameW, 'the reconstruction has the frame size');
   await shot('review-1366');
+
+  // Zoom on the worst crop (z): frame, heatmap and reconstruction at 3–4×, pixelated; Esc closes.
+  await page.keyboard.press('z');
+  await page.waitForSelector('#zoom-dialog[open] .zoom-panel[data-kind="reconstruction"] img');
+  await page.waitForFunction(() => [...document.querySelectorAll('#zoom-dialog img')].every((i) => i.complete && i.naturalWidth > 0));
+  const zoom = await page.$eval('#zoom-dialog .zoom-panel[data-kind="frame"] img', (img) => ({ rendering: getComputedStyle(img).imageRendering, scale: img.getBoundingClientRect().width / img.naturalWidth }));
+  assert.equal(zoom.rendering, 'pixelated');
+  assert.ok(zoom.scale >= 3 && zoom.scale <= 4, `zoom ${zoom.scale}×`);
+  await shot('review-zoom-1366');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.getElementById('zoom-dialog').open);
+  await page.focus('#queue-list');
 
   // New defects arrive live while the simulator runs.
   const topId = async () => Number(await page.getAttribute('#queue-list [role="option"]', 'data-id'));

@@ -30,7 +30,8 @@ function inspect(cam, n) {
   const it = { id, camera: cam, frame_id: `f-${String(id).padStart(6, '0')}`, capture_time: now, received_at: now, track_id: cam === 'cam-02' ? 'L2' : 'L1', position_m: 1000 + (id * 37) % 3000, speed_kmh: 80,
     R: a / 2, L: a, A: a, A_norm: a, threshold: c.calibration.threshold, verdict: a > c.calibration.threshold ? 'defect' : 'normal', model: { name: 'nested-edgan', version: 'mock' }, provider: 'cpu',
     crops: [{ box: [16, 16, 96, 96], R: a / 2, L: a, A: a, A_norm: a, verdict: a > c.calibration.threshold ? 'defect' : 'normal' }],
-    image_url: keep ? `/v1/inspections/${id}/image` : null, heatmap_url: keep ? `/v1/inspections/${id}/heatmap` : null, review: null, _file: file };
+    image_url: keep ? `/v1/inspections/${id}/image` : null, heatmap_url: keep ? `/v1/inspections/${id}/heatmap` : null,
+    reconstruction_url: keep ? `/v1/inspections/${id}/reconstruction` : null, review: null, _file: file };
   items.push(it);
   broadcast('inspection', it);
 }
@@ -104,11 +105,12 @@ http.createServer(async (req, res) => {
     const limit = Math.min(500, Number(q.limit ?? 50));
     return send(res, 200, { items: list.slice(0, limit).map(pub), next_before_id: list.length > limit ? list[limit - 1].id : null });
   }
-  let m = /^\/v1\/inspections\/(\d+)(\/(image|heatmap|review))?$/.exec(p);
+  let m = /^\/v1\/inspections\/(\d+)(\/(image|heatmap|reconstruction|review))?$/.exec(p);
   if (m) {
     const it = items.find((i) => i.id === Number(m[1]));
     if (!it) return err(res, 404, 'not_found', 'no such inspection');
-    if (m[3] === 'image' || m[3] === 'heatmap') {
+    // The mock has no model: the reconstruction is the image itself.
+    if (m[3] === 'image' || m[3] === 'heatmap' || m[3] === 'reconstruction') {
       if (!it.image_url) return err(res, 404, 'not_found', 'image not kept');
       res.writeHead(200, { 'Content-Type': 'image/png' });
       return res.end(readFileSync(it._file));
