@@ -15,16 +15,24 @@ from .package import sha256_file
 OPSET = 17
 
 
+PATTERN_OUTPUT = "pattern_logits"
+
+
 class InspectionGraph(nn.Module):
     """image -> (reconstruction, f(image), f(reconstruction)): everything the score needs in one
-    session run."""
+    session run; for a generator with `forward_with_pattern` (ADe-GAN) also its pattern logits
+    [N, K], the fourth output `pattern_logits`."""
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module):
         super().__init__()
         self.generator = generator
         self.discriminator = discriminator
+        self.with_pattern = hasattr(generator, "forward_with_pattern")
 
     def forward(self, image: torch.Tensor):
+        if self.with_pattern:
+            recon, logits = self.generator.forward_with_pattern(image)
+            return recon, self.discriminator.features(image), self.discriminator.features(recon), logits
         recon = self.generator(image)
         return recon, self.discriminator.features(image), self.discriminator.features(recon)
 
@@ -35,20 +43,31 @@ def export_onnx(generator: nn.Module, discriminator: nn.Module, channels: int, s
     graph = InspectionGraph(generator, discriminator).eval()
     dummy = torch.zeros(2, channels, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
+    outputs = ["reconstruction", "features_real", "features_fake"] + ([PATTERN_OUTPUT] if graph.with_pattern else [])
     torch.onnx.export(
         graph,
         (dummy,),
         str(path),
         input_names=["image"],
-        output_names=["reconstruction", "features_real", "features_fake"],
-        dynamic_axes={"image": {0: "batch"}, "reconstruction": {0: "batch"}, "features_real": {0: "batch"}, "features_fake": {0: "batch"}},
+        output_names=outputs,
+        dynamic_axes={"image": {0: "batch"}} | {name: {0: "batch"} for name in outputs},
         opset_version=OPSET,
         dynamo=False,
     )
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
-    model.doc_string = "railscope inspection graph: image -> reconstruction, features_real, features_fake"
+    model.doc_string = "railscope inspection graph: image -> " + ", ".join(outputs)
     onnx.save(model, str(path))
+
+
+def pattern_dim(onnx_path: Path) -> int | None:
+    """K of the graph's `pattern_logits` output [N, K], or None when it has none."""
+    import onnx
+
+    for out in onnx.load(str(onnx_path)).graph.output:
+        if out.name == PATTERN_OUTPUT:
+            return out.type.tensor_type.shape.dim[1].dim_value
+    return None
 
 
 def _toml_value(v) -> str:
@@ -81,7 +100,15 @@ def input_section(channels: int, size: int, photometric: str = "none", spread: f
 
 def write_manifest(pkg_dir: Path, *, name: str, version: str, architecture: str, input_cfg: dict,
                    feature_dim: int, score: dict, training: dict, metrics: dict) -> Path:
+    """manifest.toml beside model.onnx. [output] declares `pattern_logits` / `pattern_dim` when the
+    graph has that output (ADe-GAN); [score] is `score` with kind lambda-l1-l2 unless it names
+    another."""
     onnx_path = pkg_dir / "model.onnx"
+    output = {"reconstruction": "reconstruction", "features_real": "features_real",
+              "features_fake": "features_fake", "feature_dim": feature_dim}
+    k = pattern_dim(onnx_path)
+    if k is not None:
+        output |= {"pattern_logits": PATTERN_OUTPUT, "pattern_dim": k}
     sections = {
         "model": {
             "name": name,
@@ -93,8 +120,7 @@ def write_manifest(pkg_dir: Path, *, name: str, version: str, architecture: str,
             "exported_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         "input": input_cfg,
-        "output": {"reconstruction": "reconstruction", "features_real": "features_real",
-                   "features_fake": "features_fake", "feature_dim": feature_dim},
+        "output": output,
         "score": {"kind": "lambda-l1-l2", **score},
         "training": training,
         "metrics": metrics,

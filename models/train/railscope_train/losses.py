@@ -6,6 +6,10 @@ Generator: w_adv * L_adv + w_con * L_con + w_lat * L_lat with
   L_lat = smoothL1(f(x), f(x_hat))       (latent, eq. 10; f(x) detached: the generator should
                                           move x_hat towards x's features, not the reverse)
 Discriminator: BCE(D(x), real) + BCE(D(x_hat), fake) (eq. 11).
+
+Architecture-specific terms join the generator loss through `z_pair` (GANomaly's encoder loss) and
+`extra` (ADe-GAN's self-supervised task, architectures/ade_gan.py: its parts, already weighted in
+their own ``total``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ class LossWeights:
     enc: float = 1.0  # GANomaly's encoder (latent consistency) loss; unused by the others
 
 
-def generator_losses(logit_fake, x, x_hat, f_real, f_fake, w: LossWeights, z_pair=None) -> dict[str, torch.Tensor]:
+def generator_losses(logit_fake, x, x_hat, f_real, f_fake, w: LossWeights, z_pair=None,
+                     extra: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     parts = {
         "adv": F.binary_cross_entropy_with_logits(logit_fake, torch.ones_like(logit_fake)),
         "con": F.smooth_l1_loss(x_hat, x),
@@ -34,6 +39,9 @@ def generator_losses(logit_fake, x, x_hat, f_real, f_fake, w: LossWeights, z_pai
     if z_pair is not None:
         parts["enc"] = F.mse_loss(z_pair[1], z_pair[0])
         total = total + w.enc * parts["enc"]
+    if extra is not None:
+        parts |= {k: v for k, v in extra.items() if k != "total"}
+        total = total + extra["total"]
     parts["total"] = total
     return parts
 

@@ -71,6 +71,10 @@ class ModelPackage:
             raise FileNotFoundError(f"{mpath} not found: a model package is a folder with model.onnx and manifest.toml")
         manifest = tomllib.loads(mpath.read_text())
         pkg = cls(root, manifest)
+        try:
+            pkg.score_rule  # a kind this reference does not compute, or its parameters missing
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"{mpath}: {e}") from e
         if not pkg.onnx_path.is_file():
             raise FileNotFoundError(f"{pkg.onnx_path} not found (named by {mpath})")
         if verify and manifest["model"].get("sha256") and sha256_file(pkg.onnx_path) != manifest["model"]["sha256"]:
@@ -101,6 +105,24 @@ class ModelPackage:
     def pooling(self) -> scoring.Pooling:
         return scoring.Pooling.from_manifest(self.manifest["score"])
 
+    @property
+    def score_rule(self) -> scoring.ScoreRule:
+        """The manifest's [score], checked: kind (lambda-l1-l2 or ade-gan) and parameters."""
+        return scoring.ScoreRule.from_manifest(self.manifest)
+
+    def _output_names(self, session, rule: scoring.ScoreRule) -> list[str]:
+        """The graph outputs the score reads: the three of the contract, and the pattern logits
+        when the kind needs them (refused clearly when the graph lacks them)."""
+        out = self.manifest["output"]
+        names = [out["reconstruction"], out["features_real"], out["features_fake"]]
+        if rule.needs_pattern:
+            have = {o.name for o in session.get_outputs()}
+            if out["pattern_logits"] not in have:
+                raise ValueError(f"[score] kind {rule.kind!r} needs the output {out['pattern_logits']!r} named in [output], "
+                                 f"which {self.onnx_path} lacks (graph outputs: {sorted(have)})")
+            names.append(out["pattern_logits"])
+        return names
+
     def session(self, threads: int = 2):
         import onnxruntime as ort
 
@@ -115,17 +137,17 @@ class ModelPackage:
         return np.stack([load_image(p, h, self.channels) for p in paths])
 
     def score_images(self, images: np.ndarray, session=None, batch: int = 64) -> scoring.RawScores:
-        """Raw R, L, A for uint8 images already at the model's size."""
+        """Raw R, L, A (and M, P for the ade-gan kind) for uint8 images already at the model's size."""
         session = session or self.session()
-        out = self.manifest["output"]
+        rule = self.score_rule
+        names = self._output_names(session, rule)
         parts = []
         for i in range(0, len(images), batch):
             x = normalize_images(images[i : i + batch], self.manifest)
-            x_hat, f_r, f_f = session.run(
-                [out["reconstruction"], out["features_real"], out["features_fake"]], {self.manifest["input"]["name"]: x}
-            )
-            parts.append(scoring.raw_scores(x, x_hat, f_r, f_f, self.lam, self.pooling))
-        return scoring.RawScores(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("R", "L", "A")))
+            outs = session.run(names, {self.manifest["input"]["name"]: x})
+            parts.append(rule.scores(x, *outs))
+        return scoring.RawScores(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in ("R", "L", "A", "M", "P")
+                                    if getattr(parts[0], k) is not None})
 
     def score_paths(self, paths: list[Path], session=None) -> scoring.RawScores:
         return self.score_images(self.load_images(paths), session)

@@ -2,7 +2,13 @@
 the committed fixture images. The Rust parity test (tests/parity.rs) and the Python test
 (tests/test_package.py) both recompute them and fail on a difference above 1e-4.
 
-  python -m railscope_train.parity [--model models/nested-edgan]"""
+  python -m railscope_train.parity [--model models/nested-edgan]
+
+With --ade-gan-fixture (training venv: it builds a model with PyTorch) it instead rebuilds
+tests/fixtures/ade-gan-tiny/, a tiny untrained ADe-GAN package (score kind ade-gan,
+docs/scoring.md), and writes its reference scores to tests/fixtures/expected_scores_ade_gan.json.
+
+  python -m railscope_train.parity --ade-gan-fixture"""
 
 from __future__ import annotations
 
@@ -10,12 +16,21 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from . import scoring
-from .data import list_split
+from .data import list_split, load_image
 from .package import REPO_ROOT, ModelPackage, calibration_path
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "fasteners"
 EXPECTED = REPO_ROOT / "tests" / "fixtures" / "expected_scores.json"
+ADE_GAN_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "ade-gan-tiny"
+EXPECTED_ADE_GAN = REPO_ROOT / "tests" / "fixtures" / "expected_scores_ade_gan.json"
+
+
+def _score_fields(raw, i: int) -> dict:
+    """R, L, A of image i, and M, P when the kind computes them (ade-gan)."""
+    return {k: float(getattr(raw, k)[i]) for k in ("R", "L", "A", "M", "P") if getattr(raw, k) is not None}
 
 
 def reference_scores(pkg: ModelPackage, calibration: dict) -> list[dict]:
@@ -27,13 +42,11 @@ def reference_scores(pkg: ModelPackage, calibration: dict) -> list[dict]:
             "path": str(s.path.relative_to(REPO_ROOT)),
             "label": s.label,
             "defect_type": s.defect_type,
-            "R": float(r),
-            "L": float(l),
-            "A": float(a),
+            **_score_fields(raw, i),
             "A_norm": float(n),
             "verdict": "defect" if n > calibration["threshold"] else "normal",
         }
-        for s, r, l, a, n in zip(samples, raw.R, raw.L, raw.A, a_norm)
+        for i, (s, n) in enumerate(zip(samples, a_norm))
     ]
 
 
@@ -62,23 +75,103 @@ def with_override(pkg: ModelPackage, override: dict) -> ModelPackage:
     return ModelPackage(pkg.root, m)
 
 
-def variant_scores(pkg: ModelPackage) -> dict:
+def variant_scores(pkg: ModelPackage, variants: dict = VARIANTS) -> dict:
     samples = list_split(FIXTURES, "test")
     out = {}
-    for name, override in VARIANTS.items():
+    for name, override in variants.items():
         raw = with_override(pkg, override).score_paths([s.path for s in samples])
         out[name] = {
             "override": override,
-            "images": [{"path": str(s.path.relative_to(REPO_ROOT)), "R": float(r), "L": float(l), "A": float(a)}
-                       for s, r, l, a in zip(samples, raw.R, raw.L, raw.A)],
+            "images": [{"path": str(s.path.relative_to(REPO_ROOT)), **_score_fields(raw, i)} for i, s in enumerate(samples)],
         }
     return out
+
+
+# The ade-gan kind's variants on the tiny fixture package (its own manifest: topk pooling,
+# lambda 0.7): the paper's reconstruction error alone (mean pooling, lambda 1), and standardize
+# with a smaller lambda.
+ADE_GAN_VARIANTS = {
+    "paper-mean": {"input": {"photometric": "none"}, "score": {"pooling": "mean", "lambda": 1.0}},
+    "standardize-topk": {"input": {"photometric": "standardize", "spread": 3.0},
+                         "score": {"pooling": "topk", "smooth_sigma": 1.0, "top_fraction": 0.05, "lambda": 0.5}},
+}
+ADE_GAN_THRESHOLD = 0.5  # of A'; arbitrary, the fixture only holds the two languages to each other
+
+
+def build_ade_gan_fixture(out_dir: Path = ADE_GAN_FIXTURE, seed: int = 3) -> ModelPackage:
+    """A tiny untrained ADe-GAN package (base width 4, z_dim 16, K = 10, 64x64 gray): batch-norm
+    statistics from the fixture normals, the pattern head made to respond to how an image differs
+    from the normals so that the confidences M spread over (1/K, 1) as a trained extractor's
+    would, the ade-gan normal fitted on the fixture normals. Needs PyTorch (training venv)."""
+    import torch
+
+    from .architectures import AdeGANGenerator
+    from .architectures.blocks import Discriminator
+    from .export import export_onnx, input_section, write_manifest
+    from .package import normalize_images
+
+    torch.manual_seed(seed)
+    size, base = 64, 4
+    G, D = AdeGANGenerator(1, size, base, z_dim=16), Discriminator(1, size, base)
+    input_cfg = input_section(1, size)
+    normals = [s.path for s in list_split(FIXTURES, "train")]
+    x = torch.from_numpy(normalize_images(np.stack([load_image(p, size, 1) for p in normals]), {"input": input_cfg}))
+    with torch.no_grad():
+        G.train(), D.train()
+        for _ in range(5):
+            D(G(x))
+            D(x)
+        G.eval(), D.eval()
+        # The head's pattern rows w_k . h (a 4x4 conv on the 4x4 map h): without the mean map of
+        # the normals, which would give every image about the same logits, and scaled so that the
+        # logits spread by about 2 over the normals.
+        h = G.extractor[:-1](x)
+        w = G.extractor[-1].weight[: G.patterns]
+        h_mean = h.mean(dim=0, keepdim=True)
+        w -= (w * h_mean).sum(dim=(1, 2, 3), keepdim=True) / (h_mean * h_mean).sum() * h_mean
+        w *= 2.0 / G.extractor(x).flatten(1)[:, : G.patterns].std()
+    export_onnx(G, D, 1, size, out_dir / "model.onnx")
+    fields = dict(name=out_dir.name, version="0.0.1", architecture="ade-gan", input_cfg=input_cfg, feature_dim=D.feature_dim,
+                  training={"data": "untrained (railscope_train.parity --ade-gan-fixture): parity fixture only",
+                            "seed": seed, "base_width": base} | G.training_fields(), metrics={})
+    score = {"lambda": 0.7, "pooling": "topk", "smooth_sigma": 1.5, "top_fraction": 0.03}
+    write_manifest(out_dir, score=score, **fields)
+    pkg = ModelPackage.load(out_dir)
+    write_manifest(out_dir, score=scoring.ade_gan_fields(pkg.score_paths(normals).A, score), **fields)
+    return ModelPackage.load(out_dir)
+
+
+def ade_gan_calibration(pkg: ModelPackage) -> dict:
+    """min, max of A over the fixture normals (train/good), a fixed threshold."""
+    A = pkg.score_paths([s.path for s in list_split(FIXTURES, "train")]).A
+    return {"min": float(A.min()), "max": float(A.max()), "threshold": ADE_GAN_THRESHOLD}
+
+
+def ade_gan_expected(pkg: ModelPackage) -> dict:
+    cal = ade_gan_calibration(pkg)
+    return {
+        "model": pkg.name,
+        "model_dir": str(pkg.root.relative_to(REPO_ROOT)),
+        "model_sha256": pkg.manifest["model"]["sha256"],
+        "calibration": cal,
+        "tolerance": 1e-4,
+        "images": reference_scores(pkg, cal),
+        "variants": variant_scores(pkg, ADE_GAN_VARIANTS),
+    }
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "nested-edgan")
+    ap.add_argument("--ade-gan-fixture", action="store_true",
+                    help=f"rebuild {ADE_GAN_FIXTURE.relative_to(REPO_ROOT)} and write {EXPECTED_ADE_GAN.name} (needs PyTorch)")
     a = ap.parse_args(argv)
+    if a.ade_gan_fixture:
+        doc = ade_gan_expected(build_ade_gan_fixture())
+        EXPECTED_ADE_GAN.write_text(json.dumps(doc, indent=2) + "\n")
+        size = sum(p.stat().st_size for p in ADE_GAN_FIXTURE.iterdir())
+        print(f"wrote {ADE_GAN_FIXTURE} ({size / 1024:.0f} KiB) and {EXPECTED_ADE_GAN} ({len(doc['images'])} images)")
+        return
     pkg = ModelPackage.load(a.model)
     cal = json.loads(calibration_path(pkg.name).read_text())
     doc = {

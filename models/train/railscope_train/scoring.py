@@ -10,6 +10,13 @@ Two poolings of the reconstruction term R, declared by the package's manifest `[
   ``smooth_sigma`` pixels, then the mean of its ``top_fraction`` largest values. A defect that
   covers 2-5 % of the crop is diluted 20-50x by the whole-image mean; the top-k mean keeps it at
   full strength while the smoothing keeps single noisy pixels from dominating.
+
+Two score kinds, declared by the manifest's `[score] kind` (`ScoreRule`):
+- ``lambda-l1-l2``: A = lam * R + (1 - lam) * L (`raw_scores`);
+- ``ade-gan`` (version 1, seed 003's eq. 9-11): the reconstruction term D = lam * R + (1 - lam) * L
+  turned into a probability P = Phi((D - recon_mean) / recon_std) by the normal fitted to the
+  calibration normals' D, and the extractor's pattern confidence M = max softmax(pattern logits):
+  A = 1 - P / K - (1 - P) * M (`ade_gan_scores`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import numpy as np
 DEFAULT_LAMBDA = 0.9
 PAPER_THRESHOLD = 0.2  # seed 004, section 2.2.2
 POOLINGS = ("mean", "topk")
+SCORE_KINDS = ("lambda-l1-l2", "ade-gan")
+ADE_GAN_VERSION = 1  # [score] kind_version of the ade-gan definition in docs/scoring.md
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,9 @@ class Pooling:
 class RawScores:
     R: np.ndarray  # pooled |x - x_hat| (docs/scoring.md), one per image
     L: np.ndarray  # ||f(x) - f(x_hat)||_2 / sqrt(F), one per image
-    A: np.ndarray  # lam * R + (1 - lam) * L
+    A: np.ndarray  # lam * R + (1 - lam) * L; with kind ade-gan, 1 - P / K - (1 - P) * M
+    M: np.ndarray | None = None  # ade-gan: max softmax probability of the pattern logits
+    P: np.ndarray | None = None  # ade-gan: Phi((lam * R + (1 - lam) * L - recon_mean) / recon_std)
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
@@ -127,6 +138,97 @@ def raw_scores(x: np.ndarray, x_hat: np.ndarray, f_real: np.ndarray, f_fake: np.
     fd = f_real.astype(np.float64) - f_fake.astype(np.float64)
     L = np.sqrt((fd * fd).sum(axis=1)) / np.sqrt(f_real.shape[1])
     return RawScores(R=R, L=L, A=lam * R + (1.0 - lam) * L)
+
+
+def normal_cdf(z: np.ndarray | float) -> np.ndarray:
+    """Phi(z) = erfc(-z / sqrt 2) / 2, in float64."""
+    z = np.asarray(z, dtype=np.float64)
+    return 0.5 * np.vectorize(math.erfc, otypes=[np.float64])(-z / math.sqrt(2.0))
+
+
+def pattern_confidence(logits: np.ndarray) -> np.ndarray:
+    """M = max_k softmax(logits)_k = 1 / sum_k exp(z_k - max z), [N, K] -> [N], in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < 2:
+        raise ValueError(f"pattern logits must be [N, K] with K >= 2, got {z.shape}")
+    return 1.0 / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1)
+
+
+def ade_gan_combine(D: np.ndarray, M: np.ndarray, patterns: int, recon_mean: float, recon_std: float) -> tuple[np.ndarray, np.ndarray]:
+    """(A, P) of the ade-gan kind from the reconstruction term D and the pattern confidence M:
+    P = Phi((D - recon_mean) / recon_std), A = 1 - P / K - (1 - P) * M, in [0, 1 - 1/K]."""
+    P = normal_cdf((np.asarray(D, dtype=np.float64) - recon_mean) / recon_std)
+    return 1.0 - P / patterns - (1.0 - P) * np.asarray(M, dtype=np.float64), P
+
+
+def ade_gan_scores(x: np.ndarray, x_hat: np.ndarray, f_real: np.ndarray, f_fake: np.ndarray, pattern_logits: np.ndarray,
+                   lam: float, pooling: Pooling, recon_mean: float, recon_std: float) -> RawScores:
+    """The ade-gan kind (docs/scoring.md): R and L as `raw_scores`, D = lam * R + (1 - lam) * L."""
+    base = raw_scores(x, x_hat, f_real, f_fake, lam, pooling)
+    if pattern_logits.shape[0] != x.shape[0]:
+        raise ValueError(f"pattern logits {pattern_logits.shape} do not match the batch of {x.shape[0]}")
+    M = pattern_confidence(pattern_logits)
+    A, P = ade_gan_combine(base.A, M, pattern_logits.shape[1], recon_mean, recon_std)
+    return RawScores(R=base.R, L=base.L, A=A, M=M, P=P)
+
+
+@dataclass(frozen=True)
+class ScoreRule:
+    """The manifest's [score] table, checked (docs/scoring.md): the kind and its parameters."""
+
+    kind: str = "lambda-l1-l2"
+    lam: float = DEFAULT_LAMBDA
+    pooling: Pooling = Pooling()
+    recon_mean: float = 0.0  # ade-gan only
+    recon_std: float = 1.0  # ade-gan only
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "ScoreRule":
+        score, output = manifest["score"], manifest.get("output", {})
+        kind = score.get("kind")
+        if kind not in SCORE_KINDS:
+            raise ValueError(f"[score] kind {kind!r} is not supported (one of {', '.join(SCORE_KINDS)})")
+        lam = float(score["lambda"])
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"[score] lambda must lie in [0, 1], got {lam}")
+        pooling = Pooling.from_manifest(score)
+        if kind == "lambda-l1-l2":
+            if score.get("kind_version", 1) != 1:
+                raise ValueError(f"[score] kind_version {score['kind_version']!r} of lambda-l1-l2 is not supported (only 1)")
+            return cls(kind, lam, pooling)
+        if score.get("kind_version") != ADE_GAN_VERSION:
+            raise ValueError(f"[score] kind = \"ade-gan\" needs kind_version = {ADE_GAN_VERSION} "
+                             f"(got {score.get('kind_version')!r}; docs/scoring.md)")
+        if not output.get("pattern_logits") or int(output.get("pattern_dim", 0)) < 2:
+            raise ValueError("[score] kind = \"ade-gan\" needs [output] pattern_logits (the graph's pattern-logits "
+                             "output) and pattern_dim >= 2")
+        mu, sd = float(score.get("recon_mean", math.nan)), float(score.get("recon_std", math.nan))
+        if not (math.isfinite(mu) and math.isfinite(sd) and sd > 0):
+            raise ValueError(f"[score] kind = \"ade-gan\" needs finite recon_mean and recon_std > 0, got {mu}, {sd}")
+        return cls(kind, lam, pooling, mu, sd)
+
+    @property
+    def needs_pattern(self) -> bool:
+        return self.kind == "ade-gan"
+
+    def scores(self, x, x_hat, f_real, f_fake, pattern_logits=None) -> RawScores:
+        if not self.needs_pattern:
+            return raw_scores(x, x_hat, f_real, f_fake, self.lam, self.pooling)
+        if pattern_logits is None:
+            raise ValueError("the ade-gan score needs the pattern logits")
+        return ade_gan_scores(x, x_hat, f_real, f_fake, pattern_logits, self.lam, self.pooling, self.recon_mean, self.recon_std)
+
+
+def ade_gan_fields(D: np.ndarray, score: dict) -> dict:
+    """A [score] table of kind ade-gan (version 1) from a lambda-l1-l2 one and the calibration
+    normals' D = lam * R + (1 - lam) * L: recon_mean and recon_std are their mean and population
+    standard deviation (the paper's eq. 9 normal)."""
+    D = np.asarray(D, dtype=np.float64)
+    if D.size < 2 or not D.std() > 0:
+        raise ValueError(f"fitting the ade-gan normal needs at least 2 normals with different scores, got {D.size}")
+    fields = {k: v for k, v in score.items() if k not in ("kind", "kind_version", "recon_mean", "recon_std")}
+    return {"kind": "ade-gan", "kind_version": ADE_GAN_VERSION, **fields,
+            "recon_mean": float(D.mean()), "recon_std": float(D.std())}
 
 
 def normalize(A: np.ndarray | float, lo: float, hi: float) -> np.ndarray | float:

@@ -42,6 +42,7 @@ import json
 import os
 import sys
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -1178,7 +1179,10 @@ def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_t
         counts[f"{split}/{cls}"] = n
         jobs += [(str(out), int(seed), split, cls, i, int(size), nuisance, bool(harder)) for i in range(n)]
     if workers > 1 and len(jobs) >= 64:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as ex:
+        # forkserver, not fork: a fork of a process whose OpenCV / onnxruntime thread pools hold a
+        # lock (a test run, a notebook) can deadlock in the child
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, mp_context=ctx) as ex:
             list(ex.map(_job, jobs, chunksize=32))
     else:
         for j in jobs:

@@ -128,13 +128,14 @@ def train(args) -> Path:
             logit_fake, f_fake = D(x_hat)
             _, f_real = D(x)
             z_pair = G.latent_pair(x_in, x_hat) if hasattr(G, "latent_pair") else None
-            g_parts = generator_losses(logit_fake, x, x_hat, f_real, f_fake, w, z_pair)
+            ss = G.self_supervised(x, D, gen) if hasattr(G, "self_supervised") else None  # ADe-GAN's pattern task
+            g_parts = generator_losses(logit_fake, x, x_hat, f_real, f_fake, w, z_pair, ss.losses if ss else None)
             opt_g.zero_grad(set_to_none=True)
             g_parts["total"].backward()
             opt_g.step()
             # discriminator step
             logit_real, _ = D(x)
-            logit_fake, _ = D(x_hat.detach())
+            logit_fake, _ = D(x_hat.detach() if ss is None else torch.cat([x_hat, ss.fake]).detach())
             d_loss = discriminator_loss(logit_real, logit_fake)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -173,7 +174,7 @@ def train(args) -> Path:
         "z1_full_res": not args.z1_half if args.arch == "nested-edgan" else None,
         "device": device.type,
         "train_seconds": round(train_seconds, 1),
-    }
+    } | (G.training_fields() if hasattr(G, "training_fields") else {})
     score = {"lambda": scoring.DEFAULT_LAMBDA if args.lam == "auto" else float(args.lam)} | args.pooling.manifest_fields()
     write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
                    feature_dim=D.feature_dim, score=score, training=training, metrics={})
@@ -185,6 +186,12 @@ def train(args) -> Path:
         score["lambda"], aurocs = choose_lambda(pkg, normals, args.seed)
         training["lambda_choice"] = f"max AUROC of calibration normals vs pseudo-anomalies: {aurocs}"
         print(f"lambda = {score['lambda']} (pseudo-anomaly AUROC by lambda: {aurocs})")
+        write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
+                       feature_dim=D.feature_dim, score=score, training=training, metrics={})
+        pkg = ModelPackage.load(pkg_dir)
+    if "pattern_logits" in pkg.manifest["output"]:  # ADe-GAN: its score kind, the normal fitted on the calibration normals
+        normals = pkg.load_images([s.path for s in calib_samples if s.label == 0])
+        score = scoring.ade_gan_fields(pkg.score_images(normals).A, score)
         write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
                        feature_dim=D.feature_dim, score=score, training=training, metrics={})
         pkg = ModelPackage.load(pkg_dir)

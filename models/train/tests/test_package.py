@@ -10,7 +10,8 @@ import pytest
 
 from railscope_train import calibration, evaluate, scoring
 from railscope_train.package import REPO_ROOT, ModelPackage, calibration_path, sha256_file
-from railscope_train.parity import EXPECTED, FIXTURES, reference_scores
+from railscope_train.parity import (ADE_GAN_VARIANTS, EXPECTED, EXPECTED_ADE_GAN, FIXTURES, ade_gan_calibration,
+                                    reference_scores, variant_scores)
 
 SHIPPED = ["nested-edgan", "ganomaly", "skip-ganomaly"]
 
@@ -57,6 +58,74 @@ def test_parity_fixture_matches_the_shipped_model():
         for k in ("R", "L", "A", "A_norm"):
             assert got[k] == pytest.approx(want[k], abs=doc["tolerance"]), (want["path"], k)
         assert want["verdict"] == got["verdict"]
+
+
+def test_ade_gan_parity_fixture_matches_its_package():
+    """tests/fixtures/expected_scores_ade_gan.json (the Rust side: tests/parity.rs) is what this
+    reference computes for the committed tiny ADe-GAN package, variants included."""
+    doc = json.loads(EXPECTED_ADE_GAN.read_text())
+    pkg = ModelPackage.load(REPO_ROOT / doc["model_dir"])
+    assert doc["model_sha256"] == pkg.manifest["model"]["sha256"], "re-run: python -m railscope_train.parity --ade-gan-fixture"
+    assert pkg.manifest["score"]["kind"] == "ade-gan" and pkg.score_rule.needs_pattern
+    assert pkg.onnx_path.stat().st_size + (pkg.root / "manifest.toml").stat().st_size < 1024 * 1024
+    cal = ade_gan_calibration(pkg)
+    for k in ("min", "max"):
+        assert cal[k] == pytest.approx(doc["calibration"][k], abs=doc["tolerance"])
+    fresh = reference_scores(pkg, doc["calibration"])
+    assert len(fresh) == len(doc["images"]) >= 10
+    for want, got in zip(doc["images"], fresh):
+        for k in ("R", "L", "M", "P", "A", "A_norm"):
+            assert got[k] == pytest.approx(want[k], abs=doc["tolerance"]), (want["path"], k)
+        assert want["verdict"] == got["verdict"]
+    # the fixture is not degenerate: pattern confidences and reconstruction probabilities spread
+    M, P = np.array([i["M"] for i in fresh]), np.array([i["P"] for i in fresh])
+    assert M.max() - M.min() > 0.3 and P.max() - P.min() > 0.3
+    variants = variant_scores(pkg, ADE_GAN_VARIANTS)
+    assert set(variants) == set(doc["variants"])
+    for name, v in variants.items():
+        for want, got in zip(doc["variants"][name]["images"], v["images"]):
+            for k in ("R", "L", "M", "P", "A"):
+                assert got[k] == pytest.approx(want[k], abs=doc["tolerance"]), (name, want["path"], k)
+
+
+def test_ade_gan_score_is_recomputable_from_raw_outputs():
+    """docs/scoring.md's ade-gan kind applied by hand to the tiny package's four ONNX outputs."""
+    import math
+
+    from railscope_train.package import normalize_images
+
+    pkg = ModelPackage.load(REPO_ROOT / "tests" / "fixtures" / "ade-gan-tiny")
+    sc = pkg.manifest["score"]
+    paths = sorted((FIXTURES / "test").rglob("*.png"))[:4]
+    x = normalize_images(pkg.load_images(paths), pkg.manifest)
+    xh, fr, ff, logits = pkg.session().run(["reconstruction", "features_real", "features_fake", "pattern_logits"], {"image": x})
+    assert logits.shape == (4, pkg.manifest["output"]["pattern_dim"])
+    base = scoring.raw_scores(x, xh, fr, ff, sc["lambda"], pkg.pooling)
+    z = logits.astype(np.float64)
+    M = np.exp(z).max(1) / np.exp(z).sum(1)
+    P = np.array([0.5 * (1 + math.erf((d - sc["recon_mean"]) / sc["recon_std"] / math.sqrt(2))) for d in base.A])
+    K = logits.shape[1]
+    np.testing.assert_allclose(pkg.score_paths(paths).A, 1 - P / K - (1 - P) * M, rtol=1e-9)
+
+
+def test_score_kind_errors_are_clear(tmp_path):
+    """An unknown kind is refused at load; the ade-gan kind on a graph without pattern logits is
+    refused as soon as it is scored, naming the output."""
+    src = REPO_ROOT / "models" / "nested-edgan"
+    dst = tmp_path / "pkg"
+    shutil.copytree(src, dst)
+    text = (src / "manifest.toml").read_text()
+    (dst / "manifest.toml").write_text(text.replace('kind = "lambda-l1-l2"', 'kind = "ade-gan-v9"'))
+    with pytest.raises(ValueError, match="kind 'ade-gan-v9' is not supported"):
+        ModelPackage.load(dst)
+    ade = text.replace('kind = "lambda-l1-l2"', 'kind = "ade-gan"\nkind_version = 1\nrecon_mean = 0.1\nrecon_std = 0.01')
+    (dst / "manifest.toml").write_text(ade)
+    with pytest.raises(ValueError, match="needs \\[output\\] pattern_logits"):
+        ModelPackage.load(dst)
+    (dst / "manifest.toml").write_text(ade.replace("feature_dim = ", 'pattern_logits = "pattern_logits"\npattern_dim = 10\nfeature_dim = '))
+    pkg = ModelPackage.load(dst)
+    with pytest.raises(ValueError, match="needs the output 'pattern_logits'.*lacks"):
+        pkg.score_paths(sorted((FIXTURES / "test" / "good").iterdir())[:1])
 
 
 def test_score_is_recomputable_from_raw_outputs():

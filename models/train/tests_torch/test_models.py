@@ -85,11 +85,16 @@ def test_export_parity_with_onnxruntime(arch, tmp_path):
     x = (torch.rand(5, 1, 64, 64) * 2 - 1)
     with torch.no_grad():
         ref = (g(x), d.features(x), d.features(g(x)))
+        if arch == "ade-gan":  # the pattern logits E(x) -> z_c_hat are the fourth output
+            ref += (g.extract(x)[0],)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["image"]
-    assert [o.name for o in sess.get_outputs()] == ["reconstruction", "features_real", "features_fake"]
+    names = ["reconstruction", "features_real", "features_fake"] + (["pattern_logits"] if arch == "ade-gan" else [])
+    assert [o.name for o in sess.get_outputs()] == names
     assert sess.get_inputs()[0].shape[0] == "batch"
+    assert all(o.shape[0] == "batch" for o in sess.get_outputs())
     got = sess.run(None, {"image": x.numpy()})
+    assert len(got) == len(ref)
     for r, o in zip(ref, got):
         assert np.abs(r.numpy() - o).max() <= 1e-4
     # a single image gives the same answer as inside a batch (inference-mode BN)
@@ -124,6 +129,64 @@ def test_smoke_training_writes_a_servable_package(tmp_path):
     assert cal["max"] > cal["min"] and cal["model_sha256"] == pkg.manifest["model"]["sha256"]
     raw = pkg.score_paths([Path(p) for p in sorted((FIXTURES / "test" / "good").iterdir())[:2]])
     assert np.isfinite(raw.A).all()
+
+
+def test_ade_gan_generator_extractor_and_self_supervised_task():
+    torch.manual_seed(2)
+    g, d = GENERATORS["ade-gan"](1, 32, base=8, patterns=5, z_dim=12), Discriminator(1, 32, base=8)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    logits, z_n = g.extract(x)
+    assert logits.shape == (4, 5) and z_n.shape == (4, 12)
+    x_hat, logits2 = g.forward_with_pattern(x)
+    assert torch.equal(logits, logits2) and torch.equal(x_hat, g(x))
+    # inference: x_hat = G(softmax(z_c_hat), z_n_hat)
+    assert torch.allclose(x_hat, g.generate(torch.softmax(logits, 1), z_n))
+    ss = g.self_supervised(x, d, torch.Generator().manual_seed(0))
+    assert set(ss.losses) == {"adv_prior", "sl", "ip", "total"} and ss.fake.shape == x.shape
+    parts = ss.losses
+    assert parts["total"].item() == pytest.approx((parts["adv_prior"] + parts["ip"] + parts["sl"]).item())
+    # L_ip is the cross-entropy against the uniform pattern distribution: at least log K, reached
+    # by an extractor that gives a mixture no pattern
+    assert parts["ip"].item() >= np.log(5) - 1e-6
+    # the self-supervised task reaches both G and E, and joins the shared generator loss
+    parts["total"].backward()
+    assert g.decoder[0].weight.grad is not None and g.extractor[-1].weight.grad is not None
+    logit_fake, f_fake = d(x_hat.detach())
+    _, f_real = d(x)
+    total = generator_losses(logit_fake, x, x_hat.detach(), f_real, f_fake, LossWeights(), extra=ss.losses)
+    assert {"adv", "con", "lat", "adv_prior", "sl", "ip"} <= set(total)
+    base = generator_losses(logit_fake, x, x_hat.detach(), f_real, f_fake, LossWeights())
+    assert total["total"].item() == pytest.approx(base["total"].item() + parts["total"].item(), rel=1e-6)
+    assert g.training_fields() == {"patterns": 5, "z_dim": 12, "z_sigma": 0.1, "ade_gan_weights": [1.0, 1.0]}
+
+
+def test_smoke_training_ade_gan_writes_a_servable_package(tmp_path):
+    from railscope_train.package import ModelPackage
+    from railscope_train.train import main
+
+    main([
+        "--data", str(FIXTURES), "--arch", "ade-gan", "--size", "32", "--name", "smoke-ade", "--epochs", "1",
+        "--batch", "4", "--max-steps", "2", "--base", "8", "--threads", "1", "--lam", "1.0",
+        "--pooling", "topk", "--smooth-sigma", "1.0", "--top-fraction", "0.05",
+        "--out-dir", str(tmp_path / "models"), "--calibration-dir", str(tmp_path / "calibration"),
+    ])
+    pkg = ModelPackage.load(tmp_path / "models" / "smoke-ade")
+    m = pkg.manifest
+    assert m["model"]["architecture"] == "ade-gan"
+    assert m["output"]["pattern_logits"] == "pattern_logits" and m["output"]["pattern_dim"] == 10
+    sc = m["score"]
+    assert sc["kind"] == "ade-gan" and sc["kind_version"] == 1 and sc["lambda"] == 1.0 and sc["pooling"] == "topk"
+    assert sc["recon_std"] > 0 and np.isfinite(sc["recon_mean"])
+    assert m["training"]["patterns"] == 10 and m["training"]["ade_gan_weights"] == [1.0, 1.0]
+    # the normal is fitted on the held-out calibration normals' D = R (lambda 1)
+    cal = json.loads((tmp_path / "calibration" / "smoke-ade.json").read_text())
+    assert cal["method"] == "normals" and cal["n_normal"] == 2 and cal["max"] > cal["min"]
+    assert cal["model_sha256"] == m["model"]["sha256"]
+    raw = pkg.score_paths([Path(p) for p in sorted((FIXTURES / "test" / "good").iterdir())[:3]])
+    assert np.isfinite(raw.A).all() and raw.M is not None and raw.P is not None
+    assert np.all((raw.A >= 0) & (raw.A <= 1 - 1 / 10 + 1e-12)) and np.all((raw.M >= 0.1 - 1e-9) & (raw.M <= 1))
+    log = [json.loads(line) for line in (REPO_ROOT / "runs" / "smoke-ade" / "losses.jsonl").read_text().splitlines()]
+    assert log and {"adv_prior", "sl", "ip"} <= set(log[0])
 
 
 def test_pseudo_anomalies_damage_one_region_of_each_image():

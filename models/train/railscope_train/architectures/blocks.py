@@ -1,5 +1,6 @@
-"""Building blocks shared by the architectures: conv-BN-ReLU units, residual blocks and the
-DCGAN discriminator used by all three models (seed 004: "the discriminator follows DCGAN")."""
+"""Building blocks shared by the architectures: conv-BN-ReLU units, residual blocks, the DCGAN
+encoder / decoder stacks (GANomaly, ADe-GAN) and the DCGAN discriminator used by every model
+(seed 004: "the discriminator follows DCGAN")."""
 
 from __future__ import annotations
 
@@ -39,6 +40,28 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.body(x) + self.shortcut(x))
+
+
+def dcgan_encoder(channels: int, size: int, base: int, nz: int) -> nn.Sequential:
+    """Strided 4x4 convs (BN + LeakyReLU) down to 4x4, then a 4x4 conv to an nz-vector [N, nz, 1, 1]."""
+    layers: list[nn.Module] = [nn.Conv2d(channels, base, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    c = base
+    for _ in range(log2_int(size) - 3):  # down to 4x4
+        layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, inplace=True)]
+        c *= 2
+    layers.append(nn.Conv2d(c, nz, 4, 1, 0, bias=False))
+    return nn.Sequential(*layers)
+
+
+def dcgan_decoder(channels: int, size: int, base: int, nz: int) -> nn.Sequential:
+    """The mirror of `dcgan_encoder`: [N, nz, 1, 1] -> 4x4 -> transposed convs (BN + ReLU) -> tanh image."""
+    c = base * 2 ** (log2_int(size) - 3)
+    layers: list[nn.Module] = [nn.ConvTranspose2d(nz, c, 4, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+    for _ in range(log2_int(size) - 3):
+        layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(inplace=True)]
+        c //= 2
+    layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
 
 
 class Discriminator(nn.Module):
