@@ -213,7 +213,8 @@ fn spec_of(name: &str, t: &ValueType) -> TensorSpec {
 }
 
 /// Checks names, element type, rank and fixed dimensions of the graph against the manifest.
-/// The batch dimension must be dynamic (or 1 is refused: the service batches frames).
+/// The batch dimension must be dynamic (or 1 is refused: the service batches frames). The
+/// pattern-logits output is checked when `[output]` declares it (the `ade-gan` score kind needs it).
 pub fn validate_io(inputs: &[TensorSpec], outputs: &[TensorSpec], m: &Manifest) -> Result<()> {
     let i = &m.input;
     let o = &m.output;
@@ -244,6 +245,20 @@ pub fn validate_io(inputs: &[TensorSpec], outputs: &[TensorSpec], m: &Manifest) 
     let f = [o.feature_dim as i64];
     check_tensor(find(&o.features_real)?, "features_real", &f, m)?;
     check_tensor(find(&o.features_fake)?, "features_fake", &f, m)?;
+    if let Some((name, k)) = o.pattern().map_err(Error::Mismatch)? {
+        let spec = outputs.iter().find(|s| s.name == name).ok_or_else(|| {
+            Error::Mismatch(format!(
+                "the graph has no output {name:?} named in [output] pattern_logits{} (graph outputs: {:?})",
+                if m.score.kind == "lambda-l1-l2" {
+                    String::new()
+                } else {
+                    format!(", which [score] kind {:?} needs", m.score.kind)
+                },
+                outputs.iter().map(|s| &s.name).collect::<Vec<_>>()
+            ))
+        })?;
+        check_tensor(spec, "pattern_logits", &[k as i64], m)?;
+    }
     Ok(())
 }
 
@@ -275,6 +290,8 @@ fn check_tensor(s: &TensorSpec, role: &str, expected: &[i64], m: &Manifest) -> R
     }
     let labels: &[&str] = if expected.len() == 3 {
         &["channels", "height", "width"]
+    } else if role == "pattern_logits" {
+        &["pattern_dim"]
     } else {
         &["feature_dim"]
     };
@@ -299,8 +316,12 @@ pub struct OutputsView<'a> {
     pub reconstruction: &'a [f32],
     pub features_real: &'a [f32],
     pub features_fake: &'a [f32],
+    /// The pattern logits (`n · pattern_dim` values), when `[output]` declares them.
+    pub pattern_logits: Option<&'a [f32]>,
     pub chw: usize,
     pub feature_dim: usize,
+    /// K of the pattern logits (0 when not declared).
+    pub pattern_dim: usize,
 }
 
 impl OutputsView<'_> {
@@ -313,6 +334,10 @@ impl OutputsView<'_> {
     pub fn features_fake_of(&self, k: usize) -> &[f32] {
         &self.features_fake[k * self.feature_dim..(k + 1) * self.feature_dim]
     }
+    pub fn pattern_logits_of(&self, k: usize) -> Option<&[f32]> {
+        self.pattern_logits
+            .map(|p| &p[k * self.pattern_dim..(k + 1) * self.pattern_dim])
+    }
 }
 
 /// Owned copy of a batch's outputs.
@@ -322,8 +347,11 @@ pub struct Outputs {
     pub reconstruction: Vec<f32>,
     pub features_real: Vec<f32>,
     pub features_fake: Vec<f32>,
+    /// Empty when `[output]` declares no pattern logits.
+    pub pattern_logits: Vec<f32>,
     pub chw: usize,
     pub feature_dim: usize,
+    pub pattern_dim: usize,
 }
 
 pub struct Engine {
@@ -334,6 +362,8 @@ pub struct Engine {
     library: PathBuf,
     input_name: String,
     output_names: [String; 3],
+    /// The declared pattern-logits output and its K (read only when declared).
+    pattern: Option<(String, usize)>,
     shape: [usize; 3],
     feature_dim: usize,
     max_batch: usize,
@@ -411,6 +441,11 @@ impl Engine {
                 m.output.features_real.clone(),
                 m.output.features_fake.clone(),
             ],
+            pattern: m
+                .output
+                .pattern()
+                .map_err(Error::Mismatch)?
+                .map(|(name, k)| (name.to_string(), k)),
             shape: [m.input.channels, m.input.height, m.input.width],
             feature_dim: m.output.feature_dim,
             max_batch: cfg.max_batch.max(1),
@@ -442,6 +477,11 @@ impl Engine {
 
     pub fn feature_dim(&self) -> usize {
         self.feature_dim
+    }
+
+    /// K of the pattern logits the engine reads, when the package declares them.
+    pub fn pattern_dim(&self) -> Option<usize> {
+        self.pattern.as_ref().map(|(_, k)| *k)
     }
 
     pub fn max_batch(&self) -> usize {
@@ -491,13 +531,19 @@ impl Engine {
             }
             Ok(data)
         };
+        let pattern_logits = match &self.pattern {
+            Some((name, k)) => Some(get(name, *k)?),
+            None => None,
+        };
         let view = OutputsView {
             n,
             reconstruction: get(&self.output_names[0], chw)?,
             features_real: get(&self.output_names[1], feature_dim)?,
             features_fake: get(&self.output_names[2], feature_dim)?,
+            pattern_logits,
             chw,
             feature_dim,
+            pattern_dim: self.pattern_dim().unwrap_or(0),
         };
         Ok(f(&view))
     }
@@ -506,13 +552,16 @@ impl Engine {
     pub fn run(&self, input: &[f32], n: usize) -> Result<Outputs> {
         let chw = self.chw();
         let fd = self.feature_dim;
+        let pd = self.pattern_dim().unwrap_or(0);
         let mut out = Outputs {
             n,
             reconstruction: Vec::with_capacity(n * chw),
             features_real: Vec::with_capacity(n * fd),
             features_fake: Vec::with_capacity(n * fd),
+            pattern_logits: Vec::with_capacity(n * pd),
             chw,
             feature_dim: fd,
+            pattern_dim: pd,
         };
         if input.len() != n * chw {
             return Err(Error::Inference(format!(
@@ -527,6 +576,9 @@ impl Engine {
                 out.reconstruction.extend_from_slice(v.reconstruction);
                 out.features_real.extend_from_slice(v.features_real);
                 out.features_fake.extend_from_slice(v.features_fake);
+                if let Some(p) = v.pattern_logits {
+                    out.pattern_logits.extend_from_slice(p);
+                }
             })?;
             start += k;
         }
@@ -660,6 +712,53 @@ mod tests {
         i[0].shape = vec![-1, 64, 64];
         let e = validate_io(&i, &o, &m).unwrap_err().to_string();
         assert!(e.contains("rank 3"), "{e}");
+    }
+
+    fn ade_gan_manifest(kind: &str) -> Manifest {
+        let text = crate::package::tests::MANIFEST
+            .replace("SHA", &"0".repeat(64))
+            .replace(
+                "feature_dim = 256",
+                "feature_dim = 256\npattern_logits = \"pattern_logits\"\npattern_dim = 10",
+            )
+            .replace(
+                "kind = \"lambda-l1-l2\"",
+                &format!("kind = \"{kind}\"\nkind_version = 1\nrecon_mean = 0.2\nrecon_std = 0.1"),
+            );
+        Manifest::parse(&text, Path::new("manifest.toml")).unwrap()
+    }
+
+    #[test]
+    fn pattern_logits_output_is_checked_when_declared() {
+        let (i, mut o) = good();
+        // Not declared: an extra graph output is not read, and not required.
+        validate_io(&i, &o, &manifest()).unwrap();
+        let m = ade_gan_manifest("ade-gan");
+        let e = validate_io(&i, &o, &m).unwrap_err().to_string();
+        assert!(
+            e.contains("no output \"pattern_logits\"")
+                && e.contains("[score] kind \"ade-gan\" needs"),
+            "{e}"
+        );
+        o.push(spec("pattern_logits", &[-1, 10]));
+        validate_io(&i, &o, &m).unwrap();
+        // Declared by a lambda-l1-l2 package: still checked, without blaming the kind.
+        let plain = ade_gan_manifest("lambda-l1-l2");
+        validate_io(&i, &o, &plain).unwrap();
+        let e = validate_io(&i, &o[..3], &plain).unwrap_err().to_string();
+        assert!(
+            e.contains("no output \"pattern_logits\"") && !e.contains("kind"),
+            "{e}"
+        );
+        o[3].shape = vec![-1, 7];
+        let e = validate_io(&i, &o, &m).unwrap_err().to_string();
+        assert!(e.contains("pattern_dim 7") && e.contains("says 10"), "{e}");
+        o[3].shape = vec![-1, 10, 1];
+        let e = validate_io(&i, &o, &m).unwrap_err().to_string();
+        assert!(e.contains("pattern_logits") && e.contains("rank 3"), "{e}");
+        o[3].shape = vec![4, 10];
+        let e = validate_io(&i, &o, &m).unwrap_err().to_string();
+        assert!(e.contains("dynamic N"), "{e}");
     }
 
     #[test]

@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn report_counts_and_per_type_recall() {
-        let s = |a: f64| Score { r: a, l: a, a };
+        let s = |a: f64| Score::new(a, a, a);
         let samples = vec![
             ("g1".to_string(), "good".to_string(), false, s(0.1)),
             ("g2".to_string(), "good".to_string(), false, s(0.2)),

@@ -23,7 +23,7 @@ use opencv::prelude::*;
 use crate::config::HeatmapConfig;
 use crate::error::{Error, Result};
 use crate::preprocess::resize_to;
-use crate::scoring::{self, Normalization, Pooling};
+use crate::scoring::{self, AdeGan, Normalization, Pooling};
 
 /// Channel-mean absolute error map (H×W) of one image, from CHW tensors.
 pub fn error_map(
@@ -69,6 +69,9 @@ pub struct ColourScale {
     /// The crop's own L (RMS feature distance).
     pub l: f64,
     pub norm: Normalization,
+    /// Score kind `ade-gan`: its parameters and the crop's own pattern confidence M, through
+    /// which a pixel's reconstruction term becomes an A (`None` for `lambda-l1-l2`).
+    pub pattern: Option<(AdeGan, f64)>,
 }
 
 impl ColourScale {
@@ -76,15 +79,20 @@ impl ColourScale {
     /// JET colour map.
     ///
     /// `a' = (λ·s + (1 − λ)·L − min) / (max − min)`, the A' the crop would have if its worst
-    /// region looked like this pixel. With threshold `t > 0`: `a'` in [0, t] runs linearly over
+    /// region looked like this pixel (for `ade-gan`, `A(λ·s + (1 − λ)·L, M)` in place of
+    /// `λ·s + (1 − λ)·L`, with the crop's own M). With threshold `t > 0`: `a'` in [0, t] runs linearly over
     /// the cool half, indices 0 … 127 (blue → green; `t` itself is 127, the middle); `a'` in
     /// (t, 2t] over the warm half, 128 … 255 (yellow → red); clamped beyond. A' = t is normal
     /// (strict `>`), so only a pixel over the threshold is ever warm. A threshold ≤ 0 (no
     /// calibration method gives one) puts the cool half on [t − 1, t] and the warm half on
     /// (t, t + 1]. NaN maps to 0.
     pub fn index(&self, s: f64) -> u8 {
-        let a = (self.lambda * s + (1.0 - self.lambda) * self.l - self.norm.min)
-            / (self.norm.max - self.norm.min);
+        let d = self.lambda * s + (1.0 - self.lambda) * self.l;
+        let raw = match self.pattern {
+            Some((kind, m)) => kind.combine(d, m).0,
+            None => d,
+        };
+        let a = (raw - self.norm.min) / (self.norm.max - self.norm.min);
         let t = self.norm.threshold;
         let half = if t > 0.0 { t } else { 1.0 };
         if a > t {
@@ -279,6 +287,7 @@ mod tests {
             lambda: 1.0,
             l: 0.0,
             norm: Normalization::new(0.0, 1.0, threshold).unwrap(),
+            pattern: None,
         }
     }
 
@@ -307,6 +316,7 @@ mod tests {
             lambda: 0.9,
             l: 0.021,
             norm: Normalization::new(0.0257, 0.0821, 0.1274).unwrap(),
+            pattern: None,
         };
         let n = real.norm;
         let s_t =
@@ -327,6 +337,43 @@ mod tests {
     }
 
     #[test]
+    fn ade_gan_pixels_are_coloured_by_the_a_prime_they_stand_for() {
+        // The crop's own pooled R gives the colour of the crop's own A' (ScoreRule::score).
+        let kind = AdeGan::new(0.3, 0.05, 4).unwrap();
+        let rule = scoring::ScoreRule {
+            kind: scoring::ScoreKind::AdeGan(kind),
+            lambda: 0.8,
+            pooling: Pooling::Mean,
+        };
+        let x = [0.5f32, -0.25, 0.75, 0.0];
+        let s = rule.score(
+            &x,
+            &[0.0; 4],
+            &[0.5],
+            &[0.0],
+            Some(&[1.0, 0.0, 0.0, -1.0]),
+            [1, 2, 2],
+        );
+        let norm = Normalization::new(0.2, 0.7, 0.3).unwrap();
+        let c = ColourScale {
+            lambda: 0.8,
+            l: s.l,
+            norm,
+            pattern: Some((kind, s.m.unwrap())),
+        };
+        let t = ColourScale {
+            lambda: 1.0,
+            l: 0.0,
+            norm: Normalization::new(0.0, 1.0, norm.threshold).unwrap(),
+            pattern: None,
+        };
+        assert_eq!(c.index(s.r), t.index(norm.normalize(s.a)));
+        // Without the pattern terms the same pixel would be coloured by λ·R + (1 − λ)·L.
+        let plain = ColourScale { pattern: None, ..c };
+        assert_ne!(plain.index(s.r), c.index(s.r));
+    }
+
+    #[test]
     fn colours_grow_monotonically_with_the_error() {
         for scale in [
             plain(0.25),
@@ -335,6 +382,13 @@ mod tests {
                 lambda: 0.9,
                 l: 0.03,
                 norm: Normalization::new(0.02, 0.09, 0.12).unwrap(),
+                pattern: None,
+            },
+            ColourScale {
+                lambda: 0.7,
+                l: 0.03,
+                norm: Normalization::new(0.1, 0.8, 0.4).unwrap(),
+                pattern: Some((AdeGan::new(0.05, 0.02, 10).unwrap(), 0.6)),
             },
         ] {
             let mut last = 0u8;

@@ -21,7 +21,7 @@ use crate::fastener_search::FastenerSearch;
 use crate::heatmap::{self, ColourScale, RegionMap, RegionPixels};
 use crate::package::{calibration_file_name, calibration_path, Calibration, ModelPackage};
 use crate::preprocess::{crop, to_gray, Denorm, Preprocessor, RoiMode};
-use crate::scoring::{self, Normalization, Pooling, Score, Verdict};
+use crate::scoring::{self, Normalization, Pooling, Score, ScoreKind, ScoreRule, Verdict};
 
 /// One encoded frame to inspect.
 #[derive(Debug, Clone)]
@@ -125,8 +125,8 @@ pub struct LoadOptions {
 pub struct Inspector {
     engine: Engine,
     package: ModelPackage,
-    /// How R pools the reconstruction error (manifest `[score] pooling`).
-    pooling: Pooling,
+    /// The manifest's `[score]`, checked: kind, λ and how R pools the reconstruction error.
+    rule: ScoreRule,
     pre: Preprocessor,
     roi: RoiMode,
     search: Option<FastenerSearch>,
@@ -181,10 +181,9 @@ impl Inspector {
             None
         };
         let pre = Preprocessor::new(&package.manifest.input, &config.preprocess)?;
-        let pooling = package
+        let rule = package
             .manifest
-            .score
-            .pooling()
+            .score_rule()
             .map_err(|message| Error::Package {
                 path: package.dir.join("manifest.toml"),
                 message,
@@ -193,7 +192,7 @@ impl Inspector {
         Ok(Self {
             engine,
             package,
-            pooling,
+            rule,
             pre,
             roi,
             search,
@@ -223,7 +222,12 @@ impl Inspector {
 
     /// How this package's R pools the reconstruction error.
     pub fn pooling(&self) -> &Pooling {
-        &self.pooling
+        &self.rule.pooling
+    }
+
+    /// This package's score: kind (`lambda-l1-l2` or `ade-gan`), λ and pooling.
+    pub fn score_rule(&self) -> &ScoreRule {
+        &self.rule
     }
 
     pub fn provider(&self) -> &'static str {
@@ -380,7 +384,7 @@ impl Inspector {
         keep_maps: bool,
     ) -> Vec<Result<FrameScores>> {
         let chw = self.engine.chw();
-        let lambda = self.package.manifest.score.lambda;
+        let rule = &self.rule;
         let total: usize = prepared
             .iter()
             .filter_map(|p| p.as_ref().ok())
@@ -394,7 +398,7 @@ impl Inspector {
 
         let shape = self.engine.shape();
         let [_, h, w] = shape;
-        let pooling = &self.pooling;
+        let pooling = &rule.pooling;
         // Each crop's way back to pixels, in tensor order.
         let denorms: Vec<Option<&Denorm>> = prepared
             .iter()
@@ -413,13 +417,12 @@ impl Inspector {
                     .map(|k| {
                         let x = &input[k * chw..(k + 1) * chw];
                         let xh = v.reconstruction_of(k);
-                        let s = scoring::score(
+                        let s = rule.score(
                             x,
                             xh,
                             v.features_real_of(k),
                             v.features_fake_of(k),
-                            lambda,
-                            pooling,
+                            v.pattern_logits_of(k),
                             shape,
                         );
                         let (map, pixels) = if keep_maps {
@@ -572,7 +575,7 @@ impl Inspector {
             return Ok(None);
         };
         let [_, h, w] = self.engine.shape();
-        let lambda = self.package.manifest.score.lambda;
+        let lambda = self.rule.lambda;
         let regions: Vec<RegionMap> = fs
             .crops
             .iter()
@@ -583,11 +586,15 @@ impl Inspector {
                     height: h,
                     width: w,
                     flipped: c.mirrored,
-                    smoothed: matches!(self.pooling, Pooling::TopK { .. }),
+                    smoothed: matches!(self.rule.pooling, Pooling::TopK { .. }),
                     scale: ColourScale {
                         lambda,
                         l: c.score.l,
                         norm: *norm,
+                        pattern: match (self.rule.kind, c.score.m) {
+                            (ScoreKind::AdeGan(kind), Some(m)) => Some((kind, m)),
+                            _ => None,
+                        },
                     },
                 })
             })

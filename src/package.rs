@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::scoring::{Normalization, Pooling};
+use crate::scoring::{AdeGan, Normalization, Pooling, ScoreKind, ScoreRule};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -90,6 +90,30 @@ pub struct OutputSection {
     pub features_real: String,
     pub features_fake: String,
     pub feature_dim: usize,
+    /// Optional fourth output: pattern logits `[N, pattern_dim]` (ADe-GAN's extractor), read
+    /// only when declared; the `ade-gan` score kind needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern_logits: Option<String>,
+    /// K, the number of patterns, with `pattern_logits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern_dim: Option<usize>,
+}
+
+impl OutputSection {
+    /// The declared pattern-logits output and its K, checked: both fields or neither.
+    pub fn pattern(&self) -> std::result::Result<Option<(&str, usize)>, String> {
+        match (&self.pattern_logits, self.pattern_dim) {
+            (None, None) => Ok(None),
+            (Some(name), Some(k)) if k >= 2 && !name.is_empty() => Ok(Some((name.as_str(), k))),
+            (Some(_), Some(k)) => Err(format!(
+                "[output] pattern_dim must be at least 2 and pattern_logits a name (got {k})"
+            )),
+            _ => Err(
+                "[output] pattern_logits and pattern_dim go together (the pattern-logits output and its K)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -105,6 +129,16 @@ pub struct ScoreSection {
     /// With `pooling = "topk"`: the share of the pixels R averages, in (0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_fraction: Option<f64>,
+    /// Version of the kind's definition in docs/scoring.md: required for `ade-gan` (1), 1 if
+    /// absent for `lambda-l1-l2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind_version: Option<i64>,
+    /// `ade-gan`: μ of the normal fitted to the calibration normals' D = λ·R + (1 − λ)·L.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recon_mean: Option<f64>,
+    /// `ade-gan`: σ of that normal, > 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recon_std: Option<f64>,
 }
 
 /// `[score] pooling` as written in the manifest; [`ScoreSection::pooling`] gives it with its
@@ -140,8 +174,9 @@ impl ScoreSection {
     }
 }
 
-pub const SCORE_KIND: &str = "lambda-l1-l2";
-const ARCHITECTURES: [&str; 3] = ["nested-edgan", "ganomaly", "skip-ganomaly"];
+/// The score kinds of docs/scoring.md this server computes.
+pub const SCORE_KINDS: [&str; 2] = ["lambda-l1-l2", "ade-gan"];
+const ARCHITECTURES: [&str; 4] = ["nested-edgan", "ganomaly", "skip-ganomaly", "ade-gan"];
 
 impl InputSection {
     /// Number of f32 values of one image tensor.
@@ -164,6 +199,56 @@ impl InputSection {
 }
 
 impl Manifest {
+    /// The score this package declares, checked (docs/scoring.md): kind and version, λ, pooling,
+    /// and for `ade-gan` its normal and the pattern-logits output it reads.
+    pub fn score_rule(&self) -> std::result::Result<ScoreRule, String> {
+        let s = &self.score;
+        if !SCORE_KINDS.contains(&s.kind.as_str()) {
+            return Err(format!(
+                "[score] kind {:?} is not supported (one of {SCORE_KINDS:?})",
+                s.kind
+            ));
+        }
+        if !(0.0..=1.0).contains(&s.lambda) {
+            return Err(format!(
+                "[score] lambda must be in [0, 1], not {}",
+                s.lambda
+            ));
+        }
+        let pooling = s.pooling()?;
+        let pattern = self.output.pattern()?;
+        let kind = if s.kind == "ade-gan" {
+            if s.kind_version != Some(AdeGan::VERSION) {
+                return Err(format!(
+                    "[score] kind = \"ade-gan\" needs kind_version = {} (got {}); docs/scoring.md",
+                    AdeGan::VERSION,
+                    s.kind_version
+                        .map_or_else(|| "none".to_string(), |v| v.to_string())
+                ));
+            }
+            let Some((_, k)) = pattern else {
+                return Err("[score] kind = \"ade-gan\" needs [output] pattern_logits (the graph's pattern-logits output) and pattern_dim".into());
+            };
+            let (Some(mu), Some(sd)) = (s.recon_mean, s.recon_std) else {
+                return Err("[score] kind = \"ade-gan\" needs recon_mean and recon_std (the normal fitted to the calibration normals' reconstruction term)".into());
+            };
+            ScoreKind::AdeGan(AdeGan::new(mu, sd, k).map_err(|e| format!("[score] ade-gan: {e}"))?)
+        } else {
+            if s.kind_version.is_some_and(|v| v != 1) {
+                return Err(format!(
+                    "[score] kind_version {} of \"lambda-l1-l2\" is not supported (only 1)",
+                    s.kind_version.unwrap_or_default()
+                ));
+            }
+            ScoreKind::LambdaL1L2
+        };
+        Ok(ScoreRule {
+            kind,
+            lambda: s.lambda,
+            pooling,
+        })
+    }
+
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let m: Manifest = toml::from_str(text).map_err(|e| Error::Package {
             path: path.to_path_buf(),
@@ -225,19 +310,7 @@ impl Manifest {
         if self.output.feature_dim == 0 {
             return bad("[output] feature_dim must be positive".into());
         }
-        if self.score.kind != SCORE_KIND {
-            return bad(format!(
-                "[score] kind {:?} is not supported (only {SCORE_KIND:?})",
-                self.score.kind
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.score.lambda) {
-            return bad(format!(
-                "[score] lambda must be in [0, 1], not {}",
-                self.score.lambda
-            ));
-        }
-        if let Err(e) = self.score.pooling() {
+        if let Err(e) = self.score_rule() {
             return bad(e);
         }
         if self.model.sha256.len() != 64
@@ -671,6 +744,141 @@ seed = 1
             err.contains("kind") && err.contains("lambda-l1-l2"),
             "{err}"
         );
+    }
+
+    /// The MANIFEST as an ADe-GAN package: the pattern-logits output and the `ade-gan` kind.
+    fn ade_gan(m: String) -> String {
+        m.replace(
+            "feature_dim = 256",
+            "feature_dim = 256\npattern_logits = \"pattern_logits\"\npattern_dim = 10",
+        )
+        .replace(
+            "kind = \"lambda-l1-l2\"\nlambda = 0.9",
+            "kind = \"ade-gan\"\nkind_version = 1\nlambda = 1.0\nrecon_mean = 0.25\nrecon_std = 0.05",
+        )
+        .replace("architecture = \"nested-edgan\"", "architecture = \"ade-gan\"")
+    }
+
+    #[test]
+    fn ade_gan_package_loads_with_its_rule() {
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", ade_gan);
+        let p = ModelPackage::load(d.path()).unwrap();
+        let rule = p.manifest.score_rule().unwrap();
+        assert_eq!(
+            rule,
+            ScoreRule {
+                kind: ScoreKind::AdeGan(AdeGan::new(0.25, 0.05, 10).unwrap()),
+                lambda: 1.0,
+                pooling: Pooling::Mean,
+            }
+        );
+        assert_eq!(
+            p.manifest.output.pattern(),
+            Ok(Some(("pattern_logits", 10)))
+        );
+        let again: Manifest = toml::from_str(&toml::to_string(&p.manifest).unwrap()).unwrap();
+        assert_eq!(again, p.manifest);
+        // With topk pooling too: R is pooled as for lambda-l1-l2.
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| {
+            ade_gan(m).replace(
+                "recon_std = 0.05",
+                "recon_std = 0.05\npooling = \"topk\"\nsmooth_sigma = 1.0\ntop_fraction = 0.02",
+            )
+        });
+        let rule = ModelPackage::load(d.path())
+            .unwrap()
+            .manifest
+            .score_rule()
+            .unwrap();
+        assert_eq!(rule.pooling, Pooling::top_k(1.0, 0.02).unwrap());
+        // A lambda-l1-l2 package may declare the pattern output; its score ignores it.
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| {
+            m.replace(
+                "feature_dim = 256",
+                "feature_dim = 256\npattern_logits = \"pattern_logits\"\npattern_dim = 10",
+            )
+        });
+        let p = ModelPackage::load(d.path()).unwrap();
+        assert_eq!(p.manifest.score_rule().unwrap().kind, ScoreKind::LambdaL1L2);
+    }
+
+    #[test]
+    fn bad_ade_gan_manifests_are_refused() {
+        let cases: [(&str, &str, &[&str]); 10] = [
+            (
+                "kind_version = 1\n",
+                "",
+                &["needs kind_version = 1", "none"],
+            ),
+            (
+                "kind_version = 1",
+                "kind_version = 2",
+                &["needs kind_version = 1", "got 2"],
+            ),
+            ("recon_std = 0.05", "", &["needs recon_mean and recon_std"]),
+            (
+                "recon_std = 0.05",
+                "recon_std = 0.0",
+                &["recon_std finite and > 0"],
+            ),
+            (
+                "recon_mean = 0.25",
+                "recon_mean = nan",
+                &["recon_mean must be finite"],
+            ),
+            (
+                "pattern_logits = \"pattern_logits\"\npattern_dim = 10",
+                "",
+                &["needs [output] pattern_logits"],
+            ),
+            (
+                "pattern_dim = 10",
+                "",
+                &["pattern_logits and pattern_dim go together"],
+            ),
+            (
+                "pattern_dim = 10",
+                "pattern_dim = 1",
+                &["pattern_dim must be at least 2"],
+            ),
+            (
+                "kind = \"ade-gan\"",
+                "kind = \"ade-gan-2\"",
+                &["ade-gan-2", "not supported", "ade-gan"],
+            ),
+            (
+                "lambda = 1.0",
+                "lambda = -0.1",
+                &["lambda must be in [0, 1]"],
+            ),
+        ];
+        for (from, to, needles) in cases {
+            let d = tempfile::tempdir().unwrap();
+            write_package(d.path(), b"x", |m| {
+                let m = ade_gan(m);
+                assert!(m.contains(from), "{from}");
+                m.replace(from, to)
+            });
+            let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{from} -> {to}: {err}");
+            }
+        }
+        // lambda-l1-l2 has one version.
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| {
+            m.replace("lambda = 0.9", "lambda = 0.9\nkind_version = 2")
+        });
+        let err = ModelPackage::load(d.path()).unwrap_err().to_string();
+        assert!(err.contains("kind_version 2"), "{err}");
+        let d = tempfile::tempdir().unwrap();
+        write_package(d.path(), b"x", |m| {
+            m.replace("lambda = 0.9", "lambda = 0.9\nkind_version = 1")
+        });
+        ModelPackage::load(d.path()).unwrap();
     }
 
     #[test]

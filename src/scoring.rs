@@ -9,6 +9,14 @@
 //! A' = (A − min) / (max − min)          not clamped
 //! verdict = defect  iff  A' > threshold (strict)
 //! ```
+//! That is the score kind `lambda-l1-l2`. The kind `ade-gan` (version 1, seed 003's eq. 9–11)
+//! keeps R and L, calls D = λ·R + (1 − λ)·L the reconstruction term and adds the extractor's
+//! pattern logits z (`pattern_logits`, K values):
+//! ```text
+//! M = max_k softmax(z)_k                pattern confidence
+//! P = Φ((D − recon_mean) / recon_std)   reconstruction probability (normal fitted on normals)
+//! A = 1 − P/K − (1 − P)·M               in [0, 1 − 1/K]
+//! ```
 //! All sums are accumulated in f64 from the f32 model outputs.
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +92,25 @@ pub struct Score {
     pub l: f64,
     #[serde(rename = "A")]
     pub a: f64,
+    /// Kind `ade-gan`: the pattern confidence M (max softmax probability of the pattern logits).
+    #[serde(rename = "M", default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<f64>,
+    /// Kind `ade-gan`: the reconstruction probability P = Φ((D − recon_mean) / recon_std).
+    #[serde(rename = "P", default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<f64>,
+}
+
+impl Score {
+    /// A `lambda-l1-l2` score (no pattern terms).
+    pub fn new(r: f64, l: f64, a: f64) -> Self {
+        Self {
+            r,
+            l,
+            a,
+            m: None,
+            p: None,
+        }
+    }
 }
 
 /// Normalized score and decision for one image.
@@ -363,7 +390,8 @@ pub fn verdict(a_norm: f64, threshold: f64) -> Verdict {
     }
 }
 
-/// R, L and A of one CHW image of `shape` = [C, H, W] from the model's outputs.
+/// R, L and A of one CHW image of `shape` = [C, H, W] from the model's outputs (kind
+/// `lambda-l1-l2`).
 pub fn score(
     x: &[f32],
     x_hat: &[f32],
@@ -375,10 +403,178 @@ pub fn score(
 ) -> Score {
     let r = reconstruction_error(x, x_hat, pooling, shape);
     let l = feature_distance(f_real, f_fake);
-    Score {
-        r,
-        l,
-        a: combine(r, l, lambda),
+    Score::new(r, l, combine(r, l, lambda))
+}
+
+/// Φ(z), the standard normal distribution function: Hart's double-precision rational
+/// approximation (algorithm 5666, as given by West 2005), absolute error below 1e-15 everywhere
+/// and relative error below 1e-8 in the lower tail. Φ(0) = ½ exactly; 0 below z = −37, 1 above
+/// z = 37. NaN stays NaN.
+pub fn normal_cdf(z: f64) -> f64 {
+    if z.is_nan() {
+        return f64::NAN;
+    }
+    let xa = z.abs();
+    let tail = if xa > 37.0 {
+        0.0
+    } else {
+        let e = (-0.5 * xa * xa).exp();
+        if xa < 7.071_067_811_865_47 {
+            let num = [
+                3.526_249_659_989_11e-2,
+                0.700_383_064_443_688,
+                6.373_962_203_531_65,
+                33.912_866_078_383,
+                112.079_291_497_871,
+                221.213_596_169_931,
+                220.206_867_912_376,
+            ];
+            let den = [
+                8.838_834_764_831_84e-2,
+                1.755_667_163_182_64,
+                16.064_177_579_207,
+                86.780_732_202_946_1,
+                296.564_248_779_674,
+                637.333_633_378_831,
+                793.826_512_519_948,
+                440.413_735_824_752,
+            ];
+            let horner = |c: &[f64]| c.iter().fold(0.0, |b, &k| b * xa + k);
+            e * horner(&num) / horner(&den)
+        } else {
+            let mut b = xa + 0.65;
+            for k in [4.0, 3.0, 2.0, 1.0] {
+                b = xa + k / b;
+            }
+            e / b / 2.506_628_274_631
+        }
+    };
+    if z > 0.0 {
+        1.0 - tail
+    } else {
+        tail
+    }
+}
+
+/// M = max_k softmax(z)_k = 1 / Σ_k exp(z_k − max z), in f64 from the f32 logits.
+pub fn pattern_confidence(logits: &[f32]) -> f64 {
+    assert!(logits.len() >= 2, "pattern logits need K >= 2 values");
+    let top = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    let sum: f64 = logits.iter().map(|&v| (v as f64 - top).exp()).sum();
+    1.0 / sum
+}
+
+/// The parameters of the score kind `ade-gan` (docs/scoring.md), checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdeGan {
+    /// μ of the normal that turns D into the probability P (fitted on calibration normals).
+    pub recon_mean: f64,
+    /// σ of that normal, > 0.
+    pub recon_std: f64,
+    /// K, the number of patterns (length of the pattern logits), ≥ 2.
+    pub patterns: usize,
+}
+
+impl AdeGan {
+    /// The only version of the kind this server computes (`[score] kind_version`).
+    pub const VERSION: i64 = 1;
+
+    pub fn new(recon_mean: f64, recon_std: f64, patterns: usize) -> Result<Self, String> {
+        if !recon_mean.is_finite() || !recon_std.is_finite() || recon_std <= 0.0 {
+            return Err(format!(
+                "recon_mean must be finite and recon_std finite and > 0 (got {recon_mean}, {recon_std})"
+            ));
+        }
+        if patterns < 2 {
+            return Err(format!("needs at least 2 patterns, not {patterns}"));
+        }
+        Ok(Self {
+            recon_mean,
+            recon_std,
+            patterns,
+        })
+    }
+
+    /// P = Φ((D − recon_mean) / recon_std).
+    pub fn probability(&self, d: f64) -> f64 {
+        normal_cdf((d - self.recon_mean) / self.recon_std)
+    }
+
+    /// (A, P) from the reconstruction term D and the pattern confidence M:
+    /// A = 1 − P/K − (1 − P)·M.
+    pub fn combine(&self, d: f64, m: f64) -> (f64, f64) {
+        let p = self.probability(d);
+        (1.0 - p / self.patterns as f64 - (1.0 - p) * m, p)
+    }
+}
+
+/// The manifest's `[score] kind` with its own parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScoreKind {
+    /// `lambda-l1-l2`: A = λ·R + (1 − λ)·L.
+    LambdaL1L2,
+    /// `ade-gan` (version 1): A = 1 − P/K − (1 − P)·M.
+    AdeGan(AdeGan),
+}
+
+impl ScoreKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScoreKind::LambdaL1L2 => "lambda-l1-l2",
+            ScoreKind::AdeGan(_) => "ade-gan",
+        }
+    }
+
+    /// The model output this kind reads beyond the three of the contract.
+    pub fn needs_pattern_logits(&self) -> bool {
+        matches!(self, ScoreKind::AdeGan(_))
+    }
+}
+
+/// Everything the manifest's `[score]` says, checked: how one image's outputs become its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRule {
+    pub kind: ScoreKind,
+    pub lambda: f64,
+    pub pooling: Pooling,
+}
+
+impl ScoreRule {
+    /// The score of one CHW image of `shape` = [C, H, W]. `pattern_logits` must be given for
+    /// the `ade-gan` kind (the engine reads that output whenever the manifest declares it, and
+    /// loading refuses an `ade-gan` package that does not); other kinds ignore it.
+    pub fn score(
+        &self,
+        x: &[f32],
+        x_hat: &[f32],
+        f_real: &[f32],
+        f_fake: &[f32],
+        pattern_logits: Option<&[f32]>,
+        shape: [usize; 3],
+    ) -> Score {
+        let base = score(x, x_hat, f_real, f_fake, self.lambda, &self.pooling, shape);
+        match self.kind {
+            ScoreKind::LambdaL1L2 => base,
+            ScoreKind::AdeGan(k) => {
+                let logits =
+                    pattern_logits.expect("the ade-gan score needs the pattern logits output");
+                assert_eq!(
+                    logits.len(),
+                    k.patterns,
+                    "pattern logits do not match [output] pattern_dim"
+                );
+                let m = pattern_confidence(logits);
+                let (a, p) = k.combine(base.a, m);
+                Score {
+                    a,
+                    m: Some(m),
+                    p: Some(p),
+                    ..base
+                }
+            }
+        }
     }
 }
 
@@ -672,23 +868,9 @@ mod tests {
         assert_eq!(verdict(0.500001, 0.5), Verdict::Defect);
         assert_eq!(verdict(-3.0, 0.5), Verdict::Normal);
         let n = Normalization::new(0.0, 1.0, 0.2).unwrap();
-        let j = judge(
-            Score {
-                r: 0.0,
-                l: 0.0,
-                a: 0.2,
-            },
-            &n,
-        );
+        let j = judge(Score::new(0.0, 0.0, 0.2), &n);
         assert_eq!(j.verdict, Verdict::Normal);
-        let j = judge(
-            Score {
-                r: 0.0,
-                l: 0.0,
-                a: 0.21,
-            },
-            &n,
-        );
+        let j = judge(Score::new(0.0, 0.0, 0.21), &n);
         assert_eq!(j.verdict, Verdict::Defect);
     }
 
@@ -700,17 +882,160 @@ mod tests {
     }
 
     #[test]
+    fn normal_cdf_by_hand() {
+        assert_eq!(normal_cdf(0.0), 0.5);
+        // Φ(1), Φ(−1.96…) = 2.5 %, Φ(−3), Φ(−10): Python's 0.5·math.erfc(−z/√2)
+        assert!((normal_cdf(1.0) - 0.841_344_746_068_542_9).abs() < 1e-15);
+        assert!((normal_cdf(-1.959_963_984_540_054) - 0.025).abs() < 1e-15);
+        assert!((normal_cdf(-3.0) - 0.001_349_898_031_630_095_7).abs() < 1e-15);
+        // the lower tail keeps its relative precision; the far tails are exact 0 and 1
+        let t = normal_cdf(-10.0);
+        assert!((t / 7.619_853_024_160_593e-24 - 1.0).abs() < 1e-8, "{t}");
+        assert_eq!(normal_cdf(-40.0), 0.0);
+        assert_eq!(normal_cdf(40.0), 1.0);
+        assert!(normal_cdf(f64::NAN).is_nan());
+        let mut last = 0.0;
+        for i in -800..=800 {
+            let z = i as f64 / 100.0;
+            let v = normal_cdf(z);
+            assert!((v + normal_cdf(-z) - 1.0).abs() < 1e-15, "symmetric at {z}");
+            assert!(v >= last, "monotone at {z}");
+            last = v;
+        }
+    }
+
+    #[test]
+    fn pattern_confidence_is_the_max_softmax_probability() {
+        // [ln 3, 0, 0] → 3 / (3 + 1 + 1)
+        let m = pattern_confidence(&[3f32.ln(), 0.0, 0.0]);
+        assert!((m - 0.6).abs() < 1e-7, "{m}");
+        assert!(close(pattern_confidence(&[2.0, 2.0, 2.0, 2.0]), 0.25));
+        // large logits do not overflow; the order of the logits does not matter
+        assert!(close(pattern_confidence(&[1000.0, 0.0, -1000.0]), 1.0));
+        assert!(close(
+            pattern_confidence(&[0.5, -1.0, 2.0]),
+            pattern_confidence(&[2.0, 0.5, -1.0])
+        ));
+    }
+
+    fn ade(recon_mean: f64, recon_std: f64, patterns: usize, lambda: f64) -> ScoreRule {
+        ScoreRule {
+            kind: ScoreKind::AdeGan(AdeGan::new(recon_mean, recon_std, patterns).unwrap()),
+            lambda,
+            pooling: Pooling::Mean,
+        }
+    }
+
+    #[test]
+    fn hand_computed_ade_gan_score() {
+        // R = 0.375 (reconstruction_error_is_mean_absolute_difference), L = 5/√2, K = 3,
+        // M = 0.6. λ = 1: D = R = μ → P = ½, A = 1 − ½/3 − ½·0.6 = 0.5333…
+        let (x, y) = ([1.0, -1.0, 0.25, 0.0], [0.5, -0.5, 0.75, 0.0]);
+        let (fr, ff) = ([3.0, 4.0], [0.0, 0.0]);
+        let logits = [3f32.ln(), 0.0, 0.0];
+        let s = ade(0.375, 0.1, 3, 1.0).score(&x, &y, &fr, &ff, Some(&logits), [1, 2, 2]);
+        assert!(close(s.r, 0.375) && close(s.l, 5.0 / 2f64.sqrt()));
+        assert!((s.m.unwrap() - 0.6).abs() < 1e-7 && close(s.p.unwrap(), 0.5));
+        assert!(
+            (s.a - (1.0 - 0.5 / 3.0 - 0.5 * 0.6)).abs() < 1e-7,
+            "{}",
+            s.a
+        );
+        // λ = 0.5: D = 0.5·0.375 + 0.5·5/√2; μ = D − 0.2, σ = 0.2 → z = 1, P = Φ(1)
+        let d = 0.5 * 0.375 + 0.5 * 5.0 / 2f64.sqrt();
+        let s = ade(d - 0.2, 0.2, 3, 0.5).score(&x, &y, &fr, &ff, Some(&logits), [1, 2, 2]);
+        let p = 0.841_344_746_068_542_9;
+        assert!((s.p.unwrap() - p).abs() < 1e-12);
+        assert!((s.a - (1.0 - p / 3.0 - (1.0 - p) * 0.6)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn ade_gan_limits_and_monotonicity() {
+        let k = AdeGan::new(0.0, 1.0, 4).unwrap();
+        // a well reconstructed image of a known pattern scores 0; every image at most 1 − 1/K,
+        // reached by a hopeless reconstruction (P = 1) or by no pattern at all (M = 1/K)
+        assert_eq!(k.combine(-1e9, 1.0), (0.0, 0.0));
+        assert!(close(k.combine(1e9, 0.9).0, 0.75));
+        assert!(close(k.combine(-1e9, 0.25).0, 0.75));
+        assert!(close(k.combine(0.0, 0.25).0, 0.75));
+        for m in [0.3, 0.6, 1.0] {
+            let a: Vec<f64> = (-6..=6).map(|i| k.combine(i as f64 / 2.0, m).0).collect();
+            assert!(a.windows(2).all(|w| w[1] > w[0]), "rises with D at M = {m}");
+        }
+        let a: Vec<f64> = [0.25, 0.5, 0.75, 1.0]
+            .iter()
+            .map(|&m| k.combine(0.0, m).0)
+            .collect();
+        assert!(a.windows(2).all(|w| w[1] < w[0]), "falls with M");
+    }
+
+    #[test]
+    fn lambda_l1_l2_rule_is_the_plain_score() {
+        let rule = ScoreRule {
+            kind: ScoreKind::LambdaL1L2,
+            lambda: 0.9,
+            pooling: Pooling::Mean,
+        };
+        let (x, y) = ([1.0, -1.0, 0.25, 0.0], [0.5, -0.5, 0.75, 0.0]);
+        let want = score(
+            &x,
+            &y,
+            &[3.0, 4.0],
+            &[0.0, 0.0],
+            0.9,
+            &Pooling::Mean,
+            [1, 2, 2],
+        );
+        // Pattern logits, if the package declares them, do not change this kind.
+        for logits in [None, Some(&[1.0f32, 2.0][..])] {
+            let got = rule.score(&x, &y, &[3.0, 4.0], &[0.0, 0.0], logits, [1, 2, 2]);
+            assert_eq!(got, want);
+        }
+        assert!(want.m.is_none() && want.p.is_none());
+        assert!(!rule.kind.needs_pattern_logits() && rule.kind.as_str() == "lambda-l1-l2");
+    }
+
+    #[test]
+    fn ade_gan_parameters_are_checked() {
+        assert!(AdeGan::new(0.1, 0.01, 2).is_ok());
+        for (mu, sd, k) in [
+            (0.1, 0.0, 10),
+            (0.1, -1.0, 10),
+            (f64::NAN, 0.1, 10),
+            (0.1, f64::INFINITY, 10),
+            (0.1, 0.1, 1),
+        ] {
+            assert!(AdeGan::new(mu, sd, k).is_err(), "{mu} {sd} {k}");
+        }
+    }
+
+    #[test]
+    fn pattern_terms_serialize_only_for_ade_gan() {
+        // lambda-l1-l2 results keep exactly their fields
+        let v = serde_json::to_value(Score::new(0.1, 0.2, 0.11)).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+        let s = ade(0.0, 1.0, 2, 1.0).score(
+            &[0.0],
+            &[0.0],
+            &[0.0],
+            &[0.0],
+            Some(&[0.0, 0.0]),
+            [1, 1, 1],
+        );
+        let v = serde_json::to_value(s).unwrap();
+        assert!(close(v["M"].as_f64().unwrap(), 0.5) && close(v["P"].as_f64().unwrap(), 0.5));
+        let back: Score = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
     fn verdict_serializes_lowercase() {
         assert_eq!(
             serde_json::to_string(&Verdict::Defect).unwrap(),
             "\"defect\""
         );
         let j = judge(
-            Score {
-                r: 0.1,
-                l: 0.2,
-                a: 0.11,
-            },
+            Score::new(0.1, 0.2, 0.11),
             &Normalization::new(0.0, 1.0, 0.2).unwrap(),
         );
         let v = serde_json::to_value(j).unwrap();

@@ -243,3 +243,186 @@ fn every_score_variant_equals_python() {
         }
     }
 }
+
+/// Each fixture image's crop score through `insp` (whole-frame ROI: one crop per image).
+fn crop_scores(insp: &Inspector, images: &[serde_json::Value]) -> Vec<railscope::scoring::Score> {
+    let bytes: Vec<Vec<u8>> = images
+        .iter()
+        .map(|i| std::fs::read(root().join(i["path"].as_str().unwrap())).unwrap())
+        .collect();
+    let inputs: Vec<ImageInput<'_>> = images
+        .iter()
+        .zip(&bytes)
+        .map(|(i, b)| ImageInput {
+            id: i["path"].as_str().unwrap().to_string(),
+            bytes: b,
+            camera: None,
+        })
+        .collect();
+    insp.score_batch(&inputs, false)
+        .into_iter()
+        .map(|r| {
+            let fs = r.unwrap();
+            assert_eq!(fs.crops.len(), 1);
+            fs.crops[0].score
+        })
+        .collect()
+}
+
+/// The `ade-gan` score kind (docs/scoring.md) on the tiny untrained ADe-GAN package
+/// tests/fixtures/ade-gan-tiny (four outputs, pattern logits included): R, L, M, P, A, A' and
+/// every verdict equal the Python reference's (tests/fixtures/expected_scores_ade_gan.json,
+/// `python -m railscope_train.parity --ade-gan-fixture`) within 1e-4, with the package's own
+/// manifest and with each variant of λ, pooling and photometric step.
+#[test]
+fn ade_gan_scores_equal_python() {
+    let path = root().join("tests/fixtures/expected_scores_ade_gan.json");
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap();
+    let model = root().join(doc["model_dir"].as_str().unwrap());
+    let tol = doc["tolerance"].as_f64().unwrap_or(1e-4).min(1e-4);
+    let opts = LoadOptions {
+        without_calibration: true,
+        roi: Some(railscope::preprocess::RoiMode::Whole),
+        ..Default::default()
+    };
+    let insp = Inspector::load(&model, &cpu_config(), &opts).unwrap();
+    assert_eq!(
+        doc["model_sha256"].as_str().unwrap(),
+        insp.package().manifest.model.sha256,
+        "expected_scores_ade_gan.json was made for another model.onnx; regenerate it (python -m railscope_train.parity --ade-gan-fixture)"
+    );
+    assert!(matches!(
+        insp.score_rule().kind,
+        railscope::scoring::ScoreKind::AdeGan(_)
+    ));
+    assert_eq!(insp.engine().pattern_dim(), Some(10));
+    let c = &doc["calibration"];
+    let norm = Normalization::new(
+        c["min"].as_f64().unwrap(),
+        c["max"].as_f64().unwrap(),
+        c["threshold"].as_f64().unwrap(),
+    )
+    .unwrap();
+
+    let images = doc["images"].as_array().expect("list of images");
+    assert!(images.len() >= 10, "too few reference images");
+    let mut worst: f64 = 0.0;
+    let mut verdicts = std::collections::BTreeSet::new();
+    for (img, s) in images.iter().zip(crop_scores(&insp, images)) {
+        let j = judge(s, &norm);
+        let name = img["path"].as_str().unwrap();
+        for (key, ours) in [
+            ("R", s.r),
+            ("L", s.l),
+            ("M", s.m.expect("ade-gan scores carry M")),
+            ("P", s.p.expect("ade-gan scores carry P")),
+            ("A", s.a),
+            ("A_norm", j.a_norm),
+        ] {
+            let theirs = img[key].as_f64().unwrap();
+            let d = (ours - theirs).abs();
+            worst = worst.max(d);
+            assert!(
+                d <= tol,
+                "{name} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})"
+            );
+        }
+        assert_eq!(
+            j.verdict.as_str(),
+            img["verdict"].as_str().unwrap(),
+            "{name}"
+        );
+        verdicts.insert(j.verdict.as_str());
+    }
+    assert_eq!(verdicts.len(), 2, "the fixture exercises both verdicts");
+    eprintln!(
+        "parity ade-gan: {} images, max |Δ| = {worst:e}",
+        images.len()
+    );
+
+    let variants = doc["variants"].as_object().expect("variants");
+    assert!(variants.len() >= 2);
+    for (name, variant) in variants {
+        let ov = &variant["override"];
+        let tmp = tempfile::tempdir().unwrap();
+        package_with_override(&model, tmp.path(), ov);
+        let insp = Inspector::load(tmp.path(), &cpu_config(), &opts)
+            .unwrap_or_else(|e| panic!("variant {name}: {e}"));
+        if let Some(l) = ov["score"]["lambda"].as_f64() {
+            assert_eq!(insp.score_rule().lambda, l, "{name}");
+        }
+        let images = variant["images"].as_array().unwrap();
+        let mut worst: f64 = 0.0;
+        for (img, s) in images.iter().zip(crop_scores(&insp, images)) {
+            for (key, ours) in [
+                ("R", s.r),
+                ("L", s.l),
+                ("M", s.m.unwrap()),
+                ("P", s.p.unwrap()),
+                ("A", s.a),
+            ] {
+                let theirs = img[key].as_f64().unwrap();
+                let d = (ours - theirs).abs();
+                worst = worst.max(d);
+                assert!(
+                    d <= tol,
+                    "variant {name}, {} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})",
+                    img["path"]
+                );
+            }
+        }
+        eprintln!("parity ade-gan variant {name:<18} max |Δ| = {worst:e}");
+    }
+}
+
+/// A package whose score kind needs an output its graph lacks is refused at load, naming both.
+#[test]
+fn ade_gan_kind_on_a_graph_without_pattern_logits_is_refused() {
+    let model = require_model();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(model.join("model.onnx"), tmp.path().join("model.onnx")).unwrap();
+    let text = std::fs::read_to_string(model.join("manifest.toml")).unwrap();
+    let mut m: toml::Table = toml::from_str(&text).unwrap();
+    let out = m["output"].as_table_mut().unwrap();
+    out.insert("pattern_logits".into(), "pattern_logits".into());
+    out.insert("pattern_dim".into(), 10.into());
+    let score = m["score"].as_table_mut().unwrap();
+    score.insert("kind".into(), "ade-gan".into());
+    score.insert("kind_version".into(), 1.into());
+    score.insert("recon_mean".into(), 0.1.into());
+    score.insert("recon_std".into(), 0.01.into());
+    std::fs::write(
+        tmp.path().join("manifest.toml"),
+        toml::to_string(&m).unwrap(),
+    )
+    .unwrap();
+    let opts = LoadOptions {
+        without_calibration: true,
+        ..Default::default()
+    };
+    let err = Inspector::load(tmp.path(), &cpu_config(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no output \"pattern_logits\"") && err.contains("kind \"ade-gan\" needs"),
+        "{err}"
+    );
+    // An unknown kind is refused before the graph is even opened.
+    let score = m["score"].as_table_mut().unwrap();
+    score.insert("kind".into(), "ade-gan-v2".into());
+    std::fs::write(
+        tmp.path().join("manifest.toml"),
+        toml::to_string(&m).unwrap(),
+    )
+    .unwrap();
+    let err = Inspector::load(tmp.path(), &cpu_config(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("kind \"ade-gan-v2\" is not supported"),
+        "{err}"
+    );
+}

@@ -31,10 +31,11 @@ def test_shipped_package_honours_the_contract(name):
     assert outs[m["output"]["reconstruction"]][1:] == [c, h, w]
     assert outs[m["output"]["features_real"]][1:] == [m["output"]["feature_dim"]]
     assert outs[m["output"]["features_fake"]][1:] == [m["output"]["feature_dim"]]
-    assert m["score"]["lambda"] == pytest.approx(0.9)
+    assert 0.0 <= m["score"]["lambda"] <= 1.0
     cal = json.loads(calibration_path(name).read_text())
     assert cal["model_sha256"] == m["model"]["sha256"]
-    assert cal["max"] > cal["min"] and cal["n_normal"] >= 200 and cal["n_defect"] >= 200
+    assert cal["max"] > cal["min"] and cal["n_normal"] >= 200
+    assert cal["method"] == "normals" or cal["n_defect"] >= 200  # labelled methods need the defects
 
 
 def test_batch_results_do_not_depend_on_batch_composition():
@@ -134,12 +135,23 @@ def test_score_is_recomputable_from_raw_outputs():
     paths = sorted((FIXTURES / "test").rglob("*.png"))[:3]
     from railscope_train.package import normalize_images
 
+    import cv2
+
     x = normalize_images(pkg.load_images(paths), pkg.manifest)
     xh, fr, ff = pkg.session().run(None, {"image": x})
     n = len(paths)
-    R = np.abs(x.astype(np.float64) - xh).reshape(n, -1).mean(1)
+    score = pkg.manifest["score"]
+    err = np.abs(x.astype(np.float64) - xh).mean(axis=1)  # [n, H, W]
+    if score.get("pooling", "mean") == "topk":  # docs/scoring.md, by OpenCV instead of scoring.smooth
+        k = scoring.gaussian_kernel(score["smooth_sigma"])
+        s = np.stack([cv2.sepFilter2D(e, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT_101) for e in err])
+        top = int(np.ceil(score["top_fraction"] * s[0].size - 1e-9))
+        R = np.sort(s.reshape(n, -1), axis=1)[:, -top:].mean(axis=1)
+    else:
+        R = err.reshape(n, -1).mean(axis=1)
     L = np.linalg.norm(fr.astype(np.float64) - ff, axis=1) / np.sqrt(fr.shape[1])
-    np.testing.assert_allclose(pkg.score_paths(paths).A, 0.9 * R + 0.1 * L, rtol=1e-9)
+    lam = score["lambda"]
+    np.testing.assert_allclose(pkg.score_paths(paths).A, lam * R + (1 - lam) * L, rtol=1e-9)
 
 
 def test_tampered_model_is_refused(tmp_path):
