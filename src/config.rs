@@ -297,7 +297,19 @@ impl Default for HeatmapConfig {
 
 impl Config {
     /// Loads `path` (or `config/railscope.toml` when it exists) and the `RAILSCOPE__…` variables.
+    /// The file (or `config/railscope.toml` when present) overlaid with the process's
+    /// `RAILSCOPE__*` environment variables.
     pub fn load(path: Option<&Path>) -> Result<Self> {
+        Self::load_with_env(path, None)
+    }
+
+    /// As [`Config::load`], with `env` (`RAILSCOPE__SECTION__KEY` → value) in place of the
+    /// process environment when given: tests pass an explicit map so that a developer's shell
+    /// cannot change what they check.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Self> {
         let mut builder = config::Config::builder();
         match path {
             Some(p) => {
@@ -323,7 +335,8 @@ impl Config {
                 .with_list_parse_key("search.scales")
                 .with_list_parse_key("auth.inspector_tokens")
                 .with_list_parse_key("auth.admin_tokens")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(env),
         );
         let cfg = builder.build().map_err(|e| Error::Config(e.to_string()))?;
         let parsed: Config = cfg
@@ -422,6 +435,12 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// The file alone: whatever `RAILSCOPE__*` the developer's shell exports is not read.
+    fn load(p: &Path) -> Result<Config> {
+        Config::load_with_env(Some(p), Some(HashMap::new()))
+    }
 
     #[test]
     fn defaults_are_valid_and_prefer_gpu() {
@@ -439,7 +458,7 @@ mod tests {
             "[engine]\nproviders = [\"cpu\"]\nintra_op_threads = 2\n",
         )
         .unwrap();
-        let c = Config::load(Some(&p)).unwrap();
+        let c = load(&p).unwrap();
         assert_eq!(c.engine.providers, vec!["cpu"]);
         assert_eq!(c.engine.intra_op_threads, 2);
         assert_eq!(c.engine.max_batch, 64);
@@ -450,13 +469,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.toml");
         std::fs::write(&p, "[engine]\nproviders = [\"gpu-magic\"]\n").unwrap();
-        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("gpu-magic"), "{err}");
     }
 
     #[test]
     fn missing_explicit_file_is_an_error() {
-        let err = Config::load(Some(Path::new("/nonexistent/railscope.toml"))).unwrap_err();
+        let err = load(Path::new("/nonexistent/railscope.toml")).unwrap_err();
         assert!(err.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn an_explicit_env_map_overrides_the_file_and_replaces_the_process_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(&p, "[engine]\nproviders = [\"cpu\"]\nmax_batch = 8\n").unwrap();
+        let env = HashMap::from([("RAILSCOPE__ENGINE__MAX_BATCH".to_string(), "4".to_string())]);
+        let c = Config::load_with_env(Some(&p), Some(env)).unwrap();
+        assert_eq!(c.engine.max_batch, 4);
+        assert_eq!(c.engine.providers, vec!["cpu"]);
     }
 }

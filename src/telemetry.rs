@@ -83,7 +83,7 @@ impl Metrics {
         let rejected = IntCounterVec::new(
             Opts::new(
                 "railscope_rejected_frames_total",
-                "Frames refused, by reason (queue_full, bad_image, too_large, unauthorized, unknown_camera, timeout, bad_request).",
+                "Frames refused, by reason (queue_full, not_ready, bad_image, too_large, unauthorized, unknown_camera, timeout, bad_request, internal).",
             ),
             &["reason"],
         )
@@ -173,12 +173,14 @@ impl Metrics {
         }
         for r in [
             "queue_full",
+            "not_ready",
             "bad_image",
             "too_large",
             "unauthorized",
             "unknown_camera",
             "timeout",
             "bad_request",
+            "internal",
         ] {
             self.rejected.with_label_values(&[r]);
         }

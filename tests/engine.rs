@@ -28,15 +28,38 @@ fn fixture_bytes(n: usize) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn default_provider_chain_falls_back_and_reports() {
     let pkg = ModelPackage::load(&require_model()).unwrap();
-    // Default chain tensorrt → cuda → cpu; with the CPU wheel only cpu can win.
+    // Default chain tensorrt → cuda → cpu. The GPU wheel ships the CUDA provider library
+    // beside libonnxruntime; the CPU wheel does not, and then only cpu can win.
     let engine = Engine::load(&pkg, &railscope::config::EngineConfig::default()).unwrap();
-    let on_gpu_wheel = !engine
+    let gpu_wheel = engine
         .library()
-        .to_string_lossy()
-        .contains("site-packages/onnxruntime/capi")
-        || std::env::var_os("RAILSCOPE_EXPECT_GPU").is_some();
-    if !on_gpu_wheel {
-        assert_eq!(engine.provider(), Provider::Cpu);
+        .parent()
+        .is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").is_file());
+    match std::env::var("RAILSCOPE_EXPECT_GPU") {
+        // RAILSCOPE_EXPECT_GPU=tensorrt|cuda names the provider that must win; any other
+        // value (e.g. 1) accepts either GPU provider, never the CPU.
+        Ok(expected) => {
+            assert!(
+                gpu_wheel,
+                "RAILSCOPE_EXPECT_GPU is set but {} has no libonnxruntime_providers_cuda.so beside it (the CPU wheel?)",
+                engine.library().display()
+            );
+            match Provider::parse(&expected) {
+                Some(p) => assert_eq!(
+                    engine.provider(),
+                    p,
+                    "RAILSCOPE_EXPECT_GPU={expected}: the session runs on {}",
+                    engine.provider().as_str()
+                ),
+                None => assert_ne!(
+                    engine.provider(),
+                    Provider::Cpu,
+                    "RAILSCOPE_EXPECT_GPU is set but the session fell back to the CPU"
+                ),
+            }
+        }
+        Err(_) if !gpu_wheel => assert_eq!(engine.provider(), Provider::Cpu),
+        Err(_) => {}
     }
     let m = &pkg.manifest;
     assert_eq!(

@@ -2,7 +2,7 @@
 //! evaluation (`railscope_train.evaluate`) — AUROC within 0.005, and in fact every image's raw
 //! score within 1e-4.
 //!
-//! Needs the project venv (`make venv`); without it the test is skipped with a loud message.
+//! Needs the project venv (`make venv`); without it the test fails and says so.
 
 mod common;
 use common::*;
@@ -14,16 +14,7 @@ fn rust_evaluation_reproduces_python_auroc() {
     let model = require_model();
     let py = root().join(".venv/bin/python");
     let train_dir = root().join("models/train");
-    if !py.is_file() || !train_dir.join("railscope_train/synth.py").is_file() {
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPED evaluate parity: {} or models/train/railscope_train missing.\n\
-             !!! Run `make venv` to enable the comparison with the Python evaluation.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
-            py.display()
-        );
-        return;
-    }
+    require_venv(&py, &train_dir, "the evaluate parity test");
     let pkg = railscope::package::ModelPackage::load(&model).unwrap();
     let calibration = pkg
         .default_calibration_dir()

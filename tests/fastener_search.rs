@@ -38,8 +38,8 @@ fn ground_truth() -> Vec<(String, Vec<Rect>)> {
 
 #[test]
 fn finds_every_fastener_in_the_frame_fixture() {
-    // Defaults, unless RAILSCOPE__SEARCH__* variables say otherwise (for tuning on other sets).
-    let cfg = railscope::config::Config::load(None).unwrap().search;
+    // The repo's config, never the developer's RAILSCOPE__* variables.
+    let cfg = repo_config().search;
     let search = FastenerSearch::from_dir(&fixtures().join("train/good"), &cfg).unwrap();
     let mut problems = Vec::new();
     let (mut total, mut found_total) = (0, 0);
@@ -140,13 +140,7 @@ fn search_mode_inference_scores_every_crop() {
 fn finds_fasteners_in_generated_frames_with_many_defects() {
     let py = root().join(".venv/bin/python");
     let train_dir = root().join("models/train");
-    if !py.is_file() || !train_dir.join("railscope_train/synth.py").is_file() {
-        eprintln!(
-            "\n!!! SKIPPED generated-frame search test: {} missing; run `make venv` !!!\n",
-            py.display()
-        );
-        return;
-    }
+    require_venv(&py, &train_dir, "the generated-frame search test");
     let tmp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(&py)
         .current_dir(&train_dir)

@@ -602,23 +602,27 @@ fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
     let c1 = &cams.json["cameras"][0];
     assert_eq!(c1["calibration"]["threshold"].as_f64(), Some(proposed));
-    assert!(c1["calibration"]["source"]
-        .as_str()
-        .unwrap()
-        .ends_with("nested-edgan.cam-01.json"));
+    // The calibration folder lies outside the working directory: the answer names the file
+    // relative to it, never the server's absolute path.
+    assert_eq!(
+        c1["calibration"]["source"].as_str(),
+        Some("nested-edgan.cam-01.json"),
+        "{c1}"
+    );
+    assert!(!cams.bytes.windows(cal.len()).any(|w| w == cal.as_bytes()));
 }
 
 #[test]
 fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Service::start(&tmp.path().join("store"), &[]);
+    // A camera key and an unknown token get the same answer: nothing to tell them apart.
+    let unknown = post_json(&s.url("/v1/login"), None, &json!({"token": "wrong-token"}));
+    let camera = post_json(&s.url("/v1/login"), None, &json!({"token": CAM1_KEY}));
+    assert_eq!(unknown.status, 401);
     assert_eq!(
-        post_json(&s.url("/v1/login"), None, &json!({"token": "wrong-token"})).status,
-        401
-    );
-    assert_eq!(
-        post_json(&s.url("/v1/login"), None, &json!({"token": CAM1_KEY})).status,
-        403
+        (camera.status, &camera.bytes),
+        (unknown.status, &unknown.bytes)
     );
     let login = agent()
         .post(&s.url("/v1/login"))
@@ -824,4 +828,140 @@ fn a_camera_with_its_own_roi_and_templates_scores_every_fastener_of_a_track_fram
         &[],
     );
     assert_eq!(other.json["crops"].as_array().unwrap().len(), 1);
+}
+
+/// Routes the service does not have, methods a route does not answer, bodies over an extractor's
+/// limit: all in the JSON error format; security headers on every response; metadata errors
+/// name the value where it came from; rejection reasons have their own labels.
+#[test]
+fn contract_errors_security_headers_and_metadata_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let err = |r: &Resp, status: u16, code: &str, what: &str| {
+        assert_eq!(
+            r.status,
+            status,
+            "{what}: {:?}",
+            String::from_utf8_lossy(&r.bytes)
+        );
+        assert_eq!(r.content_type, "application/json", "{what}");
+        assert_eq!(r.json["error"]["code"], code, "{what}: {}", r.json);
+        assert!(r.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    };
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("GET", "/v1/nope"),
+        ("POST", "/v1/nope"),
+        ("DELETE", "/admin"),
+    ] {
+        err(
+            &request(method, &s.url(path), None, b""),
+            404,
+            "not_found",
+            path,
+        );
+    }
+    for (method, path, allow) in [
+        ("GET", "/v1/login", "POST"),
+        ("DELETE", "/v1/inspections", "GET"),
+        ("GET", "/v1/cameras/cam-01/frames", "POST"),
+        ("POST", "/healthz", "GET"),
+        ("POST", "/index.html", "GET, HEAD"),
+    ] {
+        let r = request(method, &s.url(path), Some(INSPECTOR), b"{}");
+        err(&r, 405, "method_not_allowed", path);
+        assert_eq!(r.header("allow"), Some(allow), "{path}");
+    }
+    // Over the JSON endpoints' body limit: 413 as JSON, not actix's plain text.
+    let big = vec![b' '; 300_000];
+    err(
+        &request("POST", &s.url("/v1/login"), None, &big),
+        413,
+        "payload_too_large",
+        "login",
+    );
+    err(
+        &request(
+            "POST",
+            &s.url("/v1/inspections/1/review"),
+            Some(INSPECTOR),
+            &big,
+        ),
+        413,
+        "payload_too_large",
+        "review",
+    );
+    // Security headers on every kind of response: API, error, probe, dashboard.
+    for (path, token) in [
+        ("/v1/cameras", Some(INSPECTOR)),
+        ("/v1/cameras", None),
+        ("/nope", None),
+        ("/healthz", None),
+        ("/metrics", None),
+        ("/", None),
+        ("/app.js", None),
+    ] {
+        let r = get(&s.url(path), token);
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        let csp = r.header("content-security-policy").unwrap_or("");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+    }
+    // Metadata errors name the value where it came from.
+    let good = fixture("test/good/000000.png");
+    let r = agent()
+        .post(&s.url("/v1/cameras/cam-01/frames?position_m=abc"))
+        .set("Authorization", &format!("Bearer {CAM1_KEY}"))
+        .set("Content-Type", "image/png")
+        .send_bytes(&good);
+    let r = match r {
+        Err(ureq::Error::Status(_, r)) => r.into_string().unwrap(),
+        other => panic!("expected a 400, got {other:?}"),
+    };
+    assert!(
+        r.contains("query parameter position_m") && !r.contains("X-Track-Position-M"),
+        "{r}"
+    );
+    let r = post_frame(
+        &s,
+        "cam-01",
+        Some(CAM1_KEY),
+        "image/png",
+        &good,
+        &[("X-Track-Position-M", "abc")],
+    );
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("header X-Track-Position-M"),
+        "{}",
+        r.json
+    );
+    // Each rejection reason is its own series from the first scrape.
+    let text = String::from_utf8(get(&s.url("/metrics"), None).bytes).unwrap();
+    for reason in ["queue_full", "not_ready", "internal", "bad_request"] {
+        assert!(
+            text.contains(&format!(
+                "railscope_rejected_frames_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &text,
+            "railscope_rejected_frames_total{reason=\"bad_request\"}"
+        ),
+        2.0
+    );
 }

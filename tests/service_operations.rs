@@ -356,6 +356,13 @@ fn metrics_can_live_on_a_separate_address() {
         .unwrap()
         .contains("railscope_frames_total"));
     assert_eq!(get(&format!("http://{bind}/readyz"), None).status, 200);
+    // The probe address answers like the main one: JSON errors and the security headers.
+    let r = get(&format!("http://{bind}/v1/cameras"), None);
+    assert_eq!(
+        (r.status, &r.json["error"]["code"]),
+        (404, &"not_found".into())
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 }
 
 /// A real Prometheus scrapes the running service with the shipped alert rules loaded.

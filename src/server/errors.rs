@@ -14,6 +14,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (503s).
     pub retry_after: Option<u32>,
+    /// Methods for `Allow` (405s).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            allow: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -58,6 +61,45 @@ impl ApiError {
             format!("internal error (reference {reference}); the service log has the details"),
         )
     }
+    /// A path the service does not have.
+    pub fn no_route(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route {method} {path}; see docs/api.yaml"),
+        )
+    }
+    /// A known path asked with a method it does not answer; `allow` lists those it does.
+    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{path} does not answer {method}; allowed: {allow}"),
+            )
+        }
+    }
+    /// An error actix-web raised itself (an extractor's payload limit, a malformed query or
+    /// path), in the service's JSON format with a code from its status.
+    pub fn from_framework(status: StatusCode, message: String) -> Self {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::REQUEST_TIMEOUT => "timeout",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        let message = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => format!("request body is too large: {message}"),
+            _ => message,
+        };
+        Self::new(status, code, message)
+    }
     pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after: u32) -> Self {
         Self {
             retry_after: Some(retry_after),
@@ -68,7 +110,9 @@ impl ApiError {
     /// The `railscope_rejected_frames_total{reason}` label for a refused frame.
     pub fn reject_reason(&self) -> &'static str {
         match self.code {
-            "queue_full" | "not_ready" => "queue_full",
+            "queue_full" => "queue_full",
+            "not_ready" => "not_ready",
+            "internal" => "internal",
             "bad_image" | "empty_body" | "unsupported_media_type" => "bad_image",
             "image_too_large" | "payload_too_large" => "too_large",
             "unauthorized" | "forbidden" => "unauthorized",
@@ -119,6 +163,37 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after {
             r.insert_header((header::RETRY_AFTER, s.to_string()));
         }
+        if let Some(a) = self.allow {
+            r.insert_header((header::ALLOW, a));
+        }
         r.json(json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_its_own_reason() {
+        let reason =
+            |code: &'static str| ApiError::new(StatusCode::BAD_REQUEST, code, "").reject_reason();
+        assert_eq!(reason("queue_full"), "queue_full");
+        assert_eq!(reason("not_ready"), "not_ready");
+        assert_eq!(ApiError::internal("disk full").reject_reason(), "internal");
+        assert_eq!(reason("bad_request"), "bad_request");
+        assert_eq!(reason("payload_too_large"), "too_large");
+    }
+
+    #[test]
+    fn framework_errors_get_a_code_from_their_status() {
+        let e = ApiError::from_framework(StatusCode::PAYLOAD_TOO_LARGE, "limit".into());
+        assert_eq!(e.code, "payload_too_large");
+        assert_eq!(
+            ApiError::from_framework(StatusCode::BAD_REQUEST, "x".into()).code,
+            "bad_request"
+        );
+        let e = ApiError::method_not_allowed("GET", "/v1/login", "POST");
+        assert_eq!((e.status.as_u16(), e.allow), (405, Some("POST")));
     }
 }

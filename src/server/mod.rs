@@ -82,28 +82,52 @@ impl AppState {
         publish(&self.events, event, data);
     }
 
-    /// The file the camera's calibration came from, relative to the working directory when it
-    /// lies below it (clients need not learn the server's layout).
+    /// The file the camera's calibration came from, as clients may see it: relative to the
+    /// calibration folder (or the working directory) when it lies below it, else its file name
+    /// alone — never the server's absolute layout.
     pub fn calibration_source(&self, camera: &str) -> String {
-        let path = match self
+        let m = self.model();
+        let path = self
             .config
             .cameras
             .iter()
             .find(|c| c.id == camera)
             .and_then(|c| c.calibration.clone())
-        {
-            Some(p) => p,
-            None => {
-                let m = self.model();
+            .unwrap_or_else(|| {
                 calibration_path(m.calibration_dir(), m.package().name(), Some(camera))
-            }
-        };
-        let cwd = std::env::current_dir().unwrap_or_default();
-        path.strip_prefix(&cwd)
-            .unwrap_or(&path)
-            .display()
-            .to_string()
+            });
+        public_path(&path, m.calibration_dir())
     }
+}
+
+/// `path` relative to `calibration_dir` or the working directory when below one of them,
+/// otherwise only its file name.
+fn public_path(path: &std::path::Path, calibration_dir: &std::path::Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let below = |base: &std::path::Path| {
+        let base = if base.is_absolute() {
+            base.to_path_buf()
+        } else {
+            cwd.join(base)
+        };
+        let full = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            cwd.join(path)
+        };
+        full.strip_prefix(&base)
+            .ok()
+            .filter(|r| {
+                !r.as_os_str().is_empty()
+                    && r.components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+            })
+            .map(|r| r.display().to_string())
+    };
+    below(calibration_dir)
+        .or_else(|| below(&cwd))
+        .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default()
 }
 
 fn publish(events: &broadcast::Sender<Arc<str>>, event: &str, data: &Value) {
@@ -320,6 +344,7 @@ async fn run_http(state: Arc<AppState>) -> Result<()> {
         let metrics = app_data.metrics.clone();
         let mut app = App::new()
             .app_data(app_data.clone())
+            .wrap(middleware::from_fn(harden))
             .wrap(middleware::from_fn(move |req, next| {
                 let metrics = metrics.clone();
                 async move { count_request(metrics, req, next).await }
@@ -332,6 +357,11 @@ async fn run_http(state: Arc<AppState>) -> Result<()> {
             app = app.service(
                 actix_files::Files::new("/", dir)
                     .index_file("index.html")
+                    // GET and HEAD only: another method falls through to the default service.
+                    .guard(
+                        actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()),
+                    )
+                    .default_handler(web::to(routes::no_route))
                     // Only the page's own files: not node_modules, tests, artifacts, package.json.
                     .path_filter(|p, _| {
                         let p = p.to_string_lossy();
@@ -342,7 +372,11 @@ async fn run_http(state: Arc<AppState>) -> Result<()> {
                     }),
             );
         }
-        app
+        let dashboard = web_dir.clone();
+        app.default_service(web::to(move |req: actix_web::HttpRequest| {
+            let dashboard = dashboard.clone();
+            async move { dashboard_method_or_no_route(req, dashboard.as_deref()) }
+        }))
     })
     .disable_signals()
     .shutdown_timeout(cfg.shutdown_timeout_s);
@@ -361,7 +395,9 @@ async fn run_http(state: Arc<AppState>) -> Result<()> {
         let probes = HttpServer::new(move || {
             App::new()
                 .app_data(probe_data.clone())
+                .wrap(middleware::from_fn(harden))
                 .configure(routes::configure_probes)
+                .default_service(web::to(routes::no_route))
         })
         .workers(1)
         .disable_signals()
@@ -424,5 +460,88 @@ async fn count_request(
         .http_requests
         .with_label_values(&[route.as_str(), status.as_str()])
         .inc();
+    Ok(res)
+}
+
+/// What no route matched: a dashboard file asked with another method than GET/HEAD is 405,
+/// anything else 404 (both in the JSON error format).
+fn dashboard_method_or_no_route(
+    req: actix_web::HttpRequest,
+    web_dir: Option<&std::path::Path>,
+) -> std::result::Result<actix_web::HttpResponse, errors::ApiError> {
+    let rel = req.path().trim_start_matches('/');
+    let is_page = web_dir.is_some_and(|d| {
+        let rel = if rel.is_empty() { "index.html" } else { rel };
+        !rel.split('/').any(|c| c == ".." || c.is_empty())
+            && (matches!(rel, "index.html" | "app.js" | "favicon.svg")
+                || rel.starts_with("css/")
+                || rel.starts_with("js/"))
+            && d.join(rel).is_file()
+    });
+    if is_page {
+        Err(errors::ApiError::method_not_allowed(
+            req.method().as_str(),
+            req.path(),
+            "GET, HEAD",
+        ))
+    } else {
+        Err(errors::ApiError::no_route(
+            req.method().as_str(),
+            req.path(),
+        ))
+    }
+}
+
+/// The dashboard's policy: its own scripts, styles and images only (the page sets a few
+/// `style` attributes from script, hence `'unsafe-inline'` for styles but never for scripts),
+/// no plugins, no framing, no foreign form targets.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self'; connect-src 'self'; font-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// On every response: the security headers, and the service's JSON error format for the
+/// errors actix-web raises itself (an extractor's body limit, a malformed query or path).
+async fn harden(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> std::result::Result<actix_web::dev::ServiceResponse, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    use actix_web::ResponseError;
+    // (Handlers' and extractors' errors arrive as responses carrying the error; routing needs
+    // the request to itself, so it is not kept for the rare `Err` a middleware returns.)
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    let is_error = res.status().is_client_error() || res.status().is_server_error();
+    let convert = match res.response().error() {
+        Some(e) => e
+            .as_error::<errors::ApiError>()
+            .is_none()
+            .then(|| e.to_string()),
+        None => (is_error
+            && !res
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json")))
+        .then(|| {
+            res.status()
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase()
+        }),
+    };
+    if let Some(message) = convert {
+        let api = errors::ApiError::from_framework(res.status(), message);
+        let (r, _) = res.into_parts();
+        res = actix_web::dev::ServiceResponse::new(r, api.error_response());
+    }
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     Ok(res)
 }

@@ -28,47 +28,66 @@ type Resp = Result<HttpResponse, ApiError>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/me", web::get().to(me))
-            .route("/cameras", web::get().to(cameras))
-            .route("/cameras/{camera}/frames", web::post().to(post_frame))
-            .route(
-                "/cameras/{camera}/calibration/proposal",
-                web::get().to(calibration_proposal),
+            .service(resource("/login", "POST").route(web::post().to(login)))
+            .service(resource("/logout", "POST").route(web::post().to(logout)))
+            .service(resource("/me", "GET").route(web::get().to(me)))
+            .service(resource("/cameras", "GET").route(web::get().to(cameras)))
+            .service(resource("/cameras/{camera}/frames", "POST").route(web::post().to(post_frame)))
+            .service(
+                resource("/cameras/{camera}/calibration/proposal", "GET")
+                    .route(web::get().to(calibration_proposal)),
             )
-            .route(
-                "/cameras/{camera}/calibration",
-                web::put().to(apply_calibration),
+            .service(
+                resource("/cameras/{camera}/calibration", "PUT")
+                    .route(web::put().to(apply_calibration)),
             )
-            .route("/inspections", web::get().to(list_inspections))
-            .route("/inspections/{id}", web::get().to(get_inspection))
-            .route("/inspections/{id}/image", web::get().to(inspection_image))
-            .route(
-                "/inspections/{id}/heatmap",
-                web::get().to(inspection_heatmap),
+            .service(resource("/inspections", "GET").route(web::get().to(list_inspections)))
+            .service(resource("/inspections/{id}", "GET").route(web::get().to(get_inspection)))
+            .service(
+                resource("/inspections/{id}/image", "GET").route(web::get().to(inspection_image)),
             )
-            .route(
-                "/inspections/{id}/reconstruction",
-                web::get().to(inspection_reconstruction),
+            .service(
+                resource("/inspections/{id}/heatmap", "GET")
+                    .route(web::get().to(inspection_heatmap)),
             )
-            .route("/inspections/{id}/review", web::post().to(review))
-            .route("/events", web::get().to(events))
-            .route("/stats/trend", web::get().to(trend))
-            .route("/stats/positions", web::get().to(positions))
-            .route("/stats/scores", web::get().to(scores)),
+            .service(
+                resource("/inspections/{id}/reconstruction", "GET")
+                    .route(web::get().to(inspection_reconstruction)),
+            )
+            .service(resource("/inspections/{id}/review", "POST").route(web::post().to(review)))
+            .service(resource("/events", "GET").route(web::get().to(events)))
+            .service(resource("/stats/trend", "GET").route(web::get().to(trend)))
+            .service(resource("/stats/positions", "GET").route(web::get().to(positions)))
+            .service(resource("/stats/scores", "GET").route(web::get().to(scores))),
     )
-    .route("/admin/reload", web::post().to(reload));
+    .service(resource("/admin/reload", "POST").route(web::post().to(reload)));
 }
 
 /// `/healthz`, `/readyz`, `/metrics`: open, on the main or the separate metrics address.
 pub fn configure_probes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(resource("/healthz", "GET").route(web::get().to(healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(metrics)));
 }
 
-/// Runs blocking work (SQLite, files, ONNX loading) off the event loop.
+/// A path of the API: a method it does not answer gets 405 with `Allow: <allow>` (not the
+/// 404 a path the service does not have gets).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::method_not_allowed(
+            req.method().as_str(),
+            req.path(),
+            allow,
+        ))
+    }))
+}
+
+/// Anything no route matched: 404 in the JSON error format.
+pub async fn no_route(req: HttpRequest) -> Resp {
+    Err(ApiError::no_route(req.method().as_str(), req.path()))
+}
+
+// Runs blocking work (SQLite, files, ONNX loading) off the event loop.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -116,52 +135,61 @@ impl From<FrameMetadataJson> for FrameQuery {
 }
 
 /// Headers win over `q` (the multipart metadata, else the query string).
-fn frame_meta(req: &HttpRequest, camera: &str, q: FrameQuery) -> Result<FrameMeta, ApiError> {
-    let pick = |h: &str, q: &Option<String>| -> Result<Option<String>, ApiError> {
-        match req.headers().get(h) {
-            Some(v) => v
-                .to_str()
-                .map(|s| Some(s.trim().to_string()))
-                .map_err(|_| ApiError::bad_request(format!("header {h} is not ASCII text"))),
-            None => Ok(q.clone()),
-        }
+/// `source` says where `q` came from: "query parameter" or "metadata field".
+fn frame_meta(
+    req: &HttpRequest,
+    camera: &str,
+    q: FrameQuery,
+    source: &str,
+) -> Result<FrameMeta, ApiError> {
+    // Each value from its header, else from the query string or the multipart metadata; a
+    // message names the value where it came from.
+    let pick = |h: &'static str, field: &'static str, q: &Option<String>| match req.headers().get(h)
+    {
+        Some(v) => v
+            .to_str()
+            .map(|s| (Some(s.trim().to_string()), format!("header {h}")))
+            .map_err(|_| ApiError::bad_request(format!("header {h} is not ASCII text"))),
+        None => Ok((q.clone(), format!("{source} {field}"))),
     };
-    let text = |h: &str, q: &Option<String>| -> Result<Option<String>, ApiError> {
-        let v = pick(h, q)?.filter(|s| !s.is_empty());
+    let text = |h: &'static str, field: &'static str, q: &Option<String>| {
+        let (v, name) = pick(h, field, q)?;
+        let v = v.filter(|s| !s.is_empty());
         if v.as_ref().is_some_and(|s| s.len() > 128) {
             return Err(ApiError::bad_request(format!(
-                "{h} is longer than 128 characters"
+                "{name} is longer than 128 characters"
             )));
         }
-        Ok(v)
+        Ok((v, name))
     };
-    let number = |h: &str, q: &Option<String>| -> Result<Option<f64>, ApiError> {
-        match pick(h, q)?.filter(|s| !s.is_empty()) {
+    let number = |h: &'static str, field: &'static str, q: &Option<String>| {
+        let (v, name) = pick(h, field, q)?;
+        match v.filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(s) => s
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
                 .map(Some)
-                .ok_or_else(|| ApiError::bad_request(format!("{h}: {s:?} is not a number"))),
+                .ok_or_else(|| ApiError::bad_request(format!("{name}: {s:?} is not a number"))),
         }
     };
-    let capture_ms = match text("X-Capture-Time", &q.capture_time)? {
-        None => None,
-        Some(s) => Some(parse_time(&s).ok_or_else(|| {
+    let capture_ms = match text("X-Capture-Time", "capture_time", &q.capture_time)? {
+        (None, _) => None,
+        (Some(s), name) => Some(parse_time(&s).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "X-Capture-Time: {s:?} is not an RFC 3339 time (e.g. 2026-11-23T14:05:00Z)"
+                "{name}: {s:?} is not an RFC 3339 time (e.g. 2026-11-23T14:05:00Z)"
             ))
         })?),
     };
     Ok(FrameMeta {
         camera: camera.to_string(),
-        frame_id: text("X-Frame-Id", &q.frame_id)?,
+        frame_id: text("X-Frame-Id", "frame_id", &q.frame_id)?.0,
         capture_ms,
         received_ms: chrono::Utc::now().timestamp_millis(),
-        track_id: text("X-Track-Id", &q.track_id)?,
-        position_m: number("X-Track-Position-M", &q.position_m)?,
-        speed_kmh: number("X-Speed-Kmh", &q.speed_kmh)?,
+        track_id: text("X-Track-Id", "track_id", &q.track_id)?.0,
+        position_m: number("X-Track-Position-M", "position_m", &q.position_m)?,
+        speed_kmh: number("X-Speed-Kmh", "speed_kmh", &q.speed_kmh)?,
     })
 }
 
@@ -318,13 +346,16 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         BodyKind::Image => (read_body(req, payload, limit).await?, None),
         BodyKind::Multipart => read_multipart(req, payload, limit).await?,
     };
-    let q = match q {
-        Some(q) => q,
-        None => web::Query::<FrameQuery>::from_query(req.query_string())
-            .map(|q| q.into_inner())
-            .unwrap_or_default(),
+    let (q, source) = match q {
+        Some(q) => (q, "metadata field"),
+        None => (
+            web::Query::<FrameQuery>::from_query(req.query_string())
+                .map(|q| q.into_inner())
+                .unwrap_or_default(),
+            "query parameter",
+        ),
     };
-    let meta = frame_meta(req, camera, q)?;
+    let meta = frame_meta(req, camera, q, source)?;
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -923,10 +954,13 @@ async fn login(body: Bytes, state: web::Data<AppState>) -> Resp {
                 .cookie(cookie)
                 .json(json!({"role": role.name()})))
         }
-        Some(_) => Err(ApiError::forbidden(
-            "camera keys cannot log in to the dashboard",
+        // A camera key is refused exactly like an unknown token: the answer must not tell a
+        // guesser that a string is some camera's key.
+        Some(_) | None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "not an inspector or admin token",
         )),
-        None => Err(ApiError::unauthorized()),
     }
 }
 

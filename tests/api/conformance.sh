@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${1:-.venv/bin/python}
 BIN=target/release/railscope
+# The service sees only what this script sets, not the caller's RAILSCOPE__* variables.
+for v in $(compgen -e); do case $v in RAILSCOPE__*) unset "$v" ;; esac; done
 work=$(mktemp -d)
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cp -r calibration "$work/calibration"

@@ -33,9 +33,25 @@ pub fn require_model() -> PathBuf {
     m
 }
 
+/// `RAILSCOPE__*` variables of the developer's shell are not passed on: a spawned binary sees
+/// only what its test sets.
+pub fn isolate(c: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RAILSCOPE__") {
+            c.env_remove(k);
+        }
+    }
+}
+
+/// The repo's config file alone (no `RAILSCOPE__*` from the process environment).
+pub fn repo_config() -> railscope::config::Config {
+    railscope::config::Config::load_with_env(None, Some(Default::default())).unwrap()
+}
+
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_railscope"));
     c.current_dir(root());
+    isolate(&mut c);
     // The tests exercise the CPU path deterministically.
     c.env("RAILSCOPE__ENGINE__PROVIDERS", "cpu");
     c
@@ -59,6 +75,17 @@ pub fn cpu_config() -> railscope::config::Config {
     let mut c = railscope::config::Config::default();
     c.engine.providers = vec!["cpu".into()];
     c
+}
+
+/// The project venv (`make venv`) and the Python sources must be present: a test that needs
+/// them fails, loudly, rather than passing without having run.
+pub fn require_venv(py: &Path, train_dir: &Path, what: &str) {
+    assert!(
+        py.is_file() && train_dir.join("railscope_train/synth.py").is_file(),
+        "{what} needs the project venv: {} or {}/railscope_train missing; run `make venv`",
+        py.display(),
+        train_dir.display()
+    );
 }
 
 /// Copies a model package folder so a test can break it.

@@ -60,6 +60,12 @@ impl Service {
         let log = std::fs::File::create(&self.log).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_railscope"));
         c.current_dir(root());
+        // Only what the test sets: not the developer's RAILSCOPE__* variables.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("RAILSCOPE__") {
+                c.env_remove(k);
+            }
+        }
         if let Some(cfg) = &self.config {
             c.arg("--config").arg(cfg);
         }
@@ -172,12 +178,31 @@ pub struct Resp {
     pub bytes: Vec<u8>,
     pub content_type: String,
     pub retry_after: Option<String>,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 fn into_resp(r: ureq::Response) -> Resp {
     let status = r.status();
     let content_type = r.content_type().to_string();
     let retry_after = r.header("Retry-After").map(str::to_string);
+    let headers = r
+        .headers_names()
+        .into_iter()
+        .map(|k| {
+            let v = r.header(&k).unwrap_or("").to_string();
+            (k.to_ascii_lowercase(), v)
+        })
+        .collect();
     let mut bytes = Vec::new();
     r.into_reader()
         .take(64 << 20)
@@ -190,6 +215,7 @@ fn into_resp(r: ureq::Response) -> Resp {
         bytes,
         content_type,
         retry_after,
+        headers,
     }
 }
 
@@ -213,6 +239,19 @@ pub fn get(url: &str, token: Option<&str>) -> Resp {
         r = r.set("Authorization", &format!("Bearer {t}"));
     }
     finish(r.call())
+}
+
+/// Any method, optional token and body.
+pub fn request(method: &str, url: &str, token: Option<&str>, body: &[u8]) -> Resp {
+    let mut r = agent().request(method, url);
+    if let Some(t) = token {
+        r = r.set("Authorization", &format!("Bearer {t}"));
+    }
+    finish(if body.is_empty() {
+        r.call()
+    } else {
+        r.send_bytes(body)
+    })
 }
 
 pub fn post_json(url: &str, token: Option<&str>, body: &Value) -> Resp {
