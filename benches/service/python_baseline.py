@@ -12,7 +12,7 @@ written the way one would write it without trying to be clever:
   ``engine.intra_op_threads = 0``);
 - **one session run per request** - no batching, that is what a plain service does;
 - the same preprocessing (``railscope_train.data.load_image`` steps, then
-  ``railscope_train.package.normalize_images``) and the same score
+  ``railscope_train.package.ModelPackage.score_images``) and the same score
   (``railscope_train.scoring``) as the reference implementation, so its answers equal
   railscope's within the parity tolerance (benches/service/test_python_baseline.py checks it).
 
@@ -45,11 +45,11 @@ import onnxruntime as ort
 
 try:
     from railscope_train import data, scoring
-    from railscope_train.package import ModelPackage, calibration_path, normalize_images
+    from railscope_train.package import ModelPackage, calibration_path
 except ImportError:  # run without PYTHONPATH: the reference package lives in models/train
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "models" / "train"))
     from railscope_train import data, scoring
-    from railscope_train.package import ModelPackage, calibration_path, normalize_images
+    from railscope_train.package import ModelPackage, calibration_path
 
 FRAMES_ROUTE = re.compile(r"^/v1/cameras/([^/]+)/frames$")
 # Same limit railscope's contract names for image_too_large/payload_too_large (a crop or a
@@ -93,17 +93,12 @@ class Scorer:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # 0 = onnxruntime's default, as railscope's
         self.session = ort.InferenceSession(str(self.pkg.onnx_path), opts, providers=["CPUExecutionProvider"])
-        out = self.pkg.manifest["output"]
-        self.outputs = [out["reconstruction"], out["features_real"], out["features_fake"]]
-        self.input_name = self.pkg.manifest["input"]["name"]
         # One dummy run so the first request does not pay for lazy initialisation (railscope's
         # engine.warmup does the same).
         self.score(np.zeros((self.size, self.size) if self.pkg.channels == 1 else (self.size, self.size, 3), np.uint8))
 
     def score(self, image: np.ndarray) -> dict:
-        x = normalize_images(image[None], self.pkg.manifest)
-        x_hat, f_r, f_f = self.session.run(self.outputs, {self.input_name: x})
-        raw = scoring.raw_scores(x, x_hat, f_r, f_f, self.pkg.lam)
+        raw = self.pkg.score_images(image[None], self.session)  # the package's own rule and pooling
         a = float(raw.A[0])
         a_norm = float(scoring.normalize(a, self.lo, self.hi))
         return {
