@@ -8,6 +8,23 @@ use common::*;
 use railscope::scoring::{judge, Normalization};
 use railscope::{ImageInput, Inspector, LoadOptions};
 
+/// Asserts every (key, ours) within `tol` of the fixture image's value; returns the largest |Δ|.
+fn assert_matches(what: &str, img: &serde_json::Value, values: &[(&str, f64)], tol: f64) -> f64 {
+    let mut worst: f64 = 0.0;
+    for &(key, ours) in values {
+        let theirs = img[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what}: the fixture has no {key}"));
+        let d = (ours - theirs).abs();
+        worst = worst.max(d);
+        assert!(
+            d <= tol,
+            "{what} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})"
+        );
+    }
+    worst
+}
+
 #[test]
 fn rust_scores_equal_python_reference_scores() {
     let model = require_model();
@@ -74,20 +91,13 @@ fn rust_scores_equal_python_reference_scores() {
         assert_eq!(fs.crops.len(), 1);
         let j = judge(fs.crops[0].score, &norm);
         let name = img["path"].as_str().unwrap();
-        for (key, ours) in [
+        let values = [
             ("R", j.score.r),
             ("L", j.score.l),
             ("A", j.score.a),
             ("A_norm", j.a_norm),
-        ] {
-            let theirs = img[key].as_f64().unwrap();
-            let d = (ours - theirs).abs();
-            worst = worst.max(d);
-            assert!(
-                d <= tol,
-                "{name} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})"
-            );
-        }
+        ];
+        worst = worst.max(assert_matches(name, img, &values, tol));
         assert_eq!(
             j.verdict.as_str(),
             img["verdict"].as_str().unwrap(),
@@ -209,28 +219,18 @@ fn every_score_variant_equals_python() {
                 camera: None,
             })
             .collect();
-        let mut worst: [f64; 3] = [0.0; 3];
+        let mut worst: f64 = 0.0;
         for (img, r) in images.iter().zip(insp.score_batch(&inputs, false)) {
             let fs = r.unwrap();
             assert_eq!(fs.crops.len(), 1);
             let s = fs.crops[0].score;
-            let img_name = img["path"].as_str().unwrap();
-            for (k, (key, ours)) in [("R", s.r), ("L", s.l), ("A", s.a)].into_iter().enumerate() {
-                let theirs = img[key].as_f64().unwrap();
-                let d = (ours - theirs).abs();
-                worst[k] = worst[k].max(d);
-                assert!(
-                    d <= tol,
-                    "variant {name}, {img_name} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})"
-                );
-            }
+            let what = format!("variant {name}, {}", img["path"]);
+            let values = [("R", s.r), ("L", s.l), ("A", s.a)];
+            worst = worst.max(assert_matches(&what, img, &values, tol));
         }
         eprintln!(
-            "parity variant {name:<18} {} images, max |Δ| R {:.1e} L {:.1e} A {:.1e}",
-            images.len(),
-            worst[0],
-            worst[1],
-            worst[2]
+            "parity variant {name:<18} {} images, max |Δ| = {worst:e}",
+            images.len()
         );
     }
     // Both photometric steps and both poolings are held to the reference.
@@ -314,22 +314,15 @@ fn ade_gan_scores_equal_python() {
     for (img, s) in images.iter().zip(crop_scores(&insp, images)) {
         let j = judge(s, &norm);
         let name = img["path"].as_str().unwrap();
-        for (key, ours) in [
+        let values = [
             ("R", s.r),
             ("L", s.l),
             ("M", s.m.expect("ade-gan scores carry M")),
             ("P", s.p.expect("ade-gan scores carry P")),
             ("A", s.a),
             ("A_norm", j.a_norm),
-        ] {
-            let theirs = img[key].as_f64().unwrap();
-            let d = (ours - theirs).abs();
-            worst = worst.max(d);
-            assert!(
-                d <= tol,
-                "{name} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})"
-            );
-        }
+        ];
+        worst = worst.max(assert_matches(name, img, &values, tol));
         assert_eq!(
             j.verdict.as_str(),
             img["verdict"].as_str().unwrap(),
@@ -357,22 +350,15 @@ fn ade_gan_scores_equal_python() {
         let images = variant["images"].as_array().unwrap();
         let mut worst: f64 = 0.0;
         for (img, s) in images.iter().zip(crop_scores(&insp, images)) {
-            for (key, ours) in [
+            let values = [
                 ("R", s.r),
                 ("L", s.l),
                 ("M", s.m.unwrap()),
                 ("P", s.p.unwrap()),
                 ("A", s.a),
-            ] {
-                let theirs = img[key].as_f64().unwrap();
-                let d = (ours - theirs).abs();
-                worst = worst.max(d);
-                assert!(
-                    d <= tol,
-                    "variant {name}, {} {key}: rust {ours} vs python {theirs} (|Δ| = {d:e})",
-                    img["path"]
-                );
-            }
+            ];
+            let what = format!("variant {name}, {}", img["path"]);
+            worst = worst.max(assert_matches(&what, img, &values, tol));
         }
         eprintln!("parity ade-gan variant {name:<18} max |Δ| = {worst:e}");
     }
