@@ -162,16 +162,26 @@ fn frame_meta(
         }
         Ok((v, name))
     };
-    let number = |h: &'static str, field: &'static str, q: &Option<String>| {
+    // Plausible ranges, so a typo or a hostile value cannot poison the stored track statistics.
+    let number = |h: &'static str, field: &'static str, q: &Option<String>, lo: f64, hi: f64| {
         let (v, name) = pick(h, field, q)?;
         match v.filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(s) => s
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .map(Some)
-                .ok_or_else(|| ApiError::bad_request(format!("{name}: {s:?} is not a number"))),
+            Some(s) => {
+                let v = s
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("{name}: {s:?} is not a number"))
+                    })?;
+                if !(lo..=hi).contains(&v) {
+                    return Err(ApiError::bad_request(format!(
+                        "{name}: {v} is outside [{lo}, {hi}]"
+                    )));
+                }
+                Ok(Some(v))
+            }
         }
     };
     let capture_ms = match text("X-Capture-Time", "capture_time", &q.capture_time)? {
@@ -188,8 +198,8 @@ fn frame_meta(
         capture_ms,
         received_ms: chrono::Utc::now().timestamp_millis(),
         track_id: text("X-Track-Id", "track_id", &q.track_id)?.0,
-        position_m: number("X-Track-Position-M", "position_m", &q.position_m)?,
-        speed_kmh: number("X-Speed-Kmh", "speed_kmh", &q.speed_kmh)?,
+        position_m: number("X-Track-Position-M", "position_m", &q.position_m, -1e6, 1e8)?,
+        speed_kmh: number("X-Speed-Kmh", "speed_kmh", &q.speed_kmh, 0.0, 1000.0)?,
     })
 }
 
