@@ -414,6 +414,16 @@ fn every_bad_input_gets_its_json_4xx_and_the_service_keeps_answering() {
             "bad_request",
         ),
         (
+            "capture time in the far future",
+            "cam-01",
+            Some(CAM1_KEY),
+            "image/png",
+            good.clone(),
+            &[("X-Capture-Time", "9999-01-01T00:00:00Z")],
+            400,
+            "bad_request",
+        ),
+        (
             "negative speed",
             "cam-01",
             Some(CAM1_KEY),

@@ -184,13 +184,24 @@ fn frame_meta(
             }
         }
     };
+    // 2000-01-01 up to a day ahead of the server's clock (a camera clock may run a little fast)
+    const EARLIEST_CAPTURE_MS: i64 = 946_684_800_000;
+    let latest_capture_ms = chrono::Utc::now().timestamp_millis() + 86_400_000;
     let capture_ms = match text("X-Capture-Time", "capture_time", &q.capture_time)? {
         (None, _) => None,
-        (Some(s), name) => Some(parse_time(&s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{name}: {s:?} is not an RFC 3339 time (e.g. 2026-11-23T14:05:00Z)"
-            ))
-        })?),
+        (Some(s), name) => {
+            let ms = parse_time(&s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{name}: {s:?} is not an RFC 3339 time (e.g. 2026-11-23T14:05:00Z)"
+                ))
+            })?;
+            if !(EARLIEST_CAPTURE_MS..=latest_capture_ms).contains(&ms) {
+                return Err(ApiError::bad_request(format!(
+                    "{name}: {s:?} is before 2000 or more than a day ahead of the server's clock"
+                )));
+            }
+            Some(ms)
+        }
     };
     Ok(FrameMeta {
         camera: camera.to_string(),
