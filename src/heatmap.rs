@@ -23,43 +23,7 @@ use opencv::prelude::*;
 use crate::config::HeatmapConfig;
 use crate::error::{Error, Result};
 use crate::preprocess::resize_to;
-use crate::scoring::{self, AdeGan, Normalization, Pooling};
-
-/// Channel-mean absolute error map (H×W) of one image, from CHW tensors.
-pub fn error_map(
-    x: &[f32],
-    x_hat: &[f32],
-    channels: usize,
-    height: usize,
-    width: usize,
-) -> Vec<f32> {
-    let plane = height * width;
-    assert_eq!(x.len(), channels * plane);
-    assert_eq!(x_hat.len(), channels * plane);
-    let mut out = vec![0f32; plane];
-    for c in 0..channels {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o += (x[c * plane + i] - x_hat[c * plane + i]).abs();
-        }
-    }
-    let inv = 1.0 / channels as f32;
-    out.iter_mut().for_each(|v| *v *= inv);
-    out
-}
-
-/// The map shown for one crop of `shape` = [C, H, W]: with `topk` pooling, the smoothed error
-/// map s = G_σ ∗ e that R pools (see [`RegionMap::smoothed`]); with `mean` pooling, the
-/// channel-mean error map e, which [`render`] smooths with `heatmap.sigma`.
-pub fn crop_map(x: &[f32], x_hat: &[f32], shape: [usize; 3], pooling: &Pooling) -> Vec<f32> {
-    let [c, h, w] = shape;
-    match pooling {
-        Pooling::Mean => error_map(x, x_hat, c, h, w),
-        Pooling::TopK { .. } => scoring::pooled_map(x, x_hat, shape, pooling)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
-    }
-}
+use crate::scoring::{AdeGan, Normalization};
 
 /// How one crop's map values become colours (docs/scoring.md, "Heatmap"): the crop's λ and L
 /// and the calibration (min, max, threshold) its verdict was judged with.
@@ -112,8 +76,9 @@ pub struct RegionMap {
     pub width: usize,
     /// The crop was flipped top to bottom before scoring; flip the map back onto the frame.
     pub flipped: bool,
-    /// The map is already the score's smoothed map (`topk` pooling, [`crop_map`]): drawn as it
-    /// is, not blurred again with `heatmap.sigma`.
+    /// The map is already the score's smoothed map (`topk` pooling,
+    /// [`scoring::ScoreRule::score_and_map`]): drawn as it is, not blurred again with
+    /// `heatmap.sigma`.
     pub smoothed: bool,
     /// The crop's colour scale.
     pub scale: ColourScale,
@@ -279,6 +244,7 @@ pub fn write_png(path: &Path, bgr: &Mat) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoring::{self, Pooling};
     use opencv::core::{Scalar, Vec3b, CV_8UC1, CV_8UC3};
 
     /// λ = 1, L = 0, min = 0, max = 1: a' = s, so tests can speak in A'.
@@ -477,32 +443,10 @@ mod tests {
     }
 
     #[test]
-    fn error_map_averages_channels() {
-        let x = [1.0, 0.0, 0.0, 0.0, /* c1 */ 0.0, 0.0, 0.0, 2.0];
-        let y = [0.0; 8];
-        assert_eq!(error_map(&x, &y, 2, 2, 2), vec![0.5, 0.0, 0.0, 1.0]);
-    }
-
-    #[test]
-    fn topk_packages_show_the_map_r_pools() {
+    fn a_pre_smoothed_map_is_drawn_as_it_is() {
         // 1 channel 9×9, one hot pixel.
         let mut x = vec![0f32; 81];
         x[40] = 1.0;
-        let y = vec![0f32; 81];
-        let mean = crop_map(&x, &y, [1, 9, 9], &Pooling::Mean);
-        assert_eq!(mean, error_map(&x, &y, 1, 9, 9));
-        let topk = Pooling::top_k(1.5, 0.01).unwrap();
-        let s = crop_map(&x, &y, [1, 9, 9], &topk);
-        let want = scoring::pooled_map(&x, &y, [1, 9, 9], &topk);
-        assert!(s
-            .iter()
-            .zip(&want)
-            .all(|(a, b)| (*a as f64 - b).abs() < 1e-7));
-        // Its maximum is where R's top-k looked, and R is that maximum (k = 1).
-        let peak = s.iter().cloned().fold(f32::MIN, f32::max);
-        assert_eq!(s[40], peak);
-        let r = scoring::reconstruction_error(&x, &y, &topk, [1, 9, 9]);
-        assert!((r - peak as f64).abs() < 1e-7);
 
         // A pre-smoothed map is drawn as it is; an unsmoothed one is blurred by render.
         let frame = Mat::new_rows_cols_with_default(9, 9, CV_8UC1, Scalar::all(0.0)).unwrap();

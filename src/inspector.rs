@@ -92,8 +92,9 @@ pub struct CropScore {
     pub inferred: bool,
     pub mirrored: bool,
     pub score: Score,
-    /// The heatmap's map at model resolution ([`heatmap::crop_map`]: for `topk` pooling the
-    /// smoothed map R pools), when maps were kept.
+    /// The heatmap's map at model resolution (the map R pools,
+    /// [`scoring::ScoreRule::score_and_map`]: for `topk` pooling the smoothed one), when maps
+    /// were kept.
     pub error_map: Option<Vec<f32>>,
     /// The model's reconstruction x̂ back in pixels ([`Denorm`]), H×W×C interleaved at model
     /// resolution and in the orientation the model saw (flipped when `mirrored`), when maps
@@ -398,7 +399,6 @@ impl Inspector {
 
         let shape = self.engine.shape();
         let [_, h, w] = shape;
-        let pooling = &rule.pooling;
         // Each crop's way back to pixels, in tensor order.
         let denorms: Vec<Option<&Denorm>> = prepared
             .iter()
@@ -417,23 +417,15 @@ impl Inspector {
                     .map(|k| {
                         let x = &input[k * chw..(k + 1) * chw];
                         let xh = v.reconstruction_of(k);
-                        let s = rule.score(
-                            x,
-                            xh,
-                            v.features_real_of(k),
-                            v.features_fake_of(k),
-                            v.pattern_logits_of(k),
-                            shape,
-                        );
-                        let (map, pixels) = if keep_maps {
-                            (
-                                Some(heatmap::crop_map(x, xh, shape, pooling)),
-                                denorms[start + k].map(|d| d.to_pixels(xh, h, w)),
-                            )
-                        } else {
-                            (None, None)
-                        };
-                        (s, map, pixels)
+                        let (fr, ff) = (v.features_real_of(k), v.features_fake_of(k));
+                        let logits = v.pattern_logits_of(k);
+                        if !keep_maps {
+                            return (rule.score(x, xh, fr, ff, logits, shape), None, None);
+                        }
+                        let (s, map) = rule.score_and_map(x, xh, fr, ff, logits, shape);
+                        let map = map.into_iter().map(|v| v as f32).collect();
+                        let pixels = denorms[start + k].map(|d| d.to_pixels(xh, h, w));
+                        (s, Some(map), pixels)
                     })
                     .collect::<Vec<_>>()
             });

@@ -354,9 +354,27 @@ pub fn reconstruction_error(x: &[f32], x_hat: &[f32], pooling: &Pooling, shape: 
     );
     match *pooling {
         Pooling::Mean => mean_abs_error(x, x_hat),
-        Pooling::TopK { top_fraction, .. } => {
+        Pooling::TopK { .. } => {
             let s = pooled_map(x, x_hat, shape, pooling);
-            top_mean(&s, top_count(top_fraction, shape[1], shape[2]))
+            reconstruction_error_from_map(x, x_hat, &s, pooling, shape)
+        }
+    }
+}
+
+/// R from `map`, the [`pooled_map`] of the same image, so a caller that also draws the map
+/// computes it once. `mean` pooling takes the mean over all C·H·W values of |x − x̂| (eq. 4),
+/// not the map.
+pub fn reconstruction_error_from_map(
+    x: &[f32],
+    x_hat: &[f32],
+    map: &[f64],
+    pooling: &Pooling,
+    shape: [usize; 3],
+) -> f64 {
+    match *pooling {
+        Pooling::Mean => mean_abs_error(x, x_hat),
+        Pooling::TopK { top_fraction, .. } => {
+            top_mean(map, top_count(top_fraction, shape[1], shape[2]))
         }
     }
 }
@@ -401,7 +419,16 @@ pub fn score(
     pooling: &Pooling,
     shape: [usize; 3],
 ) -> Score {
-    let r = reconstruction_error(x, x_hat, pooling, shape);
+    score_of_r(
+        reconstruction_error(x, x_hat, pooling, shape),
+        f_real,
+        f_fake,
+        lambda,
+    )
+}
+
+/// R, L and A given R (kind `lambda-l1-l2`).
+pub fn score_of_r(r: f64, f_real: &[f32], f_fake: &[f32], lambda: f64) -> Score {
     let l = feature_distance(f_real, f_fake);
     Score::new(r, l, combine(r, l, lambda))
 }
@@ -554,7 +581,34 @@ impl ScoreRule {
         pattern_logits: Option<&[f32]>,
         shape: [usize; 3],
     ) -> Score {
-        let base = score(x, x_hat, f_real, f_fake, self.lambda, &self.pooling, shape);
+        let r = reconstruction_error(x, x_hat, &self.pooling, shape);
+        self.score_of_r(r, f_real, f_fake, pattern_logits)
+    }
+
+    /// [`score`](Self::score) and the map R pools ([`pooled_map`]), computed once: what a
+    /// caller that also draws the heatmap needs.
+    pub fn score_and_map(
+        &self,
+        x: &[f32],
+        x_hat: &[f32],
+        f_real: &[f32],
+        f_fake: &[f32],
+        pattern_logits: Option<&[f32]>,
+        shape: [usize; 3],
+    ) -> (Score, Vec<f64>) {
+        let map = pooled_map(x, x_hat, shape, &self.pooling);
+        let r = reconstruction_error_from_map(x, x_hat, &map, &self.pooling, shape);
+        (self.score_of_r(r, f_real, f_fake, pattern_logits), map)
+    }
+
+    fn score_of_r(
+        &self,
+        r: f64,
+        f_real: &[f32],
+        f_fake: &[f32],
+        pattern_logits: Option<&[f32]>,
+    ) -> Score {
+        let base = score_of_r(r, f_real, f_fake, self.lambda);
         match self.kind {
             ScoreKind::LambdaL1L2 => base,
             ScoreKind::AdeGan(k) => {
@@ -592,6 +646,37 @@ pub fn judge(score: Score, norm: &Normalization) -> Judged {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn score_and_map_equals_score_and_the_pooled_map() {
+        // 1 channel 9×9, one hot pixel; the map's peak is where R's top-k looked (k = 1).
+        let mut x = vec![0f32; 81];
+        x[40] = 1.0;
+        let y = vec![0f32; 81];
+        let (fr, ff) = ([0.5f32, 0.25], [0.0f32, 0.0]);
+        for pooling in [Pooling::Mean, Pooling::top_k(1.5, 0.01).unwrap()] {
+            let rule = ScoreRule {
+                kind: ScoreKind::LambdaL1L2,
+                lambda: 0.9,
+                pooling,
+            };
+            let (s, map) = rule.score_and_map(&x, &y, &fr, &ff, None, [1, 9, 9]);
+            assert_eq!(s, rule.score(&x, &y, &fr, &ff, None, [1, 9, 9]));
+            assert_eq!(map, pooled_map(&x, &y, [1, 9, 9], &pooling));
+            if let Pooling::TopK { .. } = pooling {
+                let peak = map.iter().cloned().fold(f64::MIN, f64::max);
+                assert_eq!(map[40], peak);
+                assert_eq!(s.r, peak);
+            }
+        }
+    }
+
+    #[test]
+    fn error_map_averages_channels() {
+        let x = [1.0, 0.0, 0.0, 0.0, /* c1 */ 0.0, 0.0, 0.0, 2.0];
+        let y = [0.0; 8];
+        assert_eq!(error_map(&x, &y, [2, 2, 2]), vec![0.5, 0.0, 0.0, 1.0]);
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12

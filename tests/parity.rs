@@ -67,29 +67,10 @@ fn rust_scores_equal_python_reference_scores() {
         None => *insp.default_calibration().unwrap(),
     };
 
-    let bytes: Vec<Vec<u8>> = images
-        .iter()
-        .map(|i| {
-            let p = root().join(i["path"].as_str().unwrap());
-            std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        })
-        .collect();
-    let inputs: Vec<ImageInput<'_>> = images
-        .iter()
-        .zip(&bytes)
-        .map(|(i, b)| ImageInput {
-            id: i["path"].as_str().unwrap().to_string(),
-            bytes: b,
-            camera: None,
-        })
-        .collect();
-    let results = insp.score_batch(&inputs, false);
     let mut worst: f64 = 0.0;
     let mut defects = 0;
-    for (img, r) in images.iter().zip(results) {
-        let fs = r.unwrap();
-        assert_eq!(fs.crops.len(), 1);
-        let j = judge(fs.crops[0].score, &norm);
+    for (img, s) in images.iter().zip(crop_scores(&insp, &images)) {
+        let j = judge(s, &norm);
         let name = img["path"].as_str().unwrap();
         let values = [
             ("R", j.score.r),
@@ -206,24 +187,8 @@ fn every_score_variant_equals_python() {
 
         let images = variant["images"].as_array().expect("variant images");
         assert!(images.len() >= 10, "{name}: too few images");
-        let bytes: Vec<Vec<u8>> = images
-            .iter()
-            .map(|i| std::fs::read(root().join(i["path"].as_str().unwrap())).unwrap())
-            .collect();
-        let inputs: Vec<ImageInput<'_>> = images
-            .iter()
-            .zip(&bytes)
-            .map(|(i, b)| ImageInput {
-                id: i["path"].as_str().unwrap().to_string(),
-                bytes: b,
-                camera: None,
-            })
-            .collect();
         let mut worst: f64 = 0.0;
-        for (img, r) in images.iter().zip(insp.score_batch(&inputs, false)) {
-            let fs = r.unwrap();
-            assert_eq!(fs.crops.len(), 1);
-            let s = fs.crops[0].score;
+        for (img, s) in images.iter().zip(crop_scores(&insp, images)) {
             let what = format!("variant {name}, {}", img["path"]);
             let values = [("R", s.r), ("L", s.l), ("A", s.a)];
             worst = worst.max(assert_matches(&what, img, &values, tol));
@@ -248,7 +213,10 @@ fn every_score_variant_equals_python() {
 fn crop_scores(insp: &Inspector, images: &[serde_json::Value]) -> Vec<railscope::scoring::Score> {
     let bytes: Vec<Vec<u8>> = images
         .iter()
-        .map(|i| std::fs::read(root().join(i["path"].as_str().unwrap())).unwrap())
+        .map(|i| {
+            let p = root().join(i["path"].as_str().unwrap());
+            std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
         .collect();
     let inputs: Vec<ImageInput<'_>> = images
         .iter()
