@@ -34,12 +34,10 @@ def anomaly_maps(pkg: ModelPackage, images: np.ndarray, session=None, batch: int
     (docs/scoring.md), i.e. |x - x_hat| averaged over channels, smoothed by the package's Gaussian
     for ``topk`` pooling."""
     session = session or pkg.session()
-    pooling = pkg.pooling
     parts = []
     for i in range(0, len(images), batch):
         x, x_hat, _, _ = pkg.forward(images[i : i + batch], session)
-        e = scoring.error_map(x, x_hat)
-        parts.append(scoring.smooth(e, pooling.smooth_sigma) if pooling.kind == "topk" else e)
+        parts.append(scoring.pooled_map(x, x_hat, pkg.pooling))
     return np.concatenate(parts)
 
 

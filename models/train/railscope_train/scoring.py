@@ -114,13 +114,20 @@ def top_count(pooling: Pooling, h: int, w: int) -> int:
     return max(1, int(math.ceil(pooling.top_fraction * h * w - 1e-9)))
 
 
+def pooled_map(x: np.ndarray, x_hat: np.ndarray, pooling: Pooling = Pooling()) -> np.ndarray:
+    """[N, H, W]: the map R pools, the channel-mean error map, smoothed for ``topk`` (the
+    heatmap and the localisation figures show this map)."""
+    e = error_map(x, x_hat)
+    return smooth(e, pooling.smooth_sigma) if pooling.kind == "topk" else e
+
+
 def pooled_error(x: np.ndarray, x_hat: np.ndarray, pooling: Pooling = Pooling()) -> np.ndarray:
     """The R term for each image of a batch."""
     n = x.shape[0]
     if pooling.kind == "mean":
         return np.abs(x.astype(np.float64) - x_hat.astype(np.float64)).reshape(n, -1).mean(axis=1)
     h, w = x.shape[2:]
-    s = smooth(error_map(x, x_hat), pooling.smooth_sigma).reshape(n, -1)
+    s = pooled_map(x, x_hat, pooling).reshape(n, -1)
     k = top_count(pooling, h, w)
     return np.partition(s, s.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 

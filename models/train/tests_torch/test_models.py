@@ -199,3 +199,19 @@ def test_pseudo_anomalies_damage_one_region_of_each_image():
     changed = (bad != images).reshape(6, -1).mean(axis=1)
     assert np.all(changed > 0.003) and np.all(changed < 0.2)  # one region, 8-20 % of a side
     assert np.array_equal(pseudo_anomalies(images, seed=1), bad)  # deterministic
+
+
+@pytest.mark.parametrize("photometric", ["none", "standardize"])
+def test_training_normalization_equals_the_package_contract(photometric):
+    """train.normalize_batch (torch, what the generator learns on) and package.normalize_images
+    (NumPy, what serving and the parity fixture use) are twins: hold them together."""
+    from railscope_train.export import input_section
+    from railscope_train.package import normalize_images
+    from railscope_train.train import normalize_batch
+
+    cfg = input_section(1, 32, photometric)
+    images = np.random.default_rng(3).integers(0, 256, size=(4, 32, 32)).astype(np.uint8)
+    images[1] = 90  # flat: sigma floored at one grey level
+    want = normalize_images(images, {"input": cfg})
+    got = normalize_batch(torch.from_numpy(images.astype(np.float32) / 255.0)[:, None], cfg).numpy()
+    assert np.abs(got - want).max() < 1e-5
