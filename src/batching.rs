@@ -476,6 +476,7 @@ mod tests {
             preprocess_ms: 0.0,
             roi: "whole",
             crops: vec![],
+            partial_slots: vec![],
             note: None,
             heatmap_png: None,
         }

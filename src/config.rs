@@ -147,6 +147,8 @@ pub struct CameraConfig {
     /// Calibration file for this camera; empty: `<calibration_dir>/<model>.<id>.json` when it
     /// exists, else the model's.
     pub calibration: Option<PathBuf>,
+    /// This camera's view of the track for `roi = "track"`; empty: `preprocess.geometry`.
+    pub geometry: Option<GeometryConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -199,10 +201,51 @@ pub struct PreprocessConfig {
     pub clahe: bool,
     pub clahe_clip_limit: f64,
     pub clahe_tile: i32,
-    /// `whole`, `rects` or `search`.
+    /// `whole`, `rects`, `search` or `track`.
     pub roi: String,
     /// Fixed rectangles `[x, y, w, h]` for `roi = "rects"`.
     pub rects: Vec<[i32; 4]>,
+    /// The camera's view of the track for `roi = "track"` (a camera's own `geometry` wins).
+    pub geometry: GeometryConfig,
+}
+
+/// How a camera sees the track, for `roi = "track"` (`track.rs`): the fastener slots are placed
+/// from the rails and sleepers found in the frame, at these real-world sizes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GeometryConfig {
+    /// `across`: the rails run left–right in the frame; `down`: top–bottom.
+    pub orientation: String,
+    /// Pixels per metre at the rail (the camera's scale; ±5 % is tolerated).
+    pub px_per_m: f64,
+    /// Rails in view: 1 or 2 (a fastener on each side of each rail on every sleeper).
+    pub rails: usize,
+    /// Nominal sleeper spacing, centre to centre; the frame's own is measured within ±15 %.
+    pub sleeper_spacing_m: f64,
+    /// Side of the square crop around one fastener assembly; its inner edge touches the rail head.
+    pub fastener_size_m: f64,
+    /// Width of the rail head seen from above.
+    pub rail_head_m: f64,
+    /// Distance between the rail centre lines when `rails = 2`.
+    pub gauge_m: f64,
+    /// A slot whose box lies less than this fraction inside the frame is reported as partial
+    /// and not scored (it is whole in the neighbouring frame when frames overlap).
+    pub min_visible: f64,
+}
+
+impl Default for GeometryConfig {
+    fn default() -> Self {
+        Self {
+            orientation: "across".into(),
+            px_per_m: 200.0,
+            rails: 1,
+            sleeper_spacing_m: 0.6,
+            fastener_size_m: 0.24,
+            rail_head_m: 0.072,
+            gauge_m: 1.435,
+            min_visible: 0.9,
+        }
+    }
 }
 
 impl Default for PreprocessConfig {
@@ -216,6 +259,7 @@ impl Default for PreprocessConfig {
             clahe_tile: 8,
             roi: "whole".into(),
             rects: Vec::new(),
+            geometry: GeometryConfig::default(),
         }
     }
 }
@@ -362,9 +406,12 @@ impl Config {
         if self.engine.max_batch == 0 {
             return Err(Error::Config("engine.max_batch must be at least 1".into()));
         }
-        if !matches!(self.preprocess.roi.as_str(), "whole" | "rects" | "search") {
+        if !matches!(
+            self.preprocess.roi.as_str(),
+            "whole" | "rects" | "search" | "track"
+        ) {
             return Err(Error::Config(format!(
-                "preprocess.roi must be whole, rects or search, not {:?}",
+                "preprocess.roi must be whole, rects, search or track, not {:?}",
                 self.preprocess.roi
             )));
         }
@@ -392,8 +439,12 @@ impl Config {
                 )));
             }
             if let Some(roi) = &c.roi {
-                crate::preprocess::RoiMode::parse(roi, &c.rects)
-                    .map_err(|e| Error::Config(format!("cameras: {:?}: {e}", c.id)))?;
+                crate::preprocess::RoiMode::parse(
+                    roi,
+                    &c.rects,
+                    c.geometry.as_ref().unwrap_or(&self.preprocess.geometry),
+                )
+                .map_err(|e| Error::Config(format!("cameras: {:?}: {e}", c.id)))?;
             }
         }
         if self

@@ -22,7 +22,7 @@ use opencv::prelude::*;
 
 use crate::config::HeatmapConfig;
 use crate::error::{Error, Result};
-use crate::preprocess::resize_to;
+use crate::preprocess::{resize_to, CropView};
 use crate::scoring::{AdeGan, Normalization};
 
 /// How one crop's map values become colours (docs/scoring.md, "Heatmap"): the crop's λ and L
@@ -74,8 +74,8 @@ pub struct RegionMap {
     pub map: Vec<f32>,
     pub height: usize,
     pub width: usize,
-    /// The crop was flipped top to bottom before scoring; flip the map back onto the frame.
-    pub flipped: bool,
+    /// How the crop was turned before scoring; turned back onto the frame.
+    pub view: CropView,
     /// The map is already the score's smoothed map (`topk` pooling,
     /// [`scoring::ScoreRule::score_and_map`]): drawn as it is, not blurred again with
     /// `heatmap.sigma`.
@@ -103,11 +103,7 @@ pub fn render(frame: &Mat, regions: &[RegionMap], cfg: &HeatmapConfig) -> Result
         let mut m =
             Mat::new_rows_cols_with_default(r.height as i32, r.width as i32, CV_32FC1, 0.0.into())?;
         m.data_typed_mut::<f32>()?.copy_from_slice(&r.map);
-        if r.flipped {
-            let mut f = Mat::default();
-            opencv::core::flip(&m, &mut f, 0)?;
-            m = f;
-        }
+        let m = r.view.undo(&m)?;
         let smooth = if r.smoothed {
             m
         } else {
@@ -176,8 +172,8 @@ pub struct RegionPixels {
     pub pixels: Vec<u8>,
     pub height: usize,
     pub width: usize,
-    /// The crop was flipped top to bottom before scoring; flip it back onto the frame.
-    pub flipped: bool,
+    /// How the crop was turned before scoring; turned back onto the frame.
+    pub view: CropView,
 }
 
 /// The frame (gray or RGB, 8-bit) with every region's reconstruction resized back onto its box
@@ -212,11 +208,7 @@ pub fn render_reconstruction(frame: &Mat, regions: &[RegionPixels]) -> Result<Ma
         let mut m =
             Mat::new_rows_cols_with_default(r.height as i32, r.width as i32, typ, 0.0.into())?;
         m.data_bytes_mut()?.copy_from_slice(&r.pixels);
-        if r.flipped {
-            let mut f = Mat::default();
-            opencv::core::flip(&m, &mut f, 0)?;
-            m = f;
-        }
+        let m = r.view.undo(&m)?;
         let big = resize_to(&m, rect.width as usize, rect.height as usize)?;
         let mut dst = Mat::roi_mut(&mut canvas, rect)?;
         big.copy_to(&mut dst)?;
@@ -392,7 +384,7 @@ mod tests {
             map,
             height: 8,
             width: 8,
-            flipped: false,
+            view: CropView::AS_IS,
             smoothed: true,
             scale,
         };
@@ -415,7 +407,10 @@ mod tests {
             pixels,
             height: 8,
             width: 8,
-            flipped: true,
+            view: CropView {
+                transposed: false,
+                flipped: true,
+            },
         };
         let out = render_reconstruction(&frame, &[region]).unwrap();
         assert_eq!((out.rows(), out.cols(), out.channels()), (40, 80, 1));
@@ -432,7 +427,7 @@ mod tests {
             pixels: [250u8, 0, 0].repeat(16),
             height: 4,
             width: 4,
-            flipped: false,
+            view: CropView::AS_IS,
         };
         let out = render_reconstruction(&rgb, &[red]).unwrap();
         assert_eq!(*out.at_2d::<Vec3b>(1, 1).unwrap(), Vec3b::from([0, 0, 250]));
@@ -460,7 +455,7 @@ mod tests {
                 map: x.clone(),
                 height: 9,
                 width: 9,
-                flipped: false,
+                view: CropView::AS_IS,
                 smoothed,
                 scale: plain(0.25),
             };
@@ -489,7 +484,7 @@ mod tests {
                 map: vec![0.0; 64],
                 height: 8,
                 width: 8,
-                flipped: false,
+                view: CropView::AS_IS,
                 smoothed: false,
                 scale: plain(0.25),
             },
@@ -498,7 +493,10 @@ mod tests {
                 map: vec![10.0; 64],
                 height: 8,
                 width: 8,
-                flipped: true,
+                view: CropView {
+                    transposed: false,
+                    flipped: true,
+                },
                 smoothed: false,
                 scale: plain(0.25),
             },

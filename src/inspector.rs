@@ -20,8 +20,9 @@ use crate::error::{Error, Result};
 use crate::fastener_search::FastenerSearch;
 use crate::heatmap::{self, ColourScale, RegionMap, RegionPixels};
 use crate::package::{calibration_file_name, calibration_path, Calibration, ModelPackage};
-use crate::preprocess::{crop, to_gray, Denorm, Preprocessor, RoiMode};
+use crate::preprocess::{crop, to_gray, CropView, Denorm, Preprocessor, RoiMode};
 use crate::scoring::{self, Normalization, Pooling, Score, ScoreKind, ScoreRule, Verdict};
+use crate::track::Located;
 
 /// One encoded frame to inspect.
 #[derive(Debug, Clone)]
@@ -45,9 +46,15 @@ pub struct CropResult {
     /// True for a fastener placed opposite a matched one by pair completion (search mode).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inferred: bool,
-    /// True for a far-row fastener, scored flipped top to bottom (search mode).
+    /// True for a far-row fastener, scored flipped top to bottom (search and track modes).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mirrored: bool,
+    /// True for a crop scored transposed (track mode, rails running down the frame).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub transposed: bool,
+    /// Where on the track the slot is (track mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotRef>,
     #[serde(flatten)]
     pub score: Score,
     #[serde(rename = "A_norm")]
@@ -77,6 +84,9 @@ pub struct FrameResult {
     pub preprocess_ms: f64,
     pub roi: &'static str,
     pub crops: Vec<CropResult>,
+    /// Track mode: slots cut by the frame's edge, `[x, y, w, h]`, reported but not scored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partial_slots: Vec<[i32; 4]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// PNG of the blended heatmap, when asked for.
@@ -90,14 +100,15 @@ pub struct CropScore {
     pub rect: Rect,
     pub match_score: Option<f64>,
     pub inferred: bool,
-    pub mirrored: bool,
+    pub view: CropView,
+    pub slot: Option<SlotRef>,
     pub score: Score,
     /// The heatmap's map at model resolution (the map R pools,
     /// [`scoring::ScoreRule::score_and_map`]: for `topk` pooling the smoothed one), when maps
     /// were kept.
     pub error_map: Option<Vec<f32>>,
     /// The model's reconstruction x̂ back in pixels ([`Denorm`]), H×W×C interleaved at model
-    /// resolution and in the orientation the model saw (flipped when `mirrored`), when maps
+    /// resolution and in the orientation the model saw (`view`), when maps
     /// were kept.
     pub reconstruction: Option<Vec<u8>>,
 }
@@ -106,6 +117,9 @@ pub struct CropScore {
 #[derive(Debug)]
 pub struct FrameScores {
     pub crops: Vec<CropScore>,
+    pub partial: Vec<Rect>,
+    /// Track mode: why no track was found in the frame.
+    pub no_track: Option<String>,
     pub frame: Option<Mat>,
     pub preprocess_ms: f64,
 }
@@ -459,7 +473,8 @@ impl Inspector {
                             rect: r.rect,
                             match_score: r.match_score,
                             inferred: r.inferred,
-                            mirrored: r.mirrored,
+                            view: r.view,
+                            slot: r.slot,
                             score,
                             error_map: map,
                             reconstruction: pixels,
@@ -468,6 +483,8 @@ impl Inspector {
                     .collect();
                 Ok(FrameScores {
                     crops,
+                    partial: p.partial,
+                    no_track: p.no_track,
                     frame: p.frame,
                     preprocess_ms: p.preprocess_ms,
                 })
@@ -523,7 +540,9 @@ impl Inspector {
                     bbox: [c.rect.x, c.rect.y, c.rect.width, c.rect.height],
                     match_score: c.match_score,
                     inferred: c.inferred,
-                    mirrored: c.mirrored,
+                    mirrored: c.view.flipped,
+                    transposed: c.view.transposed,
+                    slot: c.slot,
                     score: c.score,
                     a_norm: j.a_norm,
                     verdict: j.verdict,
@@ -531,11 +550,19 @@ impl Inspector {
             })
             .collect();
         let worst = crops.iter().max_by(|a, b| a.a_norm.total_cmp(&b.a_norm));
-        let (verdict, note) = match worst {
-            Some(c) => (c.verdict, None),
+        let (verdict, note) = match (worst, &fs.no_track) {
+            // A frame that should show track and does not is flagged for a person to look at,
+            // never passed as normal.
+            (_, Some(reason)) => (Verdict::Defect, Some(format!("no track found: {reason}"))),
+            (Some(c), None) => (c.verdict, None),
+            // Only partial slots: nothing in this frame could be judged.
+            (None, None) if !fs.partial.is_empty() => (
+                Verdict::Normal,
+                Some("every fastener slot is cut by the frame's edge".to_string()),
+            ),
             // A frame where search expected fasteners and found none is flagged: a missing
             // fastener is itself a defect.
-            None => (
+            (None, None) => (
                 Verdict::Defect,
                 Some("no fastener found in the frame".to_string()),
             ),
@@ -554,6 +581,11 @@ impl Inspector {
             preprocess_ms: fs.preprocess_ms,
             roi: self.roi.as_str(),
             crops,
+            partial_slots: fs
+                .partial
+                .iter()
+                .map(|r| [r.x, r.y, r.width, r.height])
+                .collect(),
             note,
             heatmap_png: None,
         }
@@ -577,7 +609,7 @@ impl Inspector {
                     map,
                     height: h,
                     width: w,
-                    flipped: c.mirrored,
+                    view: c.view,
                     smoothed: matches!(self.rule.pooling, Pooling::TopK { .. }),
                     scale: ColourScale {
                         lambda,
@@ -615,7 +647,7 @@ impl Inspector {
                     pixels,
                     height: h,
                     width: w,
-                    flipped: c.mirrored,
+                    view: c.view,
                 })
             })
             .collect();
@@ -654,15 +686,31 @@ pub struct Region {
     pub match_score: Option<f64>,
     /// Placed by pair completion rather than matched.
     pub inferred: bool,
-    /// A far-row fastener (mirror image of the reference crops): its crop is flipped top to
-    /// bottom before scoring so that the model always sees the orientation it was trained on.
-    pub mirrored: bool,
+    /// How the crop is turned before scoring so that the model always sees the orientation it
+    /// was trained on: a far-row fastener (mirror image of the reference crops) is flipped top
+    /// to bottom, a crop from a frame whose rails run down is transposed.
+    pub view: CropView,
+    /// Track mode: where on the track the slot is.
+    pub slot: Option<SlotRef>,
+}
+
+/// A track-mode slot's place: rail index, side of the rail (-1 / +1, see `track::Slot`) and
+/// sleeper index along the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SlotRef {
+    pub rail: usize,
+    pub side: i8,
+    pub sleeper: usize,
 }
 
 /// A frame ready for the session: its regions and their normalized NCHW tensor.
 #[derive(Debug, Default)]
 pub struct PreparedFrame {
     pub regions: Vec<Region>,
+    /// Track mode: slots cut by the frame's edge (not scored).
+    pub partial: Vec<Rect>,
+    /// Track mode: why no track was found.
+    pub no_track: Option<String>,
     /// `regions.len() · C·H·W` values.
     pub tensor: Vec<f32>,
     /// Each region's way from the model's space back to pixels (for the reconstruction).
@@ -686,8 +734,10 @@ fn prepare_frame(
         rect,
         match_score: None,
         inferred: false,
-        mirrored: false,
+        view: CropView::AS_IS,
+        slot: None,
     };
+    let (mut partial, mut no_track) = (Vec::new(), None);
     let regions: Vec<Region> = match roi {
         RoiMode::Whole => vec![fixed(Rect::new(0, 0, frame.cols(), frame.rows()))],
         RoiMode::Rects(r) => r.iter().copied().map(fixed).collect(),
@@ -700,25 +750,58 @@ fn prepare_frame(
                     rect: d.rect(),
                     match_score: Some(d.match_score),
                     inferred: d.inferred,
-                    mirrored: d.mirrored,
+                    view: CropView {
+                        transposed: false,
+                        flipped: d.mirrored,
+                    },
+                    slot: None,
                 })
                 .collect()
         }
+        RoiMode::Track(locator) => match locator.locate(&to_gray(&frame)?)? {
+            Located::NoTrack { reason } => {
+                no_track = Some(reason);
+                Vec::new()
+            }
+            Located::Track(layout) => {
+                let min_visible = locator.geometry.min_visible;
+                let full = Rect::new(0, 0, frame.cols(), frame.rows());
+                let mut regions = Vec::new();
+                for s in layout.slots {
+                    if s.visible < min_visible {
+                        partial.push(s.rect);
+                        continue;
+                    }
+                    let (transposed, flipped) = s.turns(locator.geometry.orientation);
+                    regions.push(Region {
+                        rect: s.rect & full,
+                        match_score: None,
+                        inferred: false,
+                        view: CropView {
+                            transposed,
+                            flipped,
+                        },
+                        slot: Some(SlotRef {
+                            rail: s.rail,
+                            side: s.side,
+                            sleeper: s.sleeper,
+                        }),
+                    });
+                }
+                regions
+            }
+        },
     };
     let mut tensor = vec![0f32; regions.len() * chw];
     let mut denorms = Vec::with_capacity(regions.len());
     for (r, slot) in regions.iter().zip(tensor.chunks_exact_mut(chw)) {
-        let c = crop(&frame, r.rect)?;
-        denorms.push(if r.mirrored {
-            let mut flipped = Mat::default();
-            opencv::core::flip(&c, &mut flipped, 0)?;
-            pre.write_tensor_with_inverse(&flipped, slot)?
-        } else {
-            pre.write_tensor_with_inverse(&c, slot)?
-        });
+        let c = r.view.apply(&crop(&frame, r.rect)?)?;
+        denorms.push(pre.write_tensor_with_inverse(&c, slot)?);
     }
     Ok(PreparedFrame {
         regions,
+        partial,
+        no_track,
         tensor,
         denorms,
         frame: keep_frame.then_some(frame),
@@ -726,28 +809,20 @@ fn prepare_frame(
     })
 }
 
-/// Reference templates: `search.templates_dir`, else `<model>/templates`, else the fixture crops.
+/// Reference templates: `search.templates_dir`, else the package's own `templates/`.
 fn load_search(package: &ModelPackage, config: &Config) -> Result<FastenerSearch> {
-    let candidates: Vec<PathBuf> = match &config.search.templates_dir {
-        Some(d) if !d.as_os_str().is_empty() => vec![d.clone()],
-        _ => vec![
-            package.dir.join("templates"),
-            PathBuf::from("tests/fixtures/fasteners/train/good"),
-        ],
+    let dir = match &config.search.templates_dir {
+        Some(d) if !d.as_os_str().is_empty() => d.clone(),
+        _ => package.dir.join("templates"),
     };
-    for d in &candidates {
-        if d.is_dir() {
-            return FastenerSearch::from_dir(d, &config.search);
-        }
+    if !dir.is_dir() {
+        return Err(Error::Search(format!(
+            "no reference crops for fastener search: {} is not a folder; set search.templates_dir \
+             or a camera's templates_dir, or use roi = \"track\"",
+            dir.display()
+        )));
     }
-    Err(Error::Search(format!(
-        "no template folder found (tried {}); set search.templates_dir",
-        candidates
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+    FastenerSearch::from_dir(&dir, &config.search)
 }
 
 #[cfg(test)]

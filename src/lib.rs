@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod fastener_search;
+pub mod harvest;
 pub mod heatmap;
 pub mod inspector;
 pub mod metrics;
@@ -29,8 +30,10 @@ pub mod recalibration;
 pub mod scoring;
 pub mod server;
 pub mod simulate;
+pub mod slot_eval;
 pub mod store;
 pub mod telemetry;
+pub mod track;
 
 pub use error::{Error, Result};
 pub use inspector::{FrameResult, ImageInput, Inspector, LoadOptions};

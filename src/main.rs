@@ -14,6 +14,8 @@ use railscope::evaluate::{self, progress_bar};
 use railscope::package::calibration_file_name;
 use railscope::preprocess::RoiMode;
 use railscope::simulate::{self, FrameSource, SimCamera, SimOptions};
+use railscope::slot_eval;
+use railscope::track::TrackLocator;
 use railscope::{Error, ImageInput, Inspector, LoadOptions, Result};
 use std::time::Duration;
 
@@ -41,6 +43,8 @@ enum Roi {
     Whole,
     Search,
     Rects,
+    /// Slots from the track's geometry (preprocess.geometry, or --geometry).
+    Track,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -70,6 +74,10 @@ enum Command {
         /// Region of interest (default: preprocess.roi from the config, `whole`).
         #[arg(long, value_enum)]
         roi: Option<Roi>,
+        /// For --roi track: a TOML file with the camera's [geometry] table (e.g. a generated
+        /// set's camera.toml; default: preprocess.geometry from the config).
+        #[arg(long)]
+        geometry: Option<PathBuf>,
         #[arg(long)]
         camera: Option<String>,
         /// Frames per session run.
@@ -110,6 +118,37 @@ enum Command {
         /// Folder for evaluation.json, report.md, roc.png, pr.png.
         #[arg(long, default_value = "target/evaluation")]
         out: PathBuf,
+    },
+    /// Fastener-slot localisation (roi = track) against generated frames' ground truth: recall,
+    /// IoU, false slots, no-track frames, time per frame. One JSON object on stdout.
+    Slots {
+        /// A generated set (railscope_train.track) or its frames/ folder.
+        #[arg(long)]
+        frames: PathBuf,
+        /// The camera's [geometry] TOML (default: <frames>/camera.toml).
+        #[arg(long)]
+        geometry: Option<PathBuf>,
+        /// Write each frame with its true (green) and located (red) slots into this folder.
+        #[arg(long)]
+        draw: Option<PathBuf>,
+    },
+    /// Cut every whole fastener slot of a camera's frames into an MVTec-layout `train/good`
+    /// folder to train on, with numbered contact sheets to skim and prune.
+    Harvest {
+        /// Folder of the camera's frames.
+        #[arg(long)]
+        frames: PathBuf,
+        /// The camera in the config's [[cameras]] whose geometry to use (else preprocess.geometry).
+        #[arg(long)]
+        camera: Option<String>,
+        /// A TOML file with a [geometry] table instead (e.g. a generated set's camera.toml).
+        #[arg(long, conflicts_with = "camera")]
+        geometry: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Side of the written crops in pixels.
+        #[arg(long, default_value_t = 128)]
+        size: i32,
     },
     /// Session throughput per batch size, preprocessing and end-to-end cost, memory.
     Bench {
@@ -217,6 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             calibration,
             heatmap,
             roi,
+            geometry,
             camera,
             batch,
         } => {
@@ -224,6 +264,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => None,
                 Some(Roi::Whole) => Some(RoiMode::Whole),
                 Some(Roi::Search) => Some(RoiMode::Search),
+                Some(Roi::Track) => Some(RoiMode::Track(TrackLocator::from_config(
+                    &match &geometry {
+                        Some(p) => slot_eval::load_geometry(p)?,
+                        None => config.preprocess.geometry.clone(),
+                    },
+                )?)),
                 Some(Roi::Rects) => Some(RoiMode::from_config(
                     &railscope::config::PreprocessConfig {
                         roi: "rects".into(),
@@ -281,6 +327,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "n": cal.n, "metrics": cal.metrics, "provider": inspector.provider(), "written": out,
             });
             println!("{v}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Harvest {
+            frames,
+            camera,
+            geometry,
+            out,
+            size,
+        } => {
+            let geometry = match (&geometry, &camera) {
+                (Some(p), _) => slot_eval::load_geometry(p)?,
+                (None, Some(id)) => {
+                    let cam = config.cameras.iter().find(|c| &c.id == id).ok_or_else(|| {
+                        Error::Config(format!("camera {id:?} is not in the config's [[cameras]]"))
+                    })?;
+                    cam.geometry
+                        .clone()
+                        .unwrap_or_else(|| config.preprocess.geometry.clone())
+                }
+                (None, None) => config.preprocess.geometry.clone(),
+            };
+            let rep = railscope::harvest::harvest(
+                &frames,
+                &TrackLocator::from_config(&geometry)?,
+                &out,
+                size,
+            )?;
+            println!(
+                "{}",
+                json!({
+                    "frames": rep.frames, "crops": rep.crops.len(), "partial_slots": rep.partial_slots,
+                    "no_track": rep.no_track, "contact_sheets": rep.contact_sheets, "out": out,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Slots {
+            frames,
+            geometry,
+            draw,
+        } => {
+            let geometry =
+                slot_eval::load_geometry(&geometry.unwrap_or_else(|| frames.join("camera.toml")))?;
+            let report = slot_eval::evaluate(&frames, &geometry, draw.as_deref())?;
+            println!("{}", json!(report));
             Ok(ExitCode::SUCCESS)
         }
         Command::Evaluate {

@@ -15,10 +15,11 @@ use opencv::core::{Mat, Rect, Scalar, Size, CV_8UC1, CV_8UC3};
 use opencv::imgproc;
 use opencv::prelude::*;
 
-use crate::config::PreprocessConfig;
+use crate::config::{GeometryConfig, PreprocessConfig};
 use crate::error::{DecodeError, Error, Result};
 use crate::package::{InputSection, Photometric};
 use crate::scoring::pairwise_sum;
+use crate::track::TrackLocator;
 
 /// Refuse-before-allocating limits for decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +232,52 @@ pub fn crop(m: &Mat, r: Rect) -> Result<Mat> {
         )));
     }
     Ok(Mat::roi(m, clipped)?.try_clone()?)
+}
+
+/// How a crop was turned before scoring (and is turned back for heatmaps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CropView {
+    pub transposed: bool,
+    pub flipped: bool,
+}
+
+impl CropView {
+    pub const AS_IS: CropView = CropView {
+        transposed: false,
+        flipped: false,
+    };
+
+    /// Frame orientation → the model's.
+    pub fn apply(&self, m: &Mat) -> Result<Mat> {
+        let mut cur = m.try_clone()?;
+        if self.transposed {
+            let mut t = Mat::default();
+            opencv::core::transpose(&cur, &mut t)?;
+            cur = t;
+        }
+        if self.flipped {
+            let mut f = Mat::default();
+            opencv::core::flip(&cur, &mut f, 0)?;
+            cur = f;
+        }
+        Ok(cur)
+    }
+
+    /// The model's orientation → the frame's (the inverse of [`CropView::apply`]).
+    pub fn undo(&self, m: &Mat) -> Result<Mat> {
+        let mut cur = m.try_clone()?;
+        if self.flipped {
+            let mut f = Mat::default();
+            opencv::core::flip(&cur, &mut f, 0)?;
+            cur = f;
+        }
+        if self.transposed {
+            let mut t = Mat::default();
+            opencv::core::transpose(&cur, &mut t)?;
+            cur = t;
+        }
+        Ok(cur)
+    }
 }
 
 /// Normalisation per the manifest's `[input]` (docs/model-package.md).
@@ -453,18 +500,22 @@ pub enum RoiMode {
     Rects(Vec<Rect>),
     /// Find every fastener with template matching (`fastener_search`).
     Search,
+    /// Place a slot wherever the track's geometry says a fastener must be (`track`).
+    Track(TrackLocator),
 }
 
 impl RoiMode {
     pub fn from_config(c: &PreprocessConfig) -> Result<Self> {
-        Self::parse(&c.roi, &c.rects)
+        Self::parse(&c.roi, &c.rects, &c.geometry)
     }
 
-    /// `whole`, `search`, or `rects` with its `[x, y, w, h]` rectangles.
-    pub fn parse(mode: &str, rects: &[[i32; 4]]) -> Result<Self> {
+    /// `whole`, `search`, `rects` with its `[x, y, w, h]` rectangles, or `track` with the
+    /// camera's view of the track.
+    pub fn parse(mode: &str, rects: &[[i32; 4]], geometry: &GeometryConfig) -> Result<Self> {
         match mode {
             "whole" => Ok(RoiMode::Whole),
             "search" => Ok(RoiMode::Search),
+            "track" => Ok(RoiMode::Track(TrackLocator::from_config(geometry)?)),
             "rects" => {
                 if rects.is_empty() || rects.iter().any(|r| r[2] <= 0 || r[3] <= 0) {
                     return Err(Error::Config(
@@ -480,7 +531,7 @@ impl RoiMode {
                 ))
             }
             other => Err(Error::Config(format!(
-                "unknown roi mode {other:?} (whole, rects or search)"
+                "unknown roi mode {other:?} (whole, rects, search or track)"
             ))),
         }
     }
@@ -490,6 +541,7 @@ impl RoiMode {
             RoiMode::Whole => "whole",
             RoiMode::Rects(_) => "rects",
             RoiMode::Search => "search",
+            RoiMode::Track(_) => "track",
         }
     }
 }

@@ -285,7 +285,13 @@ pub fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
             let roi = c
                 .roi
                 .as_deref()
-                .map(|r| RoiMode::parse(r, &c.rects))
+                .map(|r| {
+                    RoiMode::parse(
+                        r,
+                        &c.rects,
+                        c.geometry.as_ref().unwrap_or(&config.preprocess.geometry),
+                    )
+                })
                 .transpose()?;
             let search = match c
                 .templates_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -96,6 +97,25 @@ def input_section(channels: int, size: int, photometric: str = "none", spread: f
     if photometric == "standardize":
         cfg["spread"] = spread
     return cfg
+
+
+TEMPLATE_CROPS = 8
+
+
+def write_templates(pkg_dir: Path, normal_images: list[Path], n: int = TEMPLATE_CROPS) -> Path:
+    """`templates/`: ``n`` normal training crops, evenly spread over the set, copied as they are.
+    They are the package's reference crops for `roi = "search"` (fastener_search.rs averages
+    them into its template); the service never looks anywhere else for them."""
+    out = pkg_dir / "templates"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if not normal_images:
+        raise ValueError("no normal images to take templates from")
+    step = max(1, len(normal_images) // n)
+    for i, src in enumerate(sorted(normal_images)[::step][:n]):
+        shutil.copyfile(src, out / f"{i:02d}{Path(src).suffix.lower()}")
+    return out
 
 
 def write_manifest(pkg_dir: Path, *, name: str, version: str, architecture: str, input_cfg: dict,

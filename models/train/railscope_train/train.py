@@ -26,7 +26,7 @@ from .architectures.blocks import Discriminator, init_weights
 from .augment import augment
 from .corruption import corrupt
 from .data import list_split, load_image
-from .export import export_onnx, input_section, write_manifest
+from .export import export_onnx, input_section, write_manifest, write_templates
 from .losses import LossWeights, discriminator_loss, generator_losses
 from .package import REPO_ROOT, ModelPackage
 
@@ -121,7 +121,8 @@ def train(args) -> Path:
         for idx in bar:
             batch_pix = augment(pix_all[idx], gen) if args.augment else pix_all[idx]
             x = normalize_batch(batch_pix, input_cfg)
-            x_in = corrupt(x, gen, structural=args.corruption == "structural") if args.corruption != "none" else x
+            x_in = corrupt(x, gen, structural=args.corruption == "structural",
+                                          geometric=args.corruption == "geometric") if args.corruption != "none" else x
             x, x_in = x.to(device), x_in.to(device)
             x_hat = G(x_in)
             # generator step (D frozen: its grads are zeroed before D's own step)
@@ -160,6 +161,7 @@ def train(args) -> Path:
     G.cpu().eval(), D.cpu().eval()
     pkg_dir = args.out_dir / args.name
     export_onnx(G, D, args.channels, args.size, pkg_dir / "model.onnx")
+    write_templates(pkg_dir, [s.path for s in samples])
     training = {
         "data": str(args.data_label or args.data),
         "n_train": n,
@@ -239,9 +241,9 @@ def parse_args(argv=None):
     ap.add_argument("--pooling", choices=scoring.POOLINGS, default="mean", help="how R pools the error map (docs/scoring.md)")
     ap.add_argument("--smooth-sigma", type=float, default=2.0)
     ap.add_argument("--top-fraction", type=float, default=0.01)
-    ap.add_argument("--corruption", choices=("restore", "structural", "none"), default="restore",
+    ap.add_argument("--corruption", choices=("restore", "structural", "geometric", "none"), default="restore",
                     help="restore: reconstruct clean images from randomly damaged inputs (corruption.py); "
-                         "structural: also shifted / erased parts in blob shapes; none: the paper's plain reconstruction")
+                         "structural: also shifted / erased parts in blob shapes; geometric: also zoomed / bent parts; none: the paper's plain reconstruction")
     ap.add_argument("--z1-half", action="store_true",
                     help="nested-edgan: z1 at 1/2 resolution (as the paper), not full resolution (docs/models.md)")
     ap.add_argument("--seed", type=int, default=1)
