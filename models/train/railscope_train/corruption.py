@@ -28,15 +28,42 @@ def blob_mask(h: int, w: int, gen: torch.Generator) -> torch.Tensor:
     return m
 
 
+def _resampled_region(img: torch.Tensor, y0: int, x0: int, rh: int, rw: int, gen: torch.Generator, zoom: bool) -> torch.Tensor:
+    """img [C, H, W] -> [C, rh, rw]: the box's content after a geometric change of the part in it.
+    ``zoom``: magnified or shrunk about the box centre by 1.15-1.45x or 0.70-0.87x (a raised or
+    swollen head, a part of the wrong size); else a smooth random displacement field of 2-6 % of the
+    image size (a bent or squashed part). Sampled from the whole image, so edges stay continuous."""
+    _, h, w = img.shape
+    gy, gx = torch.meshgrid(torch.arange(y0, y0 + rh, dtype=torch.float32), torch.arange(x0, x0 + rw, dtype=torch.float32),
+                            indexing="ij")
+    if zoom:
+        u = float(torch.rand(1, generator=gen))
+        s = 1.15 + 0.30 * u if torch.rand(1, generator=gen) < 0.6 else 0.70 + 0.17 * u
+        cy, cx = y0 + (rh - 1) / 2, x0 + (rw - 1) / 2
+        sy, sx = cy + (gy - cy) / s, cx + (gx - cx) / s
+    else:
+        amp = (0.02 + 0.04 * float(torch.rand(1, generator=gen))) * min(h, w)
+        field = F.interpolate(torch.rand(1, 2, 4, 4, generator=gen) * 2 - 1, size=(rh, rw), mode="bicubic", align_corners=True)[0]
+        sy, sx = gy + amp * field[0], gx + amp * field[1]
+    grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=-1)[None]
+    return F.grid_sample(img[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)[0]
+
+
 def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_frac: float = 0.1, max_frac: float = 0.35,
-            structural: bool = False) -> torch.Tensor:
+            structural: bool = False, geometric: bool = False) -> torch.Tensor:
     """x: [N, C, H, W] normalized batch -> damaged copy (x itself is untouched).
 
     ``structural`` adds damage that looks like the object itself went wrong rather than like
     something foreign on it, the kind a generator with full-resolution skips otherwise learns to
     copy (docs/models.md): a region replaced by the same image shifted a few pixels (a displaced or
     bent part) and a region erased with texture from elsewhere in the same image (a missing or
-    fractured part); every region's shape is then an irregular blob inside its box."""
+    fractured part); every region's shape is then an irregular blob inside its box.
+
+    ``geometric`` (implies ``structural``) adds two changes of a part's shape rather than of its
+    place: a region zoomed in or out about its centre, and a region bent by a smooth displacement
+    field (``_resampled_region``); the structural kinds alone left a raised bolt head or a bent clip
+    leg close enough to copy (docs/models.md)."""
+    structural = structural or geometric
     n, c, h, w = x.shape
     out = x.clone()
 
@@ -49,7 +76,7 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
             rw = rint(max(2, int(min_frac * w)), max(2, int(max_frac * w)))
             y0, x0 = rint(0, h - rh), rint(0, w - rw)
             before = out[i, :, y0 : y0 + rh, x0 : x0 + rw].clone()
-            kind = rint(0, 4 if structural else 2)
+            kind = rint(0, 6 if geometric else 4 if structural else 2)
             if kind == 0:  # a patch from another image (or elsewhere in this one)
                 j = rint(0, n - 1)
                 sy, sx = rint(0, h - rh), rint(0, w - rw)
@@ -68,9 +95,11 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
                 dy, dx = (dy or 1), (dx or -1)
                 sy, sx = min(max(y0 + dy, 0), h - rh), min(max(x0 + dx, 0), w - rw)
                 out[i, :, y0 : y0 + rh, x0 : x0 + rw] = x[i, :, sy : sy + rh, sx : sx + rw]
-            else:  # texture from elsewhere in the same image: a missing or fractured part
+            elif kind == 4:  # texture from elsewhere in the same image: a missing or fractured part
                 sy, sx = rint(0, h - rh), rint(0, w - rw)
                 out[i, :, y0 : y0 + rh, x0 : x0 + rw] = x[i, :, sy : sy + rh, sx : sx + rw].flip(-2)
+            else:  # 5: zoomed (a part of the wrong size), 6: bent (a deformed part)
+                out[i, :, y0 : y0 + rh, x0 : x0 + rw] = _resampled_region(x[i], y0, x0, rh, rw, gen, zoom=kind == 5)
             if structural:
                 m = blob_mask(rh, rw, gen)
                 region = out[i, :, y0 : y0 + rh, x0 : x0 + rw]
