@@ -30,7 +30,7 @@ RECIPE ?= --lr 1e-3 --corruption structural --photometric standardize --augment 
 SHIPPED_FLAGS ?= $(RECIPE) --epochs 24
 BASELINE_FLAGS ?= --lr 1e-3 --epochs 40 --corruption restore --calib-method best-f1
 
-.PHONY: help venv train-venv data data-robustness train train-shipped py-test py-test-torch test demo demo-cli clean
+.PHONY: help venv train-venv data data-robustness data-track train train-shipped py-test py-test-torch test demo demo-cli clean
 
 help:
 	@echo "make demo    - install, build and run the service on the shipped model with simulated cameras"
@@ -38,6 +38,7 @@ help:
 	@echo "make test    - the full test suite (what CI runs)"
 	@echo "make data    - generate the synthetic train/calibration/test sets into data/"
 	@echo "make data-robustness - nuisance-only false-alarm sets and the harder generalisation set into data/"
+	@echo "make data-track - realistic track frames with slot ground truth (railscope slots --frames data/track-eval-*)"
 	@echo "make train DATA=dir ARCH=nested-edgan|ganomaly|skip-ganomaly|ade-gan SIZE=64 NAME=name"
 
 # Light venv: generator, reference scorer, evaluation, and libonnxruntime.so for the Rust binary.
@@ -71,6 +72,15 @@ data-robustness: venv
 			--nuisance $$n --train 0 --test-good 200 --test-defect 0) || exit 1; \
 	done
 	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-test-hard --seed 5 --harder --train 0 --test-good 200 --test-defect 25
+
+# Realistic track frames (railscope_train.track) with per-slot ground truth: an evaluation set
+# per camera preset for `railscope slots` (seed 12: 100 frames + 10 without track each).
+TRACK_CAMERAS := across-1mp across-2mp down-1mp down-4mp
+data-track: venv
+	@for c in $(TRACK_CAMERAS); do \
+		(cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.track --out $(UP)/data/track-eval-$$c --camera $$c \
+			--seed 12 --frames 100 --no-track 10) || exit 1; \
+	done
 
 train: train-venv
 	cd $(TRAIN_DIR) && $(UP)/$(TPY) -m railscope_train.train --data $(abspath $(DATA)) --arch $(ARCH) --size $(SIZE) \
@@ -196,7 +206,7 @@ serve: venv build
 	$(RAILSCOPE) serve
 
 # Micro-benchmarks of the CPU stages, then the full figures into docs/performance.md.
-bench: build venv
+bench: build venv data-track
 	$(CARGO) bench --bench pipeline
-	$(RAILSCOPE) bench --write docs/performance.md
+	$(RAILSCOPE) bench --write docs/performance.md $(foreach c,$(TRACK_CAMERAS),--track data/track-eval-$(c))
 # --- end rust ---

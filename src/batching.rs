@@ -385,6 +385,9 @@ fn to_inspection(meta: &FrameMeta, res: &FrameResult, model: &Inspector) -> Insp
         model_version: m.version.clone(),
         provider: res.provider.to_string(),
         crops_json: serde_json::to_string(&res.crops).unwrap_or_else(|_| "[]".into()),
+        note: res.note.clone(),
+        partial_slots_json: serde_json::to_string(&res.partial_slots)
+            .unwrap_or_else(|_| "[]".into()),
         has_image: false,
         has_heatmap: false,
         has_reconstruction: false,

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fastener_search::FastenerSearch;
 use crate::inspector::{ImageInput, Inspector};
 use crate::preprocess::{crop, to_gray};
+use crate::track::TrackLocator;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -23,7 +24,27 @@ pub struct BenchOptions {
     pub crops_dir: Option<PathBuf>,
     /// A multi-fastener frame for the search figure.
     pub frame: Option<PathBuf>,
+    /// Generated track sets (`railscope_train.track`: `camera.toml` + `frames/`) for the
+    /// whole-frame figures of `roi = "track"`.
+    pub track_sets: Vec<PathBuf>,
     pub progress: bool,
+}
+
+/// One camera's whole track frames: where the time goes and what train speed that allows.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackFigure {
+    pub camera: String,
+    pub frame: String,
+    pub frames: usize,
+    pub crops_per_frame: f64,
+    pub decode_ms: f64,
+    pub locate_ms: f64,
+    /// decode → slots → crops → model → raw scores, one frame at a time.
+    pub frame_ms: f64,
+    /// Track length one frame covers (frame length along the rails / px_per_m).
+    pub metres_per_frame: f64,
+    /// The speed at which one process inspects every frame: metres_per_frame / frame_ms.
+    pub max_speed_kmh: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +75,7 @@ pub struct BenchReport {
     pub session: Vec<SessionFigure>,
     pub preprocessing: Vec<StageFigure>,
     pub end_to_end: Vec<StageFigure>,
+    pub track: Vec<TrackFigure>,
     pub rss_mib: f64,
     pub peak_rss_mib: f64,
     /// 1-minute load average before the run: other work on the machine skews every figure.
@@ -243,7 +265,7 @@ pub fn run(inspector: &Inspector, config: &Config, opts: &BenchOptions) -> Resul
             ms_per_frame: ms,
             frames: n,
         });
-        if let Some(tdir) = templates_dir(config) {
+        if let Some(tdir) = templates_dir(config, &inspector.package().dir) {
             let search = FastenerSearch::from_dir(&tdir, &config.search)?;
             let gray = to_gray(&f)?;
             let mut found = 0;
@@ -300,6 +322,10 @@ pub fn run(inspector: &Inspector, config: &Config, opts: &BenchOptions) -> Resul
             });
         }
     }
+    let mut track = Vec::new();
+    for set in &opts.track_sets {
+        track.push(track_figure(inspector, config, set, stage_budget)?);
+    }
     let (rss, peak) = rss_mib();
     Ok(BenchReport {
         model: inspector.package().name().to_string(),
@@ -313,6 +339,7 @@ pub fn run(inspector: &Inspector, config: &Config, opts: &BenchOptions) -> Resul
         session,
         preprocessing,
         end_to_end,
+        track,
         rss_mib: rss,
         peak_rss_mib: peak,
         load_before,
@@ -320,15 +347,83 @@ pub fn run(inspector: &Inspector, config: &Config, opts: &BenchOptions) -> Resul
     })
 }
 
-fn templates_dir(config: &Config) -> Option<PathBuf> {
+/// The search's reference crops: `search.templates_dir`, else the package's `templates/`.
+fn templates_dir(config: &Config, package_dir: &Path) -> Option<PathBuf> {
     config
         .search
         .templates_dir
         .clone()
         .filter(|p| p.is_dir())
-        .or_else(|| {
-            Some(PathBuf::from("tests/fixtures/fasteners/train/good")).filter(|p| p.is_dir())
+        .or_else(|| Some(package_dir.join("templates")).filter(|p| p.is_dir()))
+}
+
+/// Up to 8 track frames of a generated set, each timed alone: decode, localisation, and the
+/// whole `roi = "track"` path to raw scores.
+fn track_figure(
+    inspector: &Inspector,
+    config: &Config,
+    set: &Path,
+    budget: Duration,
+) -> Result<TrackFigure> {
+    let geometry = crate::slot_eval::load_geometry(&set.join("camera.toml"))?;
+    let locator = TrackLocator::from_config(&geometry)?;
+    let frames: Vec<Vec<u8>> = images_in(&set.join("frames"))?
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("frame_"))
         })
+        .take(8)
+        .map(|p| std::fs::read(&p).map_err(|e| Error::io(format!("read {}", p.display()), e)))
+        .collect::<Result<_>>()?;
+    if frames.is_empty() {
+        return Err(Error::Config(format!("{}: no frame_*.png", set.display())));
+    }
+    let pre = inspector.preprocessor().clone();
+    let grays: Vec<opencv::core::Mat> = frames
+        .iter()
+        .map(|b| to_gray(&pre.frame(b, "bench")?))
+        .collect::<Result<_>>()?;
+    let (w, h) = (
+        opencv::prelude::MatTraitConst::cols(&grays[0]),
+        opencv::prelude::MatTraitConst::rows(&grays[0]),
+    );
+    let n = frames.len();
+    let (decode_ms, _) = time_per_frame(n, budget, |i| pre.frame(&frames[i], "bench").map(|_| ()))?;
+    let (locate_ms, _) = time_per_frame(n, budget, |i| locator.locate(&grays[i]).map(|_| ()))?;
+    let opts = crate::inspector::LoadOptions {
+        without_calibration: true,
+        roi: Some(crate::preprocess::RoiMode::Track(locator.clone())),
+        ..Default::default()
+    };
+    let ti = Inspector::load(&inspector.package().dir, config, &opts)?;
+    let mut crops = 0usize;
+    let (frame_ms, runs) = time_per_frame(n, budget, |i| {
+        let input = [ImageInput {
+            id: "frame".into(),
+            bytes: &frames[i],
+            camera: None,
+        }];
+        crops += ti.score_batch(&input, false).remove(0)?.crops.len();
+        Ok(())
+    })?;
+    let along = if geometry.orientation == "down" { h } else { w };
+    let metres_per_frame = along as f64 / geometry.px_per_m;
+    Ok(TrackFigure {
+        camera: set
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        frame: format!("{w}×{h}"),
+        frames: n,
+        crops_per_frame: crops as f64 / runs as f64,
+        decode_ms,
+        locate_ms,
+        frame_ms,
+        metres_per_frame,
+        max_speed_kmh: metres_per_frame / (frame_ms / 1e3) * 3.6,
+    })
 }
 
 pub fn markdown(r: &BenchReport) -> String {
@@ -380,6 +475,29 @@ pub fn markdown(r: &BenchReport) -> String {
             f.ms_per_frame,
             1e3 / f.ms_per_frame
         ));
+    }
+    if !r.track.is_empty() {
+        s.push_str(
+            "\n## Whole track frames (`roi = \"track\"`, one frame at a time)\n\n\
+             Generated frames (`make data-track`); *frame* is decode → slots from the track's geometry →\n\
+             crops → one session run → R, L, A per slot. One process keeps up with a train up to\n\
+             *max speed* = metres of track per frame / frame time.\n\n\
+             | camera | frame | slots scored | decode (ms) | localisation (ms) | frame (ms) | m per frame | max speed (km/h) |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for t in &r.track {
+            s.push_str(&format!(
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} |\n",
+                t.camera,
+                t.frame,
+                t.crops_per_frame,
+                t.decode_ms,
+                t.locate_ms,
+                t.frame_ms,
+                t.metres_per_frame,
+                t.max_speed_kmh
+            ));
+        }
     }
     s.push_str(&format!(
         "\n## Memory\n\nResident set size after the run: {:.0} MiB (peak {:.0} MiB), ONNX Runtime and OpenCV included.\n",

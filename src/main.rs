@@ -165,6 +165,10 @@ enum Command {
         /// A multi-fastener frame for the search figure.
         #[arg(long, default_value = "tests/fixtures/fasteners/frames/frame_000.png")]
         frame: PathBuf,
+        /// Generated track sets (camera.toml + frames/, `make data-track`) for the whole-frame
+        /// figures (repeatable).
+        #[arg(long)]
+        track: Vec<PathBuf>,
         /// Write the markdown table here (e.g. docs/performance.md).
         #[arg(long)]
         write: Option<PathBuf>,
@@ -399,6 +403,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seconds,
             crops,
             frame,
+            track,
             write,
         } => {
             let opts = LoadOptions {
@@ -412,6 +417,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seconds,
                 crops_dir: crops.is_dir().then_some(crops),
                 frame: frame.is_file().then_some(frame),
+                track_sets: track,
                 progress: true,
             };
             let report = bench::run(&inspector, &config, &bopts)?;

@@ -79,6 +79,12 @@ pub struct Inspection {
     pub provider: String,
     /// The crops as JSON (boxes and their scores).
     pub crops_json: String,
+    /// Why the verdict stands without (or beyond) the crops' scores, e.g. `no track found: …`
+    /// or `no fastener found in the frame`; `None` for an ordinary frame.
+    pub note: Option<String>,
+    /// Track mode: slots cut by the frame's edge, as a JSON array of `[x, y, w, h]` (reported,
+    /// not scored); `"[]"` when none.
+    pub partial_slots_json: String,
     pub has_image: bool,
     pub has_heatmap: bool,
     pub has_reconstruction: bool,
@@ -228,12 +234,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE health (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
     // 2: the model's reconstruction kept beside the image and the heatmap.
     "ALTER TABLE inspections ADD COLUMN reconstruction_path TEXT;",
+    // 3: why a verdict stands without its crops (no track, no fastener) and the slots cut by
+    // the frame's edge; NULL in older rows (read as no note and no partial slots).
+    "ALTER TABLE inspections ADD COLUMN note TEXT;
+    ALTER TABLE inspections ADD COLUMN partial_slots_json TEXT;",
 ];
 
 const COLUMNS: &str = "id, camera, frame_id, capture_ms, received_ms, track_id, position_m, speed_kmh, \
     r, l, a, a_norm, threshold, verdict, model_name, model_version, provider, crops, \
     image_path IS NOT NULL, heatmap_path IS NOT NULL, review_state, review_note, reviewer, reviewed_ms, \
-    reconstruction_path IS NOT NULL";
+    reconstruction_path IS NOT NULL, note, partial_slots_json";
 
 pub struct SqliteStore {
     writer: Mutex<Connection>,
@@ -399,6 +409,10 @@ fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
         has_image: r.get(18)?,
         has_heatmap: r.get(19)?,
         has_reconstruction: r.get(24)?,
+        note: r.get(25)?,
+        partial_slots_json: r
+            .get::<_, Option<String>>(26)?
+            .unwrap_or_else(|| "[]".into()),
         review,
     })
 }
@@ -448,8 +462,9 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "INSERT INTO inspections (camera, frame_id, capture_ms, received_ms, track_id, position_m,
                      speed_kmh, r, l, a, a_norm, threshold, verdict, model_name, model_version, provider,
-                     crops, image_path, heatmap_path, reconstruction_path)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                     crops, image_path, heatmap_path, reconstruction_path, note, partial_slots_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                     ?21, ?22)",
                 )
                 .map_err(|e| db_err(&self.db_path, e))?;
             let mut totals = tx
@@ -482,6 +497,8 @@ impl Store for SqliteStore {
                         image,
                         heat,
                         recon,
+                        insp.note,
+                        insp.partial_slots_json,
                     ])
                     .map_err(|e| db_err(&self.db_path, e))?;
                 let id = tx.last_insert_rowid();
@@ -794,6 +811,8 @@ mod tests {
             model_version: "1".into(),
             provider: "cpu".into(),
             crops_json: "[]".into(),
+            note: None,
+            partial_slots_json: "[]".into(),
             has_image: false,
             has_heatmap: false,
             has_reconstruction: false,
@@ -923,6 +942,82 @@ mod tests {
         let old = s.get(1).unwrap().unwrap();
         assert!(old.has_image && old.has_heatmap && !old.has_reconstruction);
         assert!(s.reconstruction(1).unwrap().is_none());
+        assert_eq!((old.note, old.partial_slots_json.as_str()), (None, "[]"));
+    }
+
+    #[test]
+    fn a_version_2_database_gains_the_note_and_partial_slots_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("railscope.db")).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch(MIGRATIONS[1]).unwrap();
+            c.execute_batch("PRAGMA user_version = 2").unwrap();
+            c.execute(
+                "INSERT INTO inspections (camera, received_ms, threshold, verdict, model_name,
+                 model_version, provider, crops, image_path, reconstruction_path)
+                 VALUES ('a', 1, 0.1, 'defect', 'm', '1', 'cpu', '[]', 'x.png', 'x.rec.png')",
+                [],
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path(), "normal").unwrap();
+        let version: usize = s
+            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let old = s.get(1).unwrap().unwrap();
+        assert!(old.has_image && !old.has_heatmap && old.has_reconstruction);
+        assert_eq!((old.note, old.partial_slots_json.as_str()), (None, "[]"));
+
+        // New rows keep both, on every read path.
+        let mut flagged = sample("a", Verdict::Defect, 2);
+        flagged.r = None;
+        flagged.l = None;
+        flagged.a = None;
+        flagged.a_norm = None;
+        flagged.note = Some("no track found: no rail in the frame".into());
+        flagged.partial_slots_json = "[[0,10,48,48],[470,10,48,48]]".into();
+        let ids = s
+            .insert_batch(&mut [
+                (flagged.clone(), Media::default()),
+                (sample("a", Verdict::Normal, 3), Media::default()),
+            ])
+            .unwrap();
+        let got = s.get(ids[0]).unwrap().unwrap();
+        assert_eq!(got.note, flagged.note);
+        assert_eq!(got.partial_slots_json, flagged.partial_slots_json);
+        let plain = s.get(ids[1]).unwrap().unwrap();
+        assert_eq!(
+            (plain.note, plain.partial_slots_json.as_str()),
+            (None, "[]")
+        );
+        let listed = s
+            .list(&InspectionFilter {
+                verdict: Some(Verdict::Defect),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|i| (i.id, i.note.clone(), i.partial_slots_json.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    ids[0],
+                    flagged.note.clone(),
+                    flagged.partial_slots_json.clone()
+                ),
+                (1, None, "[]".to_string()),
+            ]
+        );
+        let reviewed = s.review(ids[0], &reviewed_dummy()).unwrap().unwrap();
+        assert_eq!(reviewed.note, flagged.note);
+        drop(s);
+        let again = SqliteStore::open(dir.path(), "normal").unwrap();
+        assert_eq!(again.get(ids[0]).unwrap().unwrap().note, flagged.note);
     }
 
     #[test]

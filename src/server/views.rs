@@ -21,6 +21,8 @@ pub fn parse_time(s: &str) -> Option<i64> {
 
 pub fn inspection(i: &Inspection) -> Value {
     let crops: Value = serde_json::from_str(&i.crops_json).unwrap_or(Value::Array(vec![]));
+    let partial_slots: Value =
+        serde_json::from_str(&i.partial_slots_json).unwrap_or(Value::Array(vec![]));
     json!({
         "id": i.id,
         "camera": i.meta.camera,
@@ -39,6 +41,8 @@ pub fn inspection(i: &Inspection) -> Value {
         "model": {"name": i.model_name, "version": i.model_version},
         "provider": i.provider,
         "crops": crops,
+        "partial_slots": partial_slots,
+        "note": i.note,
         "image_url": i.has_image.then(|| format!("/v1/inspections/{}/image", i.id)),
         "heatmap_url": i.has_heatmap.then(|| format!("/v1/inspections/{}/heatmap", i.id)),
         "reconstruction_url": i
