@@ -48,7 +48,7 @@ const SLEEPER_CORE_M: f64 = 0.08;
 /// (docs/performance.md) rails stand 34–54 out with a contrast of 12–33; blank, sky and hand
 /// frames at most 18 and 4.6.
 const MIN_RAIL_Z: f64 = 25.0;
-const MIN_BLOCK_SUPPORT: f64 = 0.7;
+const MIN_BLOCK_SUPPORT: f64 = 0.6;
 /// Edge contrast (grey levels per pixel at the working scale) below which nothing is a rail.
 const MIN_RAIL_CONTRAST: f64 = 5.0;
 
@@ -510,14 +510,18 @@ impl TrackLocator {
                     ))
                 })
                 .collect();
-            let strength = resp[c];
-            let support = v
+            // each block's head contrast in the rail's polarity, against their median (a
+            // shadow across part of the frame weakens the edges there, it does not remove them)
+            let polarity = {
+                let mut tops: Vec<f64> = v.iter().map(|(t, _)| *t).collect();
+                median(&mut tops).signum()
+            };
+            let heads: Vec<f64> = v
                 .iter()
-                .filter(|(top, bot)| {
-                    let head = top.min(-bot).max((-top).min(*bot));
-                    head >= 0.25 * strength
-                })
-                .count();
+                .map(|(top, bot)| (polarity * top).min(-polarity * bot))
+                .collect();
+            let typical = median(&mut heads.clone());
+            let support = heads.iter().filter(|h| **h >= 0.2 * typical && **h > 0.0).count();
             let share = support as f64 / v.len().max(1) as f64;
             if share < MIN_BLOCK_SUPPORT {
                 return Err(format!(

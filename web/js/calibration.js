@@ -6,12 +6,17 @@ function ratio(a, b) {
   return b > 0 ? a / b : null;
 }
 
-/** Effect of a threshold over reviewed inspections (items with A_norm and review.state). */
+/**
+ * Effect of a threshold over reviewed inspections (items with A_norm and review.state). Frames
+ * without a score (A_norm null: judged by a note, e.g. "no track found") are left out, as the
+ * server leaves them out of its proposal: no threshold changes their verdict.
+ */
 export function computeEffect(items, threshold) {
   let tp = 0, fp = 0, fn = 0, tn = 0;
   for (const i of items) {
     const state = i.review?.state;
     if (state !== 'confirmed' && state !== 'false_alarm') continue;
+    if (typeof i.A_norm !== 'number' || !Number.isFinite(i.A_norm)) continue;
     const predicted = i.A_norm > threshold;
     const actual = state === 'confirmed';
     if (predicted && actual) tp++;

@@ -116,3 +116,57 @@ export function fmtReviewState(review) {
   if (review.state === 'false_alarm') return 'false alarm';
   return String(review.state);
 }
+
+// ---------------------------------------------------------------- frame notes
+
+const NO_TRACK = 'no track found';
+const NO_FASTENER = 'no fastener found in the frame';
+const ALL_PARTIAL = "every fastener slot is cut by the frame's edge";
+
+/**
+ * What the server's `note` of an inspection (docs/api.yaml, Inspection.note) means for an
+ * inspector: why a verdict stands without a scored crop. Null for an ordinary frame (no note).
+ *   kind      'no_track' | 'no_fastener' | 'all_partial' | 'other'
+ *   tag       a short label for list rows and tiles, shown instead of a score
+ *   headline  the notice line above the image
+ *   reason    the server's reason after "no track found: " (null for the other kinds)
+ *   text      the note as the server wrote it
+ */
+export function frameNote(note) {
+  if (typeof note !== 'string' || !note.trim()) return null;
+  const text = note.trim();
+  const lower = text.toLowerCase();
+  if (lower.startsWith(NO_TRACK)) {
+    const reason = text.slice(NO_TRACK.length).replace(/^\s*:\s*/, '').trim() || null;
+    return { kind: 'no_track', tag: 'no track', headline: 'No track found — blocked or misaimed camera?', reason, text };
+  }
+  if (lower.startsWith(NO_FASTENER)) {
+    return { kind: 'no_fastener', tag: 'no fastener', headline: 'No fastener found in the frame — missing fasteners or a misaimed camera?', reason: null, text };
+  }
+  if (lower.startsWith(ALL_PARTIAL)) {
+    return { kind: 'all_partial', tag: 'not scored', headline: 'Not scored — every fastener slot is cut by the frame’s edge', reason: null, text };
+  }
+  return { kind: 'other', tag: 'note', headline: text, reason: null, text };
+}
+
+/** Whether an inspection has a finite frame score A′ (false for frames judged without a scored crop). */
+export function isScored(insp) {
+  return finite(insp?.A_norm);
+}
+
+/**
+ * The short tag a list row or a wall tile shows instead of the score: the note's tag when the
+ * frame has a note and no scored crop, else null (the score is shown, '–' when missing).
+ */
+export function noteTag(insp) {
+  const n = frameNote(insp?.note);
+  if (!n) return null;
+  if ((insp.crops ?? []).length && isScored(insp)) return null;
+  return n.tag;
+}
+
+/** How A′ compares with the threshold in words: '>' or '≤', or null when the frame was not scored. */
+export function scoreRelation(aNorm, threshold) {
+  if (!finite(aNorm) || !finite(threshold)) return null;
+  return aNorm > threshold ? '>' : '≤';
+}

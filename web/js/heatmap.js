@@ -130,3 +130,15 @@ export function cropView(box, frameW, frameH, zoom) {
     top: 0 - y * zoom,
   };
 }
+
+/**
+ * The partial slots of an inspection (`partial_slots`: fastener slots cut by the frame's edge,
+ * listed but not scored) as valid `[x, y, w, h]` boxes; anything malformed is left out.
+ */
+export function partialSlots(slots) {
+  if (!Array.isArray(slots)) return [];
+  return slots.filter((b) => Array.isArray(b) && b.length === 4 && b.every((v) => Number.isFinite(v)) && b[2] > 0 && b[3] > 0);
+}
+
+/** The tooltip and legend text of a partial slot. */
+export const PARTIAL_SLOT_LABEL = 'cut by the frame edge — not scored';

@@ -266,11 +266,13 @@ export function queueWithFilters(queue, filters) {
 
 /**
  * Geometry of the small score-vs-threshold bar, in percent of the bar width: the scale runs to
- * max(1, 1.1·score, 1.1·threshold) so both always fit.
+ * max(1, 1.1·score, 1.1·threshold) so both always fit. A missing score (a frame judged without a
+ * scored crop, see Inspection.note) is `scored: false`: an empty bar, never "over".
  */
 export function scoreBar(score, threshold) {
-  const s = Number.isFinite(score) ? Math.max(0, score) : 0;
+  const scored = Number.isFinite(score);
+  const s = scored ? Math.max(0, score) : 0;
   const t = Number.isFinite(threshold) ? Math.max(0, threshold) : 0;
   const max = Math.max(1, s * 1.1, t * 1.1);
-  return { scorePct: (s / max) * 100, thresholdPct: (t / max) * 100, over: s > t, max };
+  return { scorePct: (s / max) * 100, thresholdPct: (t / max) * 100, over: scored && s > t, max, scored };
 }

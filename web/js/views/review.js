@@ -3,10 +3,10 @@
 // reconstruction beside it, a zoom on one crop, crop boxes, score vs threshold, a note, and the
 // confirm / false-alarm decision, all reachable from the keyboard.
 
-import { escapeHtml as esc, fmtAgo, fmtPosition, fmtReviewState, fmtScore, fmtTime, fromDatetimeLocal, toDatetimeLocal, parseTime } from '../format.js';
+import { escapeHtml as esc, fmtAgo, fmtPosition, fmtReviewState, fmtScore, fmtTime, fromDatetimeLocal, toDatetimeLocal, parseTime, frameNote, noteTag, scoreRelation } from '../format.js';
 import { DEFAULT_FILTERS, filtersToQuery, queueAppended, queueLoaded, queueMove, queueSelect, queueSelected, queueUpsert, queueWithFilters, scoreBar } from '../state.js';
 import { SHORTCUTS, isEditableTarget, shortcutFor } from '../keys.js';
-import { cropAt, cropView, framePoint, heatLegend, worstCrop, zoomFactor } from '../heatmap.js';
+import { PARTIAL_SLOT_LABEL, cropAt, cropView, framePoint, heatLegend, partialSlots, worstCrop, zoomFactor } from '../heatmap.js';
 
 const PAGE = 50;
 
@@ -138,9 +138,13 @@ export function createReviewView(ctx) {
         .map((i) => {
           const sel = i.id === q.selectedId;
           const thumb = i.image_url ?? i.heatmap_url;
+          const tag = noteTag(i);
+          const chip = tag
+            ? `<span class="chip note-tag ${i.verdict === 'defect' ? 'defect' : 'normal'}" data-role="note-tag" title="${esc(i.note)}">${esc(tag)}</span>`
+            : `<span class="chip ${i.verdict === 'defect' ? 'defect' : 'normal'}">${fmtScore(i.A_norm)}</span>`;
           return `<div class="queue-item" role="option" id="q-${i.id}" data-id="${i.id}" aria-selected="${sel}">
             ${thumb ? `<img src="${esc(thumb)}" alt="" loading="lazy">` : '<span class="thumb-empty" aria-hidden="true"></span>'}
-            <span class="qi-top"><span>#${i.id} · ${esc(i.camera)}</span><span class="chip ${i.verdict === 'defect' ? 'defect' : 'normal'}">${fmtScore(i.A_norm)}</span></span>
+            <span class="qi-top"><span>#${i.id} · ${esc(i.camera)}</span>${chip}</span>
             <span class="qi-meta">${esc(fmtTime(i.capture_time ?? i.received_at, state.now))} · ${esc(fmtPosition(i.track_id, i.position_m))}</span>
             <span class="qi-meta">${esc(fmtReviewState(i.review))}</span>
           </div>`;
@@ -167,12 +171,33 @@ export function createReviewView(ctx) {
   }
 
   function boxesSvg(item, w, h) {
-    const rects = (item.crops ?? [])
-      .filter((c) => Array.isArray(c.box) && c.box.length === 4)
-      .map((c) => `<rect class="${c.verdict === 'defect' ? 'defect' : 'normal'}" x="${c.box[0]}" y="${c.box[1]}" width="${c.box[2]}" height="${c.box[3]}"><title>crop A′ ${fmtScore(c.A_norm)} ${esc(c.verdict ?? '')}</title></rect>`);
+    const crops = (item.crops ?? []).filter((c) => Array.isArray(c.box) && c.box.length === 4);
+    let rects = crops.map((c) => `<rect class="${c.verdict === 'defect' ? 'defect' : 'normal'}" x="${c.box[0]}" y="${c.box[1]}" width="${c.box[2]}" height="${c.box[3]}"><title>crop A′ ${fmtScore(c.A_norm)} ${esc(c.verdict ?? '')}</title></rect>`);
     // A single crop covering the whole frame says nothing: leave it out.
-    if (rects.length === 1 && item.crops[0].box[2] >= w && item.crops[0].box[3] >= h) return '';
-    return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="xMidYMid meet" aria-hidden="true" class="boxes">${rects.join('')}</svg>`;
+    if (rects.length === 1 && crops[0].box[2] >= w && crops[0].box[3] >= h) rects = [];
+    // Slots cut by the frame's edge: listed by the server, not scored (thin dashed, their own colour).
+    const partial = partialSlots(item.partial_slots).map((b) => `<rect class="partial" data-role="partial-slot" x="${b[0]}" y="${b[1]}" width="${b[2]}" height="${b[3]}"><title>${esc(PARTIAL_SLOT_LABEL)}</title></rect>`);
+    if (!rects.length && !partial.length) return '';
+    return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="xMidYMid meet" aria-hidden="true" class="boxes">${rects.join('')}${partial.join('')}</svg>`;
+  }
+
+  /** The notice above the image of a frame judged without (or beyond) its crops' scores. */
+  function noteHtml(item) {
+    const n = frameNote(item.note);
+    if (!n) return '';
+    const alarm = item.verdict === 'defect';
+    return `<div class="frame-note ${alarm ? 'alarm' : 'info'}" id="frame-note" role="note" data-kind="${n.kind}">
+        <strong class="frame-note-head">${esc(n.headline)}</strong>
+        ${n.reason ? `<span class="frame-note-reason">(reason: ${esc(n.reason)})</span>` : ''}
+        ${(item.crops ?? []).length ? '' : `<span class="frame-note-text">No fastener crop was scored: this frame has no A′.</span>`}
+      </div>`;
+  }
+
+  /** A line under the picture when the frame has partial slots: what the dashed outlines are. */
+  function partialLegendHtml(item) {
+    const n = partialSlots(item.partial_slots).length;
+    if (!n) return '';
+    return `<p class="partial-legend" id="partial-legend"><span class="partial-swatch" aria-hidden="true"></span> Dashed outline${n === 1 ? '' : 's'}: ${n} fastener slot${n === 1 ? '' : 's'} ${PARTIAL_SLOT_LABEL}.</p>`;
   }
 
   function legendHtml(item) {
@@ -182,7 +207,7 @@ export function createReviewView(ctx) {
       <figcaption id="heat-legend-cap"><strong>Heatmap colour: A′</strong> <span class="muted">the crop would score if its worst region looked like that spot</span></figcaption>
       <div class="legend-bar" style="background:${l.gradient}" aria-hidden="true">${l.frame ? `<span class="legend-mark" style="left:${l.frame.pct.toFixed(1)}%"></span>` : ''}</div>
       <div class="legend-ticks">${l.ticks.map((t) => `<span class="legend-tick ${t.key}" data-tick="${t.key}" style="left:${t.pct}%">${esc(t.label)}</span>`).join('')}</div>
-      <p class="legend-note">Blue → green: A′ at or below the threshold (normal); yellow → red: over the threshold, red from 2 × threshold.${l.frame ? ` <span class="legend-frame">▲ ${esc(l.frame.label)}${l.frame.beyond ? ' (beyond the bar)' : ''}</span>` : ''}</p>
+      <p class="legend-note">Blue → green: A′ at or below the threshold (normal); yellow → red: over the threshold, red from 2 × threshold.${l.frame ? ` <span class="legend-frame">▲ ${esc(l.frame.label)}${l.frame.beyond ? ' (beyond the bar)' : ''}</span>` : ' <span class="legend-frame">This frame has no A′ (no crop scored).</span>'}</p>
     </figure>`;
   }
 
@@ -200,6 +225,8 @@ export function createReviewView(ctx) {
     const hadFocus = detail.contains(document.activeElement);
     shownId = item.id;
     const bar = scoreBar(item.A_norm, item.threshold);
+    const rel = scoreRelation(item.A_norm, item.threshold);
+    const nPartial = partialSlots(item.partial_slots).length;
     const frameSrc = item.image_url;
     const heatSrc = item.heatmap_url;
     const reconSrc = item.reconstruction_url;
@@ -210,6 +237,7 @@ export function createReviewView(ctx) {
         <span class="chip ${item.verdict === 'defect' ? 'defect' : 'normal'}">${esc(item.verdict)}</span>
         <span class="chip review" id="detail-review-state"></span>
       </div>
+      ${noteHtml(item)}
       <div class="detail-body">
         <div class="viewer">
           <div class="stacks" id="stacks">
@@ -229,17 +257,18 @@ export function createReviewView(ctx) {
           <div class="viewer-controls">
             <span><input type="checkbox" id="heat-toggle" ${p.on ? 'checked' : ''} ${heatSrc ? '' : 'disabled'}> <label for="heat-toggle">Heatmap <kbd>h</kbd></label></span>
             <span><label for="heat-opacity">Opacity</label> <input type="range" id="heat-opacity" min="0" max="100" step="5" value="${p.opacity}" ${heatSrc ? '' : 'disabled'}> <output id="heat-opacity-out" for="heat-opacity">${p.opacity} %</output></span>
-            <span><input type="checkbox" id="boxes-toggle" ${p.boxes ? 'checked' : ''}> <label for="boxes-toggle">Crop boxes</label></span>
+            <span><input type="checkbox" id="boxes-toggle" ${p.boxes ? 'checked' : ''}> <label for="boxes-toggle">Crop boxes${nPartial ? ' and cut slots' : ''}</label></span>
             <span><input type="checkbox" id="recon-toggle" ${p.recon ? 'checked' : ''} ${reconSrc ? '' : 'disabled'}> <label for="recon-toggle">Reconstruction beside <kbd>r</kbd></label></span>
             <button type="button" class="btn small" id="zoom-btn" ${canZoom ? '' : 'disabled'}>Zoom crop <kbd>z</kbd></button>
           </div>
+          ${partialLegendHtml(item)}
           ${heatSrc ? legendHtml(item) : ''}
           <dialog class="zoom-dialog" id="zoom-dialog" aria-labelledby="zoom-h"></dialog>
         </div>
         <div class="facts">
           <div>
-            <div class="score-text">A′ <strong>${fmtScore(item.A_norm)}</strong> ${bar.over ? '&gt;' : '≤'} threshold ${fmtScore(item.threshold)} <span class="muted">(R ${fmtScore(item.R)}, L ${fmtScore(item.L)}, A ${fmtScore(item.A)})</span></div>
-            <div class="scorebar ${bar.over ? 'over' : ''}" role="img" aria-label="Normalized score ${fmtScore(item.A_norm)} against threshold ${fmtScore(item.threshold)}"><div class="fill" style="width:${bar.scorePct.toFixed(1)}%"></div><div class="thr" style="left:${bar.thresholdPct.toFixed(1)}%"></div></div>
+            <div class="score-text" id="detail-score">A′ <strong data-role="a-norm">${fmtScore(item.A_norm)}</strong> ${rel ? `${rel === '>' ? '&gt;' : '≤'} threshold` : `<span class="not-scored">not scored</span> · threshold`} ${fmtScore(item.threshold)} <span class="muted">(R ${fmtScore(item.R)}, L ${fmtScore(item.L)}, A ${fmtScore(item.A)})</span></div>
+            <div class="scorebar ${bar.over ? 'over' : ''}${bar.scored ? '' : ' unscored'}" role="img" aria-label="${bar.scored ? `Normalized score ${fmtScore(item.A_norm)} against threshold ${fmtScore(item.threshold)}` : `Not scored; threshold ${fmtScore(item.threshold)}`}"><div class="fill" style="width:${bar.scorePct.toFixed(1)}%"></div><div class="thr" style="left:${bar.thresholdPct.toFixed(1)}%"></div></div>
           </div>
           <dl>
             <dt>Camera</dt><dd>${esc(item.camera)}${state.cameras.byId[item.camera]?.name ? ` · ${esc(state.cameras.byId[item.camera].name)}` : ''}</dd>
@@ -247,7 +276,7 @@ export function createReviewView(ctx) {
             <dt>Track position</dt><dd>${esc(fmtPosition(item.track_id, item.position_m))}${Number.isFinite(item.position_m) ? ` <span class="muted">(${item.position_m.toFixed(1)} m)</span>` : ''}</dd>
             <dt>Speed</dt><dd>${Number.isFinite(item.speed_kmh) ? `${item.speed_kmh.toFixed(0)} km/h` : '–'}</dd>
             <dt>Frame id</dt><dd>${esc(item.frame_id ?? '–')}</dd>
-            <dt>Fasteners</dt><dd>${(item.crops ?? []).length} scored, ${(item.crops ?? []).filter((c) => c.verdict === 'defect').length} flagged</dd>
+            <dt>Fasteners</dt><dd>${(item.crops ?? []).length} scored, ${(item.crops ?? []).filter((c) => c.verdict === 'defect').length} flagged${nPartial ? `, ${nPartial} cut by the frame edge (not scored)` : ''}</dd>
             <dt>Model</dt><dd>${esc(item.model?.name ?? '–')} ${esc(item.model?.version ?? '')} · ${esc(item.provider ?? '')}</dd>
           </dl>
           <div>

@@ -1,7 +1,7 @@
 // Live wall: one tile per camera with the latest kept frame, verdict, score, frames/s, defect
 // rate and a silent-camera warning. Tiles are built once and updated in place.
 
-import { escapeHtml as esc, fmtAgo, fmtCount, fmtFps, fmtPercent, fmtScore, parseTime, fmtDuration } from '../format.js';
+import { escapeHtml as esc, fmtAgo, fmtCount, fmtFps, fmtPercent, fmtScore, parseTime, fmtDuration, noteTag, scoreRelation } from '../format.js';
 import { cameraFps, cameraDefectRate, isSilent, scoreBar } from '../state.js';
 
 export function createWallView(ctx) {
@@ -103,11 +103,21 @@ export function createWallView(ctx) {
     }
     if (latest) {
       const bar = scoreBar(latest.A_norm, latest.threshold);
-      t.f.score.innerHTML = `<span class="chip ${latest.verdict === 'defect' ? 'defect' : 'normal'}">${esc(latest.verdict)}</span> A′ ${fmtScore(latest.A_norm)} ${bar.over ? '&gt;' : '≤'} ${fmtScore(latest.threshold)} · #${latest.id} · ${esc(fmtAgo(latest.capture_time ?? latest.received_at, now))}`;
+      const rel = scoreRelation(latest.A_norm, latest.threshold);
+      const tag = noteTag(latest);
+      // A frame judged without a scored crop (no track, no fastener, every slot cut) shows its note's tag.
+      const score = tag
+        ? `<span class="note-tag-text" data-role="note-tag">${esc(tag)}</span> · threshold ${fmtScore(latest.threshold)}`
+        : `A′ ${fmtScore(latest.A_norm)} ${rel === '>' ? '&gt;' : rel ?? '·'} ${fmtScore(latest.threshold)}`;
+      t.f.score.innerHTML = `<span class="chip ${latest.verdict === 'defect' ? 'defect' : 'normal'}">${esc(latest.verdict)}</span> ${score} · #${latest.id} · ${esc(fmtAgo(latest.capture_time ?? latest.received_at, now))}`;
+      t.f.score.title = latest.note ?? '';
       t.f.bar.classList.toggle('over', bar.over);
+      t.f.bar.classList.toggle('unscored', !bar.scored);
       t.f.bar.querySelector('.fill').style.width = `${bar.scorePct}%`;
       t.f.bar.querySelector('.thr').style.left = `${bar.thresholdPct}%`;
-      t.f.bar.setAttribute('aria-label', `normalized score ${fmtScore(latest.A_norm)} against threshold ${fmtScore(latest.threshold)}`);
+      t.f.bar.setAttribute('aria-label', bar.scored
+        ? `normalized score ${fmtScore(latest.A_norm)} against threshold ${fmtScore(latest.threshold)}`
+        : `not scored${latest.note ? ` (${latest.note})` : ''}; threshold ${fmtScore(latest.threshold)}`);
     }
     t.f.fps.textContent = fmtFps(cameraFps(cam, now, state.streamOpenedAt));
     t.f.rate.textContent = fmtPercent(cameraDefectRate(cam));

@@ -11,7 +11,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +110,36 @@ async function postFrame(camera, file, positionM) {
   return JSON.parse(text);
 }
 
+/** A blank mid-gray 8-bit grayscale PNG (no rail, no sleeper), as in tests/service_track.rs. */
+function grayPng(width = 512, height = 512, value = 128) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8); // 8 bit, grayscale, deflate, no filter, no interlace
+  const row = Buffer.alloc(width + 1, value);
+  row[0] = 0; // filter: none
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
 async function shot(name, opts = {}) {
   // Transient toasts would cover the view in the picture.
   await page.evaluate(() => document.getElementById('toasts')?.replaceChildren());
@@ -129,9 +160,16 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'railscope-e2e-'));
   // Applying a threshold writes calibration/<model>.<camera>.json: use a copy, not the repo's.
   cpSync(join(REPO, 'calibration'), join(tmp, 'calibration'), { recursive: true });
+  // The repo's config with cam-04 looking at whole track frames (roi = "track"), as
+  // tests/service_track.rs configures cam-01: a frame without track is a defect with a note.
+  const cfgBase = readFileSync(join(REPO, 'config/railscope.toml'), 'utf8');
+  const cfg = cfgBase.replace('api_key = "demo-key-cam-04"', 'api_key = "demo-key-cam-04"\nroi = "track"\ngeometry = { orientation = "across", px_per_m = 200.0, rails = 1 }');
+  assert.notEqual(cfg, cfgBase, "cam-04's entry is in config/railscope.toml");
+  const cfgPath = join(tmp, 'railscope.toml');
+  writeFileSync(cfgPath, cfg);
   port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  server = startChild('server', ['serve'], {
+  server = startChild('server', ['--config', cfgPath, 'serve'], {
     RAILSCOPE__SERVER__BIND: `127.0.0.1:${port}`,
     RAILSCOPE__STORAGE__PATH: join(tmp, 'store'),
     RAILSCOPE__ENGINE__CALIBRATION_DIR: join(tmp, 'calibration'),
@@ -206,6 +244,19 @@ test('live wall: tiles appear and update from the event stream', async () => {
     posted.push(await postFrame('cam-01', join(dir, readdirSync(dir)[0]), 500 + i * 120));
   }
   assert.ok(posted.some((p) => p.verdict === 'defect'), `no fixture defect was flagged: ${posted.map((p) => p.A_norm).join(', ')}`);
+  // A blank gray frame to the roi = "track" camera (before the simulator, so that it is not the
+  // newest defect later): a defect without a crop and a score, whose note says why.
+  const blank = await fetch(`${base}/v1/cameras/cam-04/frames`, {
+    method: 'POST',
+    body: grayPng(),
+    headers: { Authorization: 'Bearer demo-key-cam-04', 'Content-Type': 'image/png', 'X-Track-Id': 'L9', 'X-Track-Position-M': '900', 'X-Frame-Id': 'e2e-blank' },
+  });
+  noTrack = JSON.parse(await blank.text());
+  assert.equal(blank.status, 200, JSON.stringify(noTrack));
+  assert.equal(noTrack.verdict, 'defect', JSON.stringify(noTrack));
+  assert.match(noTrack.note ?? '', /^no track found: .+/, JSON.stringify(noTrack));
+  assert.equal(noTrack.A_norm, null);
+  assert.deepEqual(noTrack.crops, []);
   // half the frames defective, so flagged defects arrive live within the test's window whatever the
   // model's recall (the default 10 % and a model at 1 % false alarms give one flagged frame in ~16)
   simulator = startChild('simulate', ['simulate', '--url', base, '--cameras', '2', '--fps', '2', '--duration', '20', '--synthetic', '--defect-rate', '0.5']);
@@ -225,11 +276,16 @@ test('live wall: tiles appear and update from the event stream', async () => {
   assert.match(await page.textContent('.tile[data-camera="cam-02"] [data-field="rate"]'), /%/);
   assert.equal(await page.isVisible('.tile[data-camera="cam-03"] [data-field="silent"]'), true, 'cam-03 never sent: silent warning');
   assert.equal(await page.isVisible('.tile[data-camera="cam-01"] [data-field="silent"]'), false);
+  // cam-04's latest frame had no track: its tag instead of a score, no "null" / "NaN".
+  await page.waitForSelector('.tile[data-camera="cam-04"] [data-field="score"] [data-role="note-tag"]');
+  const tile4 = await page.textContent('.tile[data-camera="cam-04"] [data-field="score"]');
+  assert.match(tile4, /no track/);
+  assert.doesNotMatch(tile4, /null|NaN|undefined/);
   await sleep(2500); // let frames/s settle for the screenshot
   await shot('wall-1366');
 });
 
-let confirmedId, falseAlarmId;
+let confirmedId, falseAlarmId, noTrack;
 
 test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals', async () => {
   await go('review');
@@ -336,6 +392,65 @@ test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals'
   await page.selectOption('#f-review', 'reviewed');
   await page.waitForSelector(`#q-${confirmedId}`);
   await page.waitForSelector(`#q-${falseAlarmId}`);
+  await page.click('#f-reset');
+  await page.waitForFunction(() => document.getElementById('f-review').value === 'unreviewed' && document.getElementById('f-camera').value === '');
+});
+
+test('review: a defect without a crop says why (note), with no score and no crop to zoom', async () => {
+  await go('review');
+  await page.selectOption('#f-camera', 'cam-04');
+  await page.waitForSelector(`#q-${noTrack.id}`);
+  // The list row: a tag instead of the score.
+  assert.equal(await page.textContent(`#q-${noTrack.id} [data-role="note-tag"]`), 'no track');
+  assert.equal(await page.getAttribute(`#q-${noTrack.id} [data-role="note-tag"]`, 'title'), noTrack.note);
+  await page.click(`#q-${noTrack.id}`);
+  await page.waitForSelector('#frame-note[data-kind="no_track"]');
+  await page.waitForFunction(() => {
+    const f = document.getElementById('detail-frame');
+    return f && f.complete && f.naturalWidth > 0;
+  });
+  // The notice: visible, above the picture, with the server's reason.
+  assert.equal(await page.isVisible('#frame-note'), true);
+  const notice = await page.textContent('#frame-note');
+  assert.match(notice, /No track found — blocked or misaimed camera\?/);
+  assert.ok(notice.includes(noTrack.note.replace(/^no track found:\s*/, '')), `the reason is shown: ${notice}`);
+  const [noteBox, stackBox] = await Promise.all([page.locator('#frame-note').boundingBox(), page.locator('#stack').boundingBox()]);
+  assert.ok(noteBox.y + noteBox.height <= stackBox.y + 1, 'the notice is above the image');
+  // No score: a dash, no comparison with the threshold, no crop to zoom.
+  assert.equal(await page.textContent('#detail-score [data-role="a-norm"]'), '–');
+  const scoreText = await page.textContent('#detail-score');
+  assert.match(scoreText, /not scored/);
+  assert.doesNotMatch(scoreText, /[>≤]|null|NaN|undefined/);
+  assert.equal(await page.isDisabled('#zoom-btn'), true);
+  assert.doesNotMatch(await page.textContent('#review-detail'), /\bnull\b|NaN|undefined/);
+  if (await page.isVisible('#heat-legend')) assert.match(await page.textContent('#heat-legend'), /no A′/);
+  await shot('review-note-1366');
+
+  // Partial slots drawn as thin dashed outlines with their tooltip and legend line. A blank frame
+  // has no slots, so the listing is answered with this frame as an "every slot cut" one.
+  const route = (url) => url.pathname === '/v1/inspections';
+  await page.route(route, async (r) => {
+    const res = await r.fetch();
+    const body = await res.json();
+    for (const i of body.items ?? []) {
+      if (i.id !== noTrack.id) continue;
+      Object.assign(i, { verdict: 'normal', note: "every fastener slot is cut by the frame's edge", partial_slots: [[0, 180, 48, 48], [470, 300, 42, 48]] });
+    }
+    await r.fulfill({ response: res, json: body });
+  });
+  await page.selectOption('#f-verdict', '');
+  await page.waitForSelector('#frame-note[data-kind="all_partial"]');
+  assert.equal(await page.textContent(`#q-${noTrack.id} [data-role="note-tag"]`), 'not scored');
+  await page.waitForSelector('#stack svg.boxes rect.partial');
+  const partial = await page.$$eval('#stack svg.boxes rect.partial', (rs) => rs.map((r) => ({ dash: getComputedStyle(r).strokeDasharray, title: r.querySelector('title')?.textContent })));
+  assert.equal(partial.length, 2);
+  for (const x of partial) {
+    assert.equal(x.title, 'cut by the frame edge — not scored');
+    assert.notEqual(x.dash, 'none', 'dashed');
+  }
+  assert.match(await page.textContent('#partial-legend'), /2 fastener slots cut by the frame edge — not scored/);
+  await shot('review-partial-1366');
+  await page.unroute(route);
   await page.click('#f-reset');
   await page.waitForFunction(() => document.getElementById('f-review').value === 'unreviewed' && document.getElementById('f-camera').value === '');
 });

@@ -30,8 +30,14 @@ function inspect(cam, n) {
   const it = { id, camera: cam, frame_id: `f-${String(id).padStart(6, '0')}`, capture_time: now, received_at: now, track_id: cam === 'cam-02' ? 'L2' : 'L1', position_m: 1000 + (id * 37) % 3000, speed_kmh: 80,
     R: a / 2, L: a, A: a, A_norm: a, threshold: c.calibration.threshold, verdict: a > c.calibration.threshold ? 'defect' : 'normal', model: { name: 'nested-edgan', version: 'mock' }, provider: 'cpu',
     crops: [{ box: [16, 16, 96, 96], R: a / 2, L: a, A: a, A_norm: a, verdict: a > c.calibration.threshold ? 'defect' : 'normal' }],
+    partial_slots: id % 7 === 0 ? [[0, 40, 14, 48]] : [], note: null,
     image_url: keep ? `/v1/inspections/${id}/image` : null, heatmap_url: keep ? `/v1/inspections/${id}/heatmap` : null,
     reconstruction_url: keep ? `/v1/inspections/${id}/reconstruction` : null, review: null, _file: file };
+  // Now and then a frame judged without a scored crop (Inspection.note): no score, no crops.
+  if (id % 23 === 0) {
+    Object.assign(it, { R: null, L: null, A: null, A_norm: null, verdict: 'defect', crops: [], partial_slots: [], note: 'no track found: no rail found: edge contrast 0.00 below 5',
+      image_url: `/v1/inspections/${id}/image`, heatmap_url: null, reconstruction_url: null });
+  }
   items.push(it);
   broadcast('inspection', it);
 }
@@ -52,7 +58,7 @@ function role(req) {
 }
 function effect(list, t) {
   let tp = 0, fp = 0, fn = 0, tn = 0;
-  for (const i of list) { const p = i.A_norm > t, d = i.review.state === 'confirmed'; if (p && d) tp++; else if (p) fp++; else if (d) fn++; else tn++; }
+  for (const i of list) { if (i.A_norm == null) continue; const p = i.A_norm > t, d = i.review.state === 'confirmed'; if (p && d) tp++; else if (p) fp++; else if (d) fn++; else tn++; }
   const precision = tp + fp ? tp / (tp + fp) : null, recall = tp + fn ? tp / (tp + fn) : null;
   return { tp, fp, fn, tn, precision, recall, false_alarm_rate: fp + tn ? fp / (fp + tn) : null, f1: precision && recall ? 2 * precision * recall / (precision + recall) : 0 };
 }
@@ -151,7 +157,7 @@ http.createServer(async (req, res) => {
   }
   if (p === '/v1/stats/scores') {
     const nb = Number(q.bins ?? 40);
-    const list = items.filter((i) => !q.camera || q.camera === i.camera);
+    const list = items.filter((i) => (!q.camera || q.camera === i.camera) && i.A_norm != null);
     const hi = Math.max(1, ...list.map((i) => i.A_norm));
     const bins = Array.from({ length: nb }, (_, k) => ({ lo: (k * hi) / nb, hi: ((k + 1) * hi) / nb, normal: 0, defect: 0 }));
     for (const i of list) bins[Math.min(nb - 1, Math.floor((i.A_norm / hi) * nb))][i.verdict]++;
@@ -162,7 +168,7 @@ http.createServer(async (req, res) => {
     const c = cams.find((x) => x.id === m[1]);
     if (!c) return err(res, 404, 'unknown_camera', 'no such camera');
     if (m[2]) {
-      const rev = items.filter((i) => i.camera === c.id && i.review);
+      const rev = items.filter((i) => i.camera === c.id && i.review && i.A_norm != null);
       const conf = rev.filter((i) => i.review.state === 'confirmed').length;
       const fa = rev.length - conf;
       const ok = conf > 0 && fa > 0;

@@ -92,6 +92,16 @@ test('threshold effect over reviewed frames', () => {
   assert.equal(compareEffects(e, null)[0].verdict, null);
 });
 
+test('threshold effect leaves out reviewed frames without a score, as the server does', () => {
+  const r = (a, state) => ({ A_norm: a, review: { state } });
+  const scored = [r(0.9, 'confirmed'), r(0.3, 'false_alarm'), r(0.1, 'false_alarm')];
+  // A confirmed "no track found" frame (A_norm null) and old items without the field.
+  const unscored = [{ A_norm: null, crops: [], note: 'no track found: no rail', review: { state: 'confirmed' } }, { review: { state: 'false_alarm' } }];
+  for (const t of [0.2, 0, -0.5]) {
+    assert.deepEqual(computeEffect([...scored, ...unscored], t), computeEffect(scored, t), `threshold ${t}`);
+  }
+});
+
 test('thresholds typed by the admin', () => {
   assert.equal(parseThreshold('0.25'), 0.25);
   assert.equal(parseThreshold(' 0,3 '), 0.3);

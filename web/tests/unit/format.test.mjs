@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { escapeHtml, fmtScore, fmtPercent, fmtFps, fmtCount, fmtDuration, fmtAgo, fmtPosition, fromDatetimeLocal, toDatetimeLocal, fmtReviewState, fmtTime } from '../../js/format.js';
+import { escapeHtml, fmtScore, fmtPercent, fmtFps, fmtCount, fmtDuration, fmtAgo, fmtPosition, fromDatetimeLocal, toDatetimeLocal, fmtReviewState, fmtTime, frameNote, isScored, noteTag, scoreRelation } from '../../js/format.js';
 
 test('escapeHtml escapes markup and quotes', () => {
   assert.equal(escapeHtml(`<a href="x">'&'</a>`), '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
@@ -60,4 +60,61 @@ test('review state labels and times', () => {
   const t = new Date(2026, 10, 23, 9, 8, 7);
   assert.equal(fmtTime(t.toISOString(), t.getTime()), '09:08:07');
   assert.equal(fmtTime(t.toISOString(), t.getTime() + 3 * 86_400_000), '2026-11-23 09:08:07');
+});
+
+// Frames judged without a scored crop (docs/api.yaml, Inspection.note): R, L, A, A_norm null.
+const noTrack = {
+  id: 7, camera: 'cam-04', verdict: 'defect', R: null, L: null, A: null, A_norm: null, threshold: 0.127,
+  crops: [], partial_slots: [], note: 'no track found: no rail found: edge contrast 0.00 below 5',
+};
+
+test('scores: null (a frame without a scored crop) is a dash, never "null", "NaN" or 0', () => {
+  for (const k of ['R', 'L', 'A', 'A_norm']) assert.equal(fmtScore(noTrack[k]), '–', k);
+  assert.equal(fmtScore(null, 4), '–');
+  assert.equal(fmtScore(Infinity), '–');
+  assert.equal(fmtScore('0.3'), '–', 'a string is not a score');
+  assert.equal(fmtScore(0), '0.000');
+  assert.equal(isScored(noTrack), false);
+  assert.equal(isScored({ A_norm: 0 }), true);
+  assert.equal(isScored(null), false);
+  assert.equal(scoreRelation(null, 0.127), null, 'no comparison without a score');
+  assert.equal(scoreRelation(0.2, 0.127), '>');
+  assert.equal(scoreRelation(0.127, 0.127), '≤', 'strict >, as the server');
+  assert.equal(scoreRelation(0.2, null), null);
+});
+
+test('frame notes: the three server notes, an unknown one, none', () => {
+  const t = frameNote(noTrack.note);
+  assert.equal(t.kind, 'no_track');
+  assert.equal(t.tag, 'no track');
+  assert.match(t.headline, /^No track found — blocked or misaimed camera\?/);
+  assert.equal(t.reason, 'no rail found: edge contrast 0.00 below 5', 'everything after the first colon');
+  assert.equal(t.text, noTrack.note);
+  assert.equal(frameNote('no track found').reason, null, 'no reason given');
+  const f = frameNote('no fastener found in the frame');
+  assert.equal(f.kind, 'no_fastener');
+  assert.equal(f.tag, 'no fastener');
+  assert.equal(f.reason, null);
+  const p = frameNote("every fastener slot is cut by the frame's edge");
+  assert.equal(p.kind, 'all_partial');
+  assert.equal(p.tag, 'not scored');
+  assert.match(p.headline, /cut by the frame’s edge/);
+  const o = frameNote('camera restarted mid-frame');
+  assert.equal(o.kind, 'other');
+  assert.equal(o.headline, 'camera restarted mid-frame');
+  for (const none of [null, undefined, '', '   ', 42]) assert.equal(frameNote(none), null, String(none));
+});
+
+test('list tags: a note and no crop show a tag instead of the score', () => {
+  assert.equal(noteTag(noTrack), 'no track');
+  assert.equal(noteTag({ ...noTrack, note: 'no fastener found in the frame' }), 'no fastener');
+  assert.equal(noteTag({ ...noTrack, verdict: 'normal', note: "every fastener slot is cut by the frame's edge", partial_slots: [[0, 0, 40, 40]] }), 'not scored');
+  // An ordinary frame (note null), or one with a note and scored crops, shows its score.
+  const scored = { A_norm: 0.31, threshold: 0.127, crops: [{ box: [1, 2, 3, 4], A_norm: 0.31 }], note: null };
+  assert.equal(noteTag(scored), null);
+  assert.equal(noteTag({ ...scored, note: 'no track found: x' }), null);
+  // Old inspections without the fields.
+  assert.equal(noteTag({ A_norm: 0.1 }), null);
+  assert.equal(noteTag({ A_norm: null, note: 'no track found: x' }), 'no track', 'crops missing counts as none');
+  assert.equal(noteTag(null), null);
 });

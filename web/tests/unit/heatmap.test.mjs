@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { JET_STOPS, jetGradient, legendRange, legendPct, heatLegend, worstCrop, cropAt, framePoint, zoomFactor, cropView } from '../../js/heatmap.js';
+import { JET_STOPS, jetGradient, legendRange, legendPct, heatLegend, worstCrop, cropAt, framePoint, zoomFactor, cropView, partialSlots, PARTIAL_SLOT_LABEL } from '../../js/heatmap.js';
 
 test('legend: 0, the threshold in the middle, 2 × threshold', () => {
   const l = heatLegend(0.127, 0.31);
@@ -70,4 +70,25 @@ test('zoom: 4× when the panels fit, else 3×; crop geometry clipped to the fram
   assert.equal(zoomFactor(128, 3, 1300), 3);
   assert.deepEqual(cropView([10, 20, 30, 40], 100, 100, 4), { width: 120, height: 160, imgWidth: 400, imgHeight: 400, left: -40, top: -80 });
   assert.deepEqual(cropView([-10, 90, 30, 40], 100, 100, 3), { width: 60, height: 30, imgWidth: 300, imgHeight: 300, left: 0, top: -270 });
+});
+
+test('frames without a scored crop: no legend mark, no crop to zoom, partial slots kept apart', () => {
+  // A′ null (Inspection.note): the legend still has its ticks, without the frame's mark.
+  const l = heatLegend(0.127, null);
+  assert.deepEqual(l.ticks.map((t) => t.label), ['0', 'threshold 0.127', '0.254']);
+  assert.equal(l.frame, null);
+  assert.equal(legendPct(null, 0.127), null);
+  assert.equal(worstCrop([]), -1, 'nothing to zoom on');
+  assert.equal(worstCrop(undefined), -1);
+  assert.equal(cropAt([], 5, 5), -1);
+  // Crops with a null A′ never beat a scored one, and do not throw.
+  const crops = [{ box: [0, 0, 10, 10], A_norm: null }, { box: [0, 0, 10, 10], A_norm: 0.2 }];
+  assert.equal(worstCrop(crops), 1);
+  assert.equal(cropAt(crops, 3, 3), 1);
+  // Partial slots: valid [x, y, w, h] boxes only.
+  assert.deepEqual(partialSlots([[0, 180, 48, 48], [460, 10, 52, 40]]), [[0, 180, 48, 48], [460, 10, 52, 40]]);
+  assert.deepEqual(partialSlots([[0, 0, 0, 10], [1, 2, 3], null, [1, 2, 'x', 4], [1, 2, 3, 4]]), [[1, 2, 3, 4]]);
+  assert.deepEqual(partialSlots(undefined), []);
+  assert.deepEqual(partialSlots(null), []);
+  assert.match(PARTIAL_SLOT_LABEL, /cut by the frame edge — not scored/);
 });

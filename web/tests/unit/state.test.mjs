@@ -132,10 +132,32 @@ test('queue: paging and out-of-range live items', () => {
 });
 
 test('score bar geometry', () => {
-  assert.deepEqual(scoreBar(0.5, 0.25), { scorePct: 50, thresholdPct: 25, over: true, max: 1 });
+  assert.deepEqual(scoreBar(0.5, 0.25), { scorePct: 50, thresholdPct: 25, over: true, max: 1, scored: true });
   const b = scoreBar(2, 0.2);
   assert.ok(Math.abs(b.scorePct - 100 / 1.1) < 1e-9);
   assert.equal(b.over, true);
   assert.equal(scoreBar(0.2, 0.2).over, false, 'verdict is strict: equal is not over');
   assert.equal(scoreBar(undefined, 0.3).scorePct, 0);
+  // A frame without a scored crop (A_norm null): an empty bar, never "over", the threshold still drawn.
+  const u = scoreBar(null, 0.127);
+  assert.equal(u.scored, false);
+  assert.equal(u.over, false);
+  assert.equal(u.scorePct, 0);
+  assert.ok(Math.abs(u.thresholdPct - 12.7) < 1e-9);
+  assert.equal(scoreBar(null, -0.5).over, false, 'not over a negative threshold either');
+  assert.equal(scoreBar(0, 0.1).scored, true, '0 is a score');
+});
+
+test('queue: frames without a score list, sort and select like the others', () => {
+  const page = { items: [
+    insp(5, { A_norm: 0.4 }),
+    insp(9, { A_norm: null, R: null, L: null, A: null, crops: [], note: 'no track found: no rail' }),
+    insp(7, { A_norm: undefined }),
+  ] };
+  const q = queueLoaded(emptyQueue(), page);
+  assert.deepEqual(q.items.map((i) => i.id), [9, 7, 5], 'newest first whatever the score');
+  assert.equal(q.selectedId, 9);
+  assert.equal(queueMove(q, 1).selectedId, 7);
+  const live = queueUpsert(q, insp(11, { verdict: 'defect', A_norm: null, crops: [], note: 'no fastener found in the frame' }));
+  assert.deepEqual(live.items.map((i) => i.id), [11, 9, 7, 5]);
 });
