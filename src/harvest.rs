@@ -7,6 +7,11 @@
 //! crop numbered in file order for a person to skim and prune, and robust training
 //! (docs/models.md) tolerates what is left. `harvest.json` lists every crop with its frame and
 //! box, and every frame in which no track was found.
+//!
+//! With `truth` (generated frames, `railscope_train.track`), each slot is labelled from the
+//! ground truth beside its frame (IoU ≥ 0.5) and written to `test/<label>/` instead: the same
+//! crops the service scores, as an MVTec test set for `railscope evaluate` (slot-level figures of
+//! a model on a camera's own crops).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +21,7 @@ use opencv::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::fastener_search::iou;
 use crate::preprocess::{crop, decode, resize_to, to_gray, CropView, DecodeLimits};
 use crate::track::{Located, TrackLocator};
 
@@ -32,6 +38,9 @@ pub struct HarvestedCrop {
     pub rail: usize,
     pub side: i8,
     pub sleeper: usize,
+    /// With ground truth: the slot's label ("good", a defect type, "missing_assembly").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -51,6 +60,7 @@ pub fn harvest(
     locator: &TrackLocator,
     out: &Path,
     size: i32,
+    truth: bool,
 ) -> Result<HarvestReport> {
     if !(16..=1024).contains(&size) {
         return Err(Error::Config(format!(
@@ -62,7 +72,9 @@ pub fn harvest(
         return Err(Error::Config(format!("{}: no images", frames.display())));
     }
     let good = out.join("train").join("good");
-    std::fs::create_dir_all(&good).map_err(|e| Error::io(good.display().to_string(), e))?;
+    if !truth {
+        std::fs::create_dir_all(&good).map_err(|e| Error::io(good.display().to_string(), e))?;
+    }
     let mut rep = HarvestReport::default();
     let mut thumbs: Vec<Mat> = Vec::new();
     let orientation = locator.geometry.orientation;
@@ -87,12 +99,25 @@ pub fn harvest(
                 continue;
             }
         };
+        let labels = if truth { read_truth(f)? } else { Vec::new() };
         let full = Rect::new(0, 0, gray.cols(), gray.rows());
         for s in layout.slots {
             if s.visible < locator.geometry.min_visible {
                 rep.partial_slots += 1;
                 continue;
             }
+            let label = if truth {
+                let best = labels
+                    .iter()
+                    .map(|(r, l)| (iou(*r, s.rect), l))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                match best {
+                    Some((v, l)) if v >= 0.5 => Some(l.clone()),
+                    _ => continue, // no true slot here: nothing to label it with
+                }
+            } else {
+                None
+            };
             let (transposed, flipped) = s.turns(orientation);
             let view = CropView {
                 transposed,
@@ -102,16 +127,27 @@ pub fn harvest(
             let c = resize_to(&c, size as usize, size as usize)?;
             let side = if s.side < 0 { "a" } else { "b" };
             let file = format!("{stem}_r{}_{side}_k{:02}.png", s.rail, s.sleeper);
-            let path = good.join(&file);
+            let folder = match &label {
+                Some(l) => out.join("test").join(l),
+                None => good.clone(),
+            };
+            std::fs::create_dir_all(&folder)
+                .map_err(|e| Error::io(folder.display().to_string(), e))?;
+            let path = folder.join(&file);
             opencv::imgcodecs::imwrite(path.as_os_str(), &c, &Vector::new())?;
             thumbs.push(resize_to(&c, THUMB as usize, THUMB as usize)?);
             rep.crops.push(HarvestedCrop {
-                file: format!("train/good/{file}"),
+                file: path
+                    .strip_prefix(out)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned(),
                 frame: name.clone(),
                 bbox: [s.rect.x, s.rect.y, s.rect.width, s.rect.height],
                 rail: s.rail,
                 side: s.side,
                 sleeper: s.sleeper,
+                label,
             });
         }
     }
@@ -127,6 +163,30 @@ pub fn harvest(
     )
     .map_err(|e| Error::io(manifest.display().to_string(), e))?;
     Ok(rep)
+}
+
+/// The true slots beside a generated frame: `<frame>.json`'s `slots` (box, label).
+fn read_truth(frame: &Path) -> Result<Vec<(Rect, String)>> {
+    let path = frame.with_extension("json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    Ok(v["slots"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| {
+                    let b = s["box"].as_array()?;
+                    let n = |i: usize| b.get(i)?.as_i64().map(|v| v as i32);
+                    Some((
+                        Rect::new(n(0)?, n(1)?, n(2)?, n(3)?),
+                        s["label"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// A grid of thumbnails, each numbered with its index in `harvest.json`'s crop list.

@@ -149,6 +149,10 @@ enum Command {
         /// Side of the written crops in pixels.
         #[arg(long, default_value_t = 128)]
         size: i32,
+        /// Generated frames only: label each slot from the ground truth beside its frame and
+        /// write an MVTec test set (`test/<label>/`) for `railscope evaluate`.
+        #[arg(long)]
+        truth: bool,
     },
     /// Session throughput per batch size, preprocessing and end-to-end cost, memory.
     Bench {
@@ -339,6 +343,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             geometry,
             out,
             size,
+            truth,
         } => {
             let geometry = match (&geometry, &camera) {
                 (Some(p), _) => slot_eval::load_geometry(p)?,
@@ -357,6 +362,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &TrackLocator::from_config(&geometry)?,
                 &out,
                 size,
+                truth,
             )?;
             println!(
                 "{}",

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::GeometryConfig;
 use crate::error::{Error, Result};
+use crate::fastener_search::iou;
 use crate::preprocess::{decode, to_gray, DecodeLimits};
 use crate::track::{Located, TrackLocator};
 
@@ -88,15 +89,6 @@ pub struct SlotReport {
     pub locate_ms_p95: f64,
     pub locate_ms_max: f64,
     pub frame_size: String,
-}
-
-fn iou(a: Rect, b: Rect) -> f64 {
-    let i = a & b;
-    if i.width <= 0 || i.height <= 0 {
-        return 0.0;
-    }
-    let inter = i.width as f64 * i.height as f64;
-    inter / (a.area() as f64 + b.area() as f64 - inter)
 }
 
 /// Evaluates the locator on every frame of `dir` (the set folder or its `frames/`).

@@ -213,3 +213,44 @@ fn harvest_cuts_every_whole_slot_into_a_training_folder() {
         .unwrap()
         .starts_with("frame_"));
 }
+
+/// `--truth` labels each slot from the generator's ground truth into an MVTec test set that
+/// `railscope evaluate` reads: every defect lands in its own type's folder.
+#[test]
+fn harvest_with_truth_writes_a_labelled_test_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let set = tmp.path().join("set");
+    generate(&set, "down-1mp", 75, 4, 0, 0.6);
+    let out = tmp.path().join("test-set");
+    let mut c = bin();
+    c.args(["harvest", "--truth", "--frames"])
+        .arg(set.join("frames"))
+        .arg("--geometry")
+        .arg(set.join("camera.toml"))
+        .arg("--out")
+        .arg(&out);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.join("train").exists());
+    let mut want: std::collections::BTreeMap<String, usize> = Default::default();
+    for i in 0..4 {
+        let t: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(set.join(format!("frames/frame_{i:06}.json"))).unwrap(),
+        )
+        .unwrap();
+        for s in t["slots"].as_array().unwrap() {
+            if s["visible"].as_f64().unwrap() >= 0.95 {
+                *want
+                    .entry(s["label"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert!(want.len() >= 3, "too few labels to mean anything: {want:?}");
+    for (label, n) in &want {
+        let got = std::fs::read_dir(out.join("test").join(label))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert!(got >= *n, "{label}: {got} crops for {n} whole slots");
+    }
+}
