@@ -522,7 +522,10 @@ impl TrackLocator {
                 .map(|(top, bot)| (polarity * top).min(-polarity * bot))
                 .collect();
             let typical = median(&mut heads.clone());
-            let support = heads.iter().filter(|h| **h >= 0.2 * typical && **h > 0.0).count();
+            let support = heads
+                .iter()
+                .filter(|h| **h >= 0.2 * typical && **h > 0.0)
+                .count();
             let share = support as f64 / v.len().max(1) as f64;
             if share < MIN_BLOCK_SUPPORT {
                 return Err(format!(
