@@ -49,6 +49,15 @@ pub struct ServerConfig {
     pub shutdown_timeout_s: u64,
     /// Mark the dashboard's session cookie `Secure` (behind TLS).
     pub secure_cookies: bool,
+    /// Frames decoded and prepared at the same time (each holds its decoded frame in memory);
+    /// 0: twice the available cores.
+    pub max_concurrent_decodes: usize,
+    /// A frame that finds every decode slot busy waits this long for one, then gets 503
+    /// `queue_full` with Retry-After.
+    pub decode_wait_ms: u64,
+    /// The whole request body of a frame must arrive within this many seconds of its headers
+    /// (a trickled body is answered 408 and its connection closed).
+    pub body_timeout_s: f64,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +72,9 @@ impl Default for ServerConfig {
             silent_after_s: 30.0,
             shutdown_timeout_s: 30,
             secure_cookies: false,
+            max_concurrent_decodes: 0,
+            decode_wait_ms: 1000,
+            body_timeout_s: 10.0,
         }
     }
 }
@@ -196,6 +208,13 @@ pub struct PreprocessConfig {
     pub max_width: u32,
     pub max_height: u32,
     pub max_decoded_bytes: u64,
+    /// Most pixels (width × height) of one frame, checked from the header before decoding.
+    pub max_pixels: u64,
+    /// Frames whose shorter side is below this many pixels are refused (0: no minimum).
+    pub min_side: u32,
+    /// Frames longer than this many times their width (or wider than this many times their
+    /// height) are refused (0: any ratio).
+    pub max_aspect_ratio: u32,
     /// Contrast-limited adaptive histogram equalisation before resizing. Off by default because
     /// the reference scores (and the calibration) are computed without it.
     pub clahe: bool,
@@ -254,6 +273,9 @@ impl Default for PreprocessConfig {
             max_width: 16384,
             max_height: 16384,
             max_decoded_bytes: 512 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            min_side: 16,
+            max_aspect_ratio: 64,
             clahe: false,
             clahe_clip_limit: 2.0,
             clahe_tile: 8,
@@ -478,6 +500,16 @@ impl Config {
         }
         if !(self.search.downscale > 0.0 && self.search.downscale <= 1.0) {
             return Err(Error::Config("search.downscale must be in (0, 1]".into()));
+        }
+        if self.preprocess.max_pixels == 0 {
+            return Err(Error::Config(
+                "preprocess.max_pixels must be at least 1".into(),
+            ));
+        }
+        if !(self.server.body_timeout_s.is_finite() && self.server.body_timeout_s > 0.0) {
+            return Err(Error::Config(
+                "server.body_timeout_s must be a positive number of seconds".into(),
+            ));
         }
         Ok(())
     }

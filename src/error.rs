@@ -65,6 +65,10 @@ pub enum DecodeError {
     Corrupt(String),
     #[error("unsupported pixel type: {0}")]
     UnsupportedPixel(String),
+    /// Decodable, but not a frame the service can judge: too small a side, an absurd aspect
+    /// ratio, or far more bytes than its pixels need (data appended after the image).
+    #[error("not a usable frame: {0}")]
+    Implausible(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,7 +10,7 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageError, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
 use opencv::core::{Mat, Rect, Scalar, Size, CV_8UC1, CV_8UC3};
 use opencv::imgproc;
 use opencv::prelude::*;
@@ -21,13 +21,32 @@ use crate::package::{InputSection, Photometric};
 use crate::scoring::pairwise_sum;
 use crate::track::TrackLocator;
 
-/// Refuse-before-allocating limits for decoding.
+/// Refuse-before-allocating limits for decoding, all checked from the image's header.
+///
+/// `Default` holds the allocation limits of the default configuration and no frame-shape
+/// checks (the tools decode crops and test images of any size); `From<&PreprocessConfig>` (what
+/// [`Preprocessor`], hence the service, uses) adds the frame-shape checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     pub max_width: u32,
     pub max_height: u32,
     pub max_decoded_bytes: u64,
+    /// Most pixels (width × height).
+    pub max_pixels: u64,
+    /// Shortest accepted side in pixels (0: any).
+    pub min_side: u32,
+    /// Longest side at most this many times the shorter one (0: any ratio).
+    pub max_aspect_ratio: u32,
+    /// Refuse an encoding of more than [`ENCODED_BYTES_PER_RAW_BYTE`] × the raw pixel bytes +
+    /// [`ENCODED_SLACK_BYTES`]: data appended after the image, which would be stored with it.
+    pub refuse_trailing_data: bool,
 }
+
+/// No image format needs more than this many encoded bytes per raw pixel byte (uncompressed
+/// BMP/TIFF and a stored PNG need about one)…
+pub const ENCODED_BYTES_PER_RAW_BYTE: u64 = 2;
+/// …plus this much for headers and metadata (EXIF, ICC profiles).
+pub const ENCODED_SLACK_BYTES: u64 = 64 * 1024;
 
 impl Default for DecodeLimits {
     fn default() -> Self {
@@ -36,6 +55,10 @@ impl Default for DecodeLimits {
             max_width: c.max_width,
             max_height: c.max_height,
             max_decoded_bytes: c.max_decoded_bytes,
+            max_pixels: c.max_pixels,
+            min_side: 0,
+            max_aspect_ratio: 0,
+            refuse_trailing_data: false,
         }
     }
 }
@@ -46,12 +69,61 @@ impl From<&PreprocessConfig> for DecodeLimits {
             max_width: c.max_width,
             max_height: c.max_height,
             max_decoded_bytes: c.max_decoded_bytes,
+            max_pixels: c.max_pixels,
+            min_side: c.min_side,
+            max_aspect_ratio: c.max_aspect_ratio,
+            refuse_trailing_data: true,
         }
     }
 }
 
+impl DecodeLimits {
+    /// The checks that need only the header: `raw_bytes` is what the decoded pixels take.
+    fn check_header(
+        &self,
+        encoded_bytes: usize,
+        (w, h): (u32, u32),
+        raw_bytes: u64,
+    ) -> std::result::Result<(), DecodeError> {
+        let pixels = w as u64 * h as u64;
+        if pixels > self.max_pixels {
+            return Err(DecodeError::TooLarge(format!(
+                "{w}×{h} px is {:.1} MP, over preprocess.max_pixels = {} ({:.1} MP)",
+                pixels as f64 / 1e6,
+                self.max_pixels,
+                self.max_pixels as f64 / 1e6
+            )));
+        }
+        let (short, long) = (w.min(h), w.max(h));
+        if short < self.min_side {
+            return Err(DecodeError::Implausible(format!(
+                "{w}×{h} px: its shorter side is under preprocess.min_side = {} px",
+                self.min_side
+            )));
+        }
+        if self.max_aspect_ratio > 0 && long as u64 > short as u64 * self.max_aspect_ratio as u64 {
+            return Err(DecodeError::Implausible(format!(
+                "{w}×{h} px: aspect ratio {:.0}:1 is over preprocess.max_aspect_ratio = {}:1",
+                long as f64 / short.max(1) as f64,
+                self.max_aspect_ratio
+            )));
+        }
+        let most = raw_bytes
+            .saturating_mul(ENCODED_BYTES_PER_RAW_BYTE)
+            .saturating_add(ENCODED_SLACK_BYTES);
+        if self.refuse_trailing_data && encoded_bytes as u64 > most {
+            return Err(DecodeError::Implausible(format!(
+                "{encoded_bytes} bytes for a {w}×{h} px image whose pixels take {raw_bytes} bytes \
+                 (at most {most} expected): data appended after the image?"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Decodes an image into an 8-bit Mat that is either 1-channel gray or 3-channel **RGB**
-/// (alpha dropped). `name` is only used in error messages.
+/// (alpha dropped). `name` is only used in error messages. Dimensions, pixel count, shape and
+/// encoded size are checked from the header, before the pixel buffer is allocated.
 pub fn decode(bytes: &[u8], name: &str, limits: DecodeLimits) -> Result<Mat> {
     let err = |kind: DecodeError| Error::Decode {
         source_name: name.to_string(),
@@ -70,8 +142,18 @@ pub fn decode(bytes: &[u8], name: &str, limits: DecodeLimits) -> Result<Mat> {
     l.max_image_width = Some(limits.max_width);
     l.max_image_height = Some(limits.max_height);
     l.max_alloc = Some(limits.max_decoded_bytes);
-    reader.limits(l);
-    let img = reader.decode().map_err(|e| err(classify(e)))?;
+    reader.limits(l.clone());
+    // Reads the header only; refuses dimensions over max_width / max_height.
+    let mut decoder = reader.into_decoder().map_err(|e| err(classify(e)))?;
+    limits
+        .check_header(bytes.len(), decoder.dimensions(), decoder.total_bytes())
+        .map_err(err)?;
+    // As `ImageReader::decode`: the pixel buffer counts against max_decoded_bytes, and the
+    // decoder's own buffers get what is left.
+    l.reserve(decoder.total_bytes())
+        .and_then(|()| decoder.set_limits(l))
+        .map_err(|e| err(classify(e)))?;
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| err(classify(e)))?;
     to_mat(img).map_err(err)
 }
 
@@ -768,6 +850,7 @@ mod tests {
             max_width: 1 << 20,
             max_height: 1 << 20,
             max_decoded_bytes: 1000,
+            ..DecodeLimits::default()
         };
         let png = encode(gray_ramp(64, 64), ImageFormat::Png);
         match decode(&png, "t", tight) {
@@ -775,6 +858,54 @@ mod tests {
                 kind: DecodeError::TooLarge(_),
                 ..
             }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn frame_limits_refuse_from_the_header() {
+        let frame = DecodeLimits::from(&PreprocessConfig::default());
+        let check = |img: DynamicImage, tail: usize, limits: DecodeLimits| {
+            let mut png = encode(img, ImageFormat::Png);
+            png.extend(std::iter::repeat_n(7u8, tail));
+            match decode(&png, "t", limits) {
+                Ok(_) => None,
+                Err(Error::Decode { kind, .. }) => Some(kind),
+                Err(other) => panic!("{other:?}"),
+            }
+        };
+        let implausible = |k: Option<DecodeError>, says: &str| match k {
+            Some(DecodeError::Implausible(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("expected Implausible({says}), got {other:?}"),
+        };
+        implausible(check(gray_ramp(1, 1), 0, frame), "min_side = 16");
+        implausible(
+            check(gray_ramp(2048, 16), 0, frame),
+            "max_aspect_ratio = 64:1",
+        );
+        implausible(
+            check(gray_ramp(16, 2048), 0, frame),
+            "max_aspect_ratio = 64:1",
+        );
+        implausible(check(gray_ramp(64, 64), 100_000, frame), "appended");
+        assert_eq!(check(gray_ramp(1024, 16), 0, frame), None);
+        assert_eq!(check(gray_ramp(64, 64), 4096, frame), None);
+        // The tools' default checks allocation only: any shape, any tail.
+        assert_eq!(
+            check(gray_ramp(1, 1), 100_000, DecodeLimits::default()),
+            None
+        );
+        let budget = DecodeLimits {
+            max_pixels: 4095,
+            ..frame
+        };
+        match check(gray_ramp(64, 64), 0, budget) {
+            Some(DecodeError::TooLarge(m)) => {
+                assert!(
+                    m.contains("64×64") && m.contains("max_pixels = 4095"),
+                    "{m}"
+                )
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -181,6 +181,7 @@ impl Metrics {
             "timeout",
             "bad_request",
             "internal",
+            "store_failed",
         ] {
             self.rejected.with_label_values(&[r]);
         }

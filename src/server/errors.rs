@@ -136,7 +136,8 @@ impl ApiError {
                 ),
                 DecodeError::UnknownFormat
                 | DecodeError::Corrupt(_)
-                | DecodeError::UnsupportedPixel(_) => {
+                | DecodeError::UnsupportedPixel(_)
+                | DecodeError::Implausible(_) => {
                     Self::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string())
                 }
             },

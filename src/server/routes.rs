@@ -1,6 +1,7 @@
 //! HTTP handlers. Each checks who is calling, validates its input into a clear 4xx, and
 //! hands heavy work (decoding, SQLite) to the blocking pool so the event loop stays free.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
@@ -9,9 +10,11 @@ use actix_web::{cookie::Cookie, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::batching::{FrameJob, SubmitError};
 use crate::calibrate;
+use crate::config::ServerConfig;
 use crate::inspector::ImageInput;
 use crate::package::{calibration_file_name, Calibration};
 use crate::recalibration::{propose, ProposalMethod};
@@ -335,6 +338,39 @@ async fn read_multipart(
     Ok((image, meta))
 }
 
+/// Decode slots: how many frames are decoded and prepared at once, each holding its decoded
+/// pixels (`server.max_concurrent_decodes`; 0 = twice the cores). One service runs per process,
+/// so the slots are the process's.
+fn decode_slots(cfg: &ServerConfig) -> &'static (Arc<Semaphore>, usize) {
+    static SLOTS: OnceLock<(Arc<Semaphore>, usize)> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let n = match cfg.max_concurrent_decodes {
+            0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        (Arc::new(Semaphore::new(n)), n)
+    })
+}
+
+/// A decode slot, waiting up to `server.decode_wait_ms` for one; then 503 `queue_full`
+/// (the frame was refused for load, like a full inspection queue).
+async fn decode_slot(cfg: &ServerConfig) -> Result<OwnedSemaphorePermit, ApiError> {
+    let (slots, n) = decode_slots(cfg);
+    let wait = Duration::from_millis(cfg.decode_wait_ms);
+    match tokio::time::timeout(wait, slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(closed)) => Err(ApiError::internal(format!("decode slots: {closed}"))),
+        Err(_) => Err(ApiError::unavailable(
+            "queue_full",
+            format!(
+                "all {n} decode slots are busy (server.max_concurrent_decodes) for {} ms; retry shortly",
+                wait.as_millis()
+            ),
+            1,
+        )),
+    }
+}
+
 async fn post_frame(
     req: HttpRequest,
     path: web::Path<String>,
@@ -363,10 +399,29 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         _ => return Err(ApiError::forbidden("frames are posted with a camera's key")),
     }
     let limit = state.config.server.max_body_bytes;
-    let (body, q) = match body_kind(req)? {
-        BodyKind::Image => (read_body(req, payload, limit).await?, None),
-        BodyKind::Multipart => read_multipart(req, payload, limit).await?,
+    let kind = body_kind(req)?;
+    // The whole body within body_timeout_s: a body trickled a byte at a time would otherwise
+    // hold its connection (and the bytes so far) forever. actix's client_request_timeout
+    // covers the headers only.
+    let body_timeout = Duration::from_secs_f64(state.config.server.body_timeout_s);
+    let read = async {
+        match kind {
+            BodyKind::Image => Ok((read_body(req, payload, limit).await?, None)),
+            BodyKind::Multipart => read_multipart(req, payload, limit).await,
+        }
     };
+    let (body, q) = tokio::time::timeout(body_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request body did not arrive within server.body_timeout_s = {} s; send the frame in one go",
+                    body_timeout.as_secs_f64()
+                ),
+            )
+        })??;
     let (q, source) = match q {
         Some(q) => (q, "metadata field"),
         None => (
@@ -394,7 +449,10 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
     let roi = entry.and_then(|c| c.roi.clone());
     let search = entry.and_then(|c| c.search.clone());
     let id = format!("{camera}/{}", meta.frame_id.as_deref().unwrap_or("-"));
+    let slot = decode_slot(&state.config.server).await?;
     let (prepared, body) = web::block(move || {
+        // Held until the decoded frame is prepared (even if the client has gone meanwhile).
+        let _slot = slot;
         let input = ImageInput {
             id,
             bytes: &body,
