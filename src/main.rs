@@ -437,14 +437,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { model, bind } => {
-            let mut config = config;
-            if let Some(m) = model {
-                config.server.model = m;
-            }
-            if let Some(b) = bind {
-                config.server.bind = b;
-            }
-            railscope::server::serve(config, cli.config)?;
+            // Kept by the service so a reload (which re-reads the config) honours them too.
+            let overrides = railscope::server::Overrides { model, bind };
+            railscope::server::serve(config, cli.config, overrides)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {

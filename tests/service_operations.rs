@@ -516,3 +516,91 @@ fn a_frame_past_the_request_timeout_gets_504_and_is_still_stored() {
         1.0
     );
 }
+
+/// `serve --model` outranks the config's `server.model` on every reload too, and a reload says
+/// which changed config sections it did not apply.
+#[test]
+fn reload_keeps_the_cli_model_and_lists_config_changes_it_does_not_apply() {
+    let shipped = common::require_model();
+    let tmp = tempfile::tempdir().unwrap();
+    // A copy of the shipped package, told apart by its version.
+    let pkg = tmp.path().join("pkg/nested-edgan");
+    common::copy_package(&shipped, &pkg);
+    let manifest = std::fs::read_to_string(pkg.join("manifest.toml")).unwrap();
+    let marked = manifest.replacen("version = \"1.0.0\"", "version = \"1.0.0-cli\"", 1);
+    assert_ne!(marked, manifest);
+    std::fs::write(pkg.join("manifest.toml"), marked).unwrap();
+    let base = std::fs::read_to_string(root().join("config/railscope.toml")).unwrap();
+    assert!(base.contains("model = \"models/nested-edgan\""));
+    let cfg_path = tmp.path().join("railscope.toml");
+    std::fs::write(&cfg_path, &base).unwrap();
+
+    let port = free_port();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let log = tmp.path().join("serve.log");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_railscope"));
+    c.current_dir(root());
+    common::isolate(&mut c);
+    c.arg("--config")
+        .arg(&cfg_path)
+        .arg("serve")
+        .arg("--model")
+        .arg(&pkg)
+        .env("RAILSCOPE__ENGINE__PROVIDERS", "cpu")
+        .env("RAILSCOPE__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("RAILSCOPE__STORAGE__PATH", tmp.path().join("store"))
+        .env("RAILSCOPE__STORAGE__SYNCHRONOUS", "normal")
+        .env("RAILSCOPE__SERVER__WORKERS", "2")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = KillOnDrop(c.spawn().expect("spawn railscope serve"));
+    let t = Instant::now();
+    while !matches!(ureq::get(&url("/readyz")).call(), Ok(r) if r.status() == 200) {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "serve exited early:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "service not ready in 60 s:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let info =
+        "railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.0.0-cli\"}";
+    let text = String::from_utf8(get(&url("/metrics"), None).bytes).unwrap();
+    assert_eq!(metric(&text, info), 1.0, "{text}");
+
+    // Nothing changed on disk: the CLI model stays and nothing is left unapplied.
+    let r = post_json(&url("/admin/reload"), Some(ADMIN), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["model"]["version"], "1.0.0-cli", "{}", r.json);
+    assert_eq!(r.json["not_applied"], json!([]), "{}", r.json);
+    let text = String::from_utf8(get(&url("/metrics"), None).bytes).unwrap();
+    assert_eq!(metric(&text, info), 1.0, "{text}");
+
+    // New tokens on disk: not applied by a reload, and the answer says so.
+    let edited = base.replace(
+        "inspector_tokens = [\"demo-inspector-token\"]",
+        "inspector_tokens = [\"rotated-inspector-token\"]",
+    );
+    assert_ne!(edited, base);
+    std::fs::write(&cfg_path, edited).unwrap();
+    let r = post_json(&url("/admin/reload"), Some(ADMIN), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["model"]["version"], "1.0.0-cli", "{}", r.json);
+    assert_eq!(r.json["not_applied"], json!(["auth"]), "{}", r.json);
+    assert!(
+        r.json["message"].as_str().unwrap_or("").contains("restart"),
+        "{}",
+        r.json
+    );
+    // The running tokens are still the old ones.
+    assert_eq!(get(&url("/v1/cameras"), Some(INSPECTOR)).status, 200);
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("not applied by a reload"));
+}

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
 use crate::batching::{self, Answer, Batcher, Observer};
-use crate::config::Config;
+use crate::config::{CameraConfig, Config, ServerConfig};
 use crate::error::{Error, Result};
 use crate::fastener_search::FastenerSearch;
 use crate::inspector::{Inspector, LoadOptions};
@@ -45,6 +45,8 @@ pub struct CameraEntry {
 pub struct AppState {
     pub config: Config,
     config_path: Option<PathBuf>,
+    /// `serve --model/--bind`: re-applied to the config a reload reads.
+    overrides: Overrides,
     model: RwLock<Arc<Inspector>>,
     batcher: RwLock<Option<Batcher>>,
     pub store: Arc<dyn Store>,
@@ -163,6 +165,78 @@ pub fn load_model(config: &Config) -> Result<Inspector> {
     Ok(model)
 }
 
+/// Command-line choices (`railscope serve --model/--bind`) that outrank the config file, at
+/// start and on every reload.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub model: Option<PathBuf>,
+    pub bind: Option<String>,
+}
+
+impl Overrides {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(m) = &self.model {
+            config.server.model = m.clone();
+        }
+        if let Some(b) = &self.bind {
+            config.server.bind = b.clone();
+        }
+    }
+}
+
+/// The config sections that differ between the running service and `new` in ways a reload
+/// does not apply (a restart does). A reload rebuilds the model from `server.model`,
+/// `[engine]`, `[preprocess]`, `[search]`, `[heatmap]` and the calibrations; every other
+/// setting — and the per-camera regions and templates built at start — stays as it started.
+pub fn not_applied(running: &Config, new: &Config) -> Vec<&'static str> {
+    let server = |c: &Config| ServerConfig {
+        model: PathBuf::new(),
+        ..c.server.clone()
+    };
+    let cameras = |c: &Config| -> Vec<CameraConfig> {
+        c.cameras
+            .iter()
+            .map(|cam| CameraConfig {
+                calibration: None,
+                ..cam.clone()
+            })
+            .collect()
+    };
+    // Cameras with their own region or templates keep what was built from these at start.
+    let own_roi = running
+        .cameras
+        .iter()
+        .any(|c| c.roi.is_some() && c.geometry.is_none());
+    let own_templates = running.cameras.iter().any(|c| {
+        c.templates_dir
+            .as_deref()
+            .is_some_and(|d| !d.as_os_str().is_empty())
+    });
+    let mut out = Vec::new();
+    if own_roi && running.preprocess.geometry != new.preprocess.geometry {
+        out.push("preprocess");
+    }
+    if own_templates && running.search != new.search {
+        out.push("search");
+    }
+    if server(running) != server(new) {
+        out.push("server");
+    }
+    if running.batching != new.batching {
+        out.push("batching");
+    }
+    if running.storage != new.storage {
+        out.push("storage");
+    }
+    if running.auth != new.auth {
+        out.push("auth");
+    }
+    if cameras(running) != cameras(new) {
+        out.push("cameras");
+    }
+    out
+}
+
 /// Counts stored frames, keeps the camera board current and streams them to dashboards.
 struct ServiceObserver {
     metrics: Arc<Metrics>,
@@ -219,12 +293,19 @@ impl Observer for ServiceObserver {
 /// model; the next ones use the new one; nothing fails in between.
 pub async fn reload(state: Arc<AppState>) -> std::result::Result<Value, String> {
     let _one_at_a_time = state.reload_lock.lock().await;
-    let config = Config::load(state.config_path.as_deref());
+    let config = Config::load(state.config_path.as_deref()).map(|mut c| {
+        state.overrides.apply(&mut c);
+        c
+    });
+    let mut skipped = Vec::new();
     let loaded = match config {
-        Ok(c) => web::block(move || load_model(&c))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string())),
+        Ok(c) => {
+            skipped = not_applied(&state.config, &c);
+            web::block(move || load_model(&c))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        }
         Err(e) => Err(e.to_string()),
     };
     match loaded {
@@ -235,11 +316,21 @@ pub async fn reload(state: Arc<AppState>) -> std::result::Result<Value, String> 
             state.metrics.set_model(&m.name, &m.version, provider);
             state.metrics.reloads.with_label_values(&["ok"]).inc();
             tracing::info!(model = %m.name, version = %m.version, "model reloaded");
-            Ok(json!({
+            let mut answer = json!({
                 "model": {"name": m.name, "version": m.version},
                 "provider": provider,
                 "reloaded_at": views::rfc3339(chrono::Utc::now().timestamp_millis()),
-            }))
+                "not_applied": skipped,
+            });
+            if !skipped.is_empty() {
+                let message = format!(
+                    "config sections changed on disk but not applied by a reload: {}; restart the service to apply them",
+                    skipped.join(", ")
+                );
+                tracing::warn!(sections = %skipped.join(","), "{message}");
+                answer["message"] = json!(message);
+            }
+            Ok(answer)
         }
         Err(e) => {
             state.metrics.reloads.with_label_values(&["error"]).inc();
@@ -250,8 +341,9 @@ pub async fn reload(state: Arc<AppState>) -> std::result::Result<Value, String> 
 }
 
 /// Runs the service until SIGTERM/SIGINT, then drains: stops accepting, answers what is
-/// queued, and returns.
-pub fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
+/// queued, and returns. `overrides` outrank the config at start and on every reload.
+pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
+    overrides.apply(&mut config);
     let model = load_model(&config)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
         &config.storage.path,
@@ -309,6 +401,7 @@ pub fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
         auth: Auth::from_config(&config),
         config: config.clone(),
         config_path,
+        overrides,
         model: RwLock::new(Arc::new(model)),
         batcher: RwLock::new(Some(batcher)),
         store,
