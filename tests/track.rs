@@ -254,3 +254,81 @@ fn harvest_with_truth_writes_a_labelled_test_set() {
         assert!(got >= *n, "{label}: {got} crops for {n} whole slots");
     }
 }
+
+/// A model trained on the camera's own harvested crops (`models/track-across-2mp`,
+/// docs/onboarding.md) judges the slots of frames it never saw: good slots pass, and the slots
+/// whose assembly, bolt or clip is missing are flagged — at the slot where they are.
+#[test]
+fn the_camera_model_flags_missing_parts_at_their_slot() {
+    let model = root().join("models/track-across-2mp");
+    assert!(
+        model.join("model.onnx").is_file(),
+        "{} is missing",
+        model.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let set = tmp.path().join("set");
+    generate(&set, "across-2mp", 76, 8, 0, 0.5);
+    let mut c = bin();
+    c.args(["infer", "--roi", "track", "--model"])
+        .arg(&model)
+        .arg("--geometry")
+        .arg(set.join("camera.toml"))
+        .arg(set.join("frames"));
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    let iou = |a: &serde_json::Value, b: &serde_json::Value| {
+        let v = |x: &serde_json::Value, i: usize| x[i].as_f64().unwrap();
+        let iw = (v(a, 0) + v(a, 2)).min(v(b, 0) + v(b, 2)) - v(a, 0).max(v(b, 0));
+        let ih = (v(a, 1) + v(a, 3)).min(v(b, 1) + v(b, 3)) - v(a, 1).max(v(b, 1));
+        let i = iw.max(0.0) * ih.max(0.0);
+        i / (v(a, 2) * v(a, 3) + v(b, 2) * v(b, 3) - i)
+    };
+    let (mut good, mut good_flagged) = (0, 0);
+    let mut missing: Vec<f64> = Vec::new();
+    let mut missing_flagged = 0;
+    for line in out.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let truth: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(r["image"].as_str().unwrap().replace(".png", ".json"))
+                .unwrap(),
+        )
+        .unwrap();
+        for crop in r["crops"].as_array().unwrap() {
+            let Some(t) = truth["slots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| iou(&t["box"], &crop["box"]) >= 0.5)
+            else {
+                panic!("a scored slot with no true slot: {crop}");
+            };
+            let flagged = crop["verdict"] == "defect";
+            match t["label"].as_str().unwrap() {
+                "good" => {
+                    good += 1;
+                    good_flagged += usize::from(flagged);
+                }
+                "missing_assembly" | "missing_bolt" => {
+                    missing.push(crop["A_norm"].as_f64().unwrap());
+                    missing_flagged += usize::from(flagged);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        good >= 20 && missing.len() >= 4,
+        "{good} good, {} missing",
+        missing.len()
+    );
+    assert!(
+        good_flagged * 10 <= good,
+        "{good_flagged} of {good} good slots flagged"
+    );
+    assert!(
+        missing_flagged * 2 >= missing.len(),
+        "{missing_flagged} of {} slots with a missing assembly or bolt flagged: A' {missing:?}",
+        missing.len()
+    );
+}
