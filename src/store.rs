@@ -128,6 +128,8 @@ pub struct InspectionFilter {
     pub track_id: Option<String>,
     pub min_position_m: Option<f64>,
     pub max_position_m: Option<f64>,
+    /// Only inspections whose A_norm is at or above this; those without an A_norm are left out.
+    pub min_score: Option<f64>,
     /// Newest first; only ids below this (paging).
     pub before_id: Option<i64>,
     pub limit: usize,
@@ -553,6 +555,9 @@ impl Store for SqliteStore {
         }
         if let Some(p) = f.max_position_m {
             push("position_m <= ?", Box::new(p));
+        }
+        if let Some(m) = f.min_score {
+            push("a_norm IS NOT NULL AND a_norm >= ?", Box::new(m));
         }
         if let Some(b) = f.before_id {
             push("id < ?", Box::new(b));

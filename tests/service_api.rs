@@ -995,3 +995,140 @@ fn contract_errors_security_headers_and_metadata_sources() {
         2.0
     );
 }
+
+/// Issue 12: a threshold outside 0 < t <= 10 (or not a finite number) is refused with the
+/// JSON 400 and nothing is written; a sane one is applied.
+#[test]
+fn an_applied_threshold_outside_the_sane_range_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cal = calibration_copy(tmp.path());
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[("RAILSCOPE__ENGINE__CALIBRATION_DIR", cal.as_str())],
+    );
+    let written = std::path::Path::new(&cal).join("nested-edgan.cam-01.json");
+    let before_file = std::fs::read(&written).ok();
+    let threshold_now = || {
+        let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
+        assert_eq!(cams.status, 200, "{}", cams.json);
+        cams.json["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "cam-01")
+            .expect("cam-01 listed")["calibration"]["threshold"]
+            .as_f64()
+            .unwrap()
+    };
+    let old = threshold_now();
+    let put_url = s.url("/v1/cameras/cam-01/calibration");
+    for bad in [-1.0, 0.0, 1e308, 10.5, -1e-9] {
+        let r = put_json(&put_url, Some(ADMIN), &json!({ "threshold": bad }));
+        assert_eq!(r.status, 400, "threshold {bad}: {}", r.json);
+        assert_eq!(r.json["error"]["code"], "bad_request", "{}", r.json);
+        let msg = r.json["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("threshold"), "{msg}");
+        assert!(msg.contains("10"), "names the range: {msg}");
+        assert_eq!(
+            threshold_now(),
+            old,
+            "threshold {bad} left the calibration alone"
+        );
+    }
+    // Not finite: JSON cannot carry NaN or infinity, so they arrive as out-of-range literals.
+    for raw in [
+        &br#"{"threshold": 1e999}"#[..],
+        br#"{"threshold": NaN}"#,
+        br#"{"threshold": -Infinity}"#,
+    ] {
+        let r = request("PUT", &put_url, Some(ADMIN), raw);
+        assert_eq!(
+            r.status,
+            400,
+            "{}: {}",
+            String::from_utf8_lossy(raw),
+            r.json
+        );
+        assert_eq!(r.json["error"]["code"], "bad_request");
+        assert_eq!(threshold_now(), old);
+    }
+    assert_eq!(
+        std::fs::read(&written).ok(),
+        before_file,
+        "no calibration file written for a refused threshold"
+    );
+
+    let good = 0.2;
+    let r = put_json(&put_url, Some(ADMIN), &json!({ "threshold": good }));
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["threshold"].as_f64(), Some(good));
+    assert_eq!(threshold_now(), good);
+    let top = put_json(&put_url, Some(ADMIN), &json!({ "threshold": 10.0 }));
+    assert_eq!(
+        top.status, 200,
+        "10 is the inclusive upper bound: {}",
+        top.json
+    );
+}
+
+/// Issue 12: `min_score` keeps the inspections with A_norm >= min_score and drops those
+/// without an A_norm; a non-number is a 400.
+#[test]
+fn min_score_lists_only_inspections_at_or_above_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let mut scores = Vec::new();
+    for img in expected_scores().iter().take(6) {
+        let bytes = std::fs::read(root().join(img["path"].as_str().unwrap())).unwrap();
+        let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &bytes, &[]);
+        assert!(r.status == 200 || r.status == 201, "{}", r.json);
+        scores.push((
+            r.json["id"].as_i64().unwrap(),
+            r.json["A_norm"].as_f64().expect("scored"),
+        ));
+    }
+    let mut sorted: Vec<f64> = scores.iter().map(|s| s.1).collect();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    assert!(sorted.len() >= 3, "distinct scores to split: {sorted:?}");
+    // Exactly one of the scores as the bound (inclusive), and one between two scores.
+    for min in [sorted[sorted.len() / 2], (sorted[0] + sorted[1]) / 2.0] {
+        let r = get(
+            &s.url(&format!("/v1/inspections?min_score={min}&limit=500")),
+            Some(INSPECTOR),
+        );
+        assert_eq!(r.status, 200, "{}", r.json);
+        let mut got: Vec<i64> = r.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                assert!(i["A_norm"].as_f64().unwrap() >= min, "{i}");
+                i["id"].as_i64().unwrap()
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<i64> = scores.iter().filter(|s| s.1 >= min).map(|s| s.0).collect();
+        want.sort();
+        assert_eq!(got, want, "min_score={min} over {scores:?}");
+        assert!(want.len() < scores.len() && !want.is_empty());
+    }
+    let all = get(&s.url("/v1/inspections?limit=500"), Some(INSPECTOR));
+    assert_eq!(all.json["items"].as_array().unwrap().len(), scores.len());
+    for bad in ["abc", "NaN", "inf", "-inf", "1e999"] {
+        let r = get(
+            &s.url(&format!("/v1/inspections?min_score={bad}")),
+            Some(INSPECTOR),
+        );
+        assert_eq!(r.status, 400, "min_score={bad:?}: {}", r.json);
+        assert_eq!(r.json["error"]["code"], "bad_request");
+        assert!(
+            r.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("min_score"),
+            "{}",
+            r.json
+        );
+    }
+}

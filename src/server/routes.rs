@@ -532,6 +532,7 @@ struct ListQuery {
     track_id: Option<String>,
     min_position_m: Option<f64>,
     max_position_m: Option<f64>,
+    min_score: Option<String>,
     limit: Option<usize>,
     before_id: Option<i64>,
 }
@@ -569,6 +570,17 @@ async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp 
             ))
         })?),
     };
+    let min_score = match q.min_score.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(m) => Some(
+            m.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("min_score: {m:?} is not a finite number"))
+                })?,
+        ),
+    };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let filter = InspectionFilter {
         camera: q.camera.filter(|s| !s.is_empty()),
@@ -579,6 +591,7 @@ async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp 
         track_id: q.track_id.filter(|s| !s.is_empty()),
         min_position_m: q.min_position_m,
         max_position_m: q.max_position_m,
+        min_score,
         before_id: q.before_id,
         limit,
     };
@@ -826,6 +839,22 @@ struct ThresholdBody {
     threshold: f64,
 }
 
+/// The largest threshold the dashboard may apply. A′ is min-max normalized against the
+/// calibration set (0.0 = its minimum, 1.0 = its maximum), so a useful threshold lies near
+/// (0, 1]; headroom up to 10 allows a deliberately insensitive camera, anything beyond is a
+/// typo. A threshold ≤ 0 would flag every frame (A′ ≥ 0 for anything the calibration saw).
+const MAX_APPLIED_THRESHOLD: f64 = 10.0;
+
+fn check_applied_threshold(t: f64) -> Result<(), ApiError> {
+    if t.is_finite() && t > 0.0 && t <= MAX_APPLIED_THRESHOLD {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "threshold: {t} is out of range; it must be a finite number with 0 < threshold <= {MAX_APPLIED_THRESHOLD} (A' is min-max normalized, 1.0 = the calibration maximum)"
+        )))
+    }
+}
+
 async fn apply_calibration(
     req: HttpRequest,
     path: web::Path<String>,
@@ -838,6 +867,7 @@ async fn apply_calibration(
     let b: ThresholdBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("body must be {{\"threshold\": <number>}}: {e}"))
     })?;
+    check_applied_threshold(b.threshold)?;
     let model = state.model();
     let current = model
         .calibration_for(Some(&camera))
