@@ -77,7 +77,7 @@ pub fn harvest(
     }
     let mut rep = HarvestReport::default();
     let mut thumbs: Vec<Mat> = Vec::new();
-    let orientation = locator.geometry.orientation;
+    let orientation = locator.orientation;
     for f in &files {
         let name = f
             .file_name()

@@ -772,7 +772,7 @@ fn prepare_frame(
                         partial.push(s.rect);
                         continue;
                     }
-                    let (transposed, flipped) = s.turns(locator.geometry.orientation);
+                    let (transposed, flipped) = s.turns(locator.orientation);
                     regions.push(Region {
                         rect: s.rect & full,
                         match_score: None,

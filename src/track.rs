@@ -61,57 +61,32 @@ pub enum Orientation {
     Down,
 }
 
-/// Validated [`GeometryConfig`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrackGeometry {
-    pub orientation: Orientation,
-    pub px_per_m: f64,
-    pub rails: usize,
-    pub sleeper_spacing_m: f64,
-    pub fastener_size_m: f64,
-    pub rail_head_m: f64,
-    pub gauge_m: f64,
-    pub min_visible: f64,
-}
-
-impl TryFrom<&GeometryConfig> for TrackGeometry {
-    type Error = Error;
-
-    fn try_from(c: &GeometryConfig) -> Result<Self> {
-        let bad = |m: String| Err(Error::Config(format!("geometry: {m}")));
-        let orientation = match c.orientation.as_str() {
-            "across" => Orientation::Across,
-            "down" => Orientation::Down,
-            o => return bad(format!("orientation must be across or down, not {o:?}")),
-        };
-        if !(20.0..=5000.0).contains(&c.px_per_m) {
-            return bad(format!("px_per_m must be 20..5000, not {}", c.px_per_m));
-        }
-        if !(1..=2).contains(&c.rails) {
-            return bad(format!("rails must be 1 or 2, not {}", c.rails));
-        }
-        for (name, v, lo, hi) in [
-            ("sleeper_spacing_m", c.sleeper_spacing_m, 0.3, 1.2),
-            ("fastener_size_m", c.fastener_size_m, 0.05, 0.6),
-            ("rail_head_m", c.rail_head_m, 0.03, 0.15),
-            ("gauge_m", c.gauge_m, 0.6, 2.0),
-            ("min_visible", c.min_visible, 0.0, 1.0),
-        ] {
-            if !(lo..=hi).contains(&v) {
-                return bad(format!("{name} must be {lo}..{hi}, not {v}"));
-            }
-        }
-        Ok(Self {
-            orientation,
-            px_per_m: c.px_per_m,
-            rails: c.rails,
-            sleeper_spacing_m: c.sleeper_spacing_m,
-            fastener_size_m: c.fastener_size_m,
-            rail_head_m: c.rail_head_m,
-            gauge_m: c.gauge_m,
-            min_visible: c.min_visible,
-        })
+/// Checks a [`GeometryConfig`] and parses its orientation.
+fn validate(c: &GeometryConfig) -> Result<Orientation> {
+    let bad = |m: String| Err(Error::Config(format!("geometry: {m}")));
+    let orientation = match c.orientation.as_str() {
+        "across" => Orientation::Across,
+        "down" => Orientation::Down,
+        o => return bad(format!("orientation must be across or down, not {o:?}")),
+    };
+    if !(20.0..=5000.0).contains(&c.px_per_m) {
+        return bad(format!("px_per_m must be 20..5000, not {}", c.px_per_m));
     }
+    if !(1..=2).contains(&c.rails) {
+        return bad(format!("rails must be 1 or 2, not {}", c.rails));
+    }
+    for (name, v, lo, hi) in [
+        ("sleeper_spacing_m", c.sleeper_spacing_m, 0.3, 1.2),
+        ("fastener_size_m", c.fastener_size_m, 0.05, 0.6),
+        ("rail_head_m", c.rail_head_m, 0.03, 0.15),
+        ("gauge_m", c.gauge_m, 0.6, 2.0),
+        ("min_visible", c.min_visible, 0.0, 1.0),
+    ] {
+        if !(lo..=hi).contains(&v) {
+            return bad(format!("{name} must be {lo}..{hi}, not {v}"));
+        }
+    }
+    Ok(orientation)
 }
 
 /// One place where a fastener assembly must be.
@@ -161,7 +136,9 @@ pub struct TrackLayout {
 /// Places fastener slots from the rails and sleepers of a frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackLocator {
-    pub geometry: TrackGeometry,
+    /// The camera's geometry, checked.
+    pub geometry: GeometryConfig,
+    pub orientation: Orientation,
 }
 
 /// A single-channel f32 image in row-major order.
@@ -207,12 +184,11 @@ fn sample(p: &[f64], t: f64) -> Option<f64> {
 }
 
 impl TrackLocator {
-    pub fn new(geometry: TrackGeometry) -> Self {
-        Self { geometry }
-    }
-
     pub fn from_config(c: &GeometryConfig) -> Result<Self> {
-        Ok(Self::new(TrackGeometry::try_from(c)?))
+        Ok(Self {
+            orientation: validate(c)?,
+            geometry: c.clone(),
+        })
     }
 
     /// Finds the rails, the sleepers and the fastener slots of an 8-bit gray frame.
@@ -265,7 +241,7 @@ impl TrackLocator {
                         bb.round() as i32,
                         bb.round() as i32,
                     );
-                    let r = match g.orientation {
+                    let r = match self.orientation {
                         Orientation::Across => r,
                         Orientation::Down => Rect::new(r.y, r.x, r.height, r.width),
                     };
@@ -327,7 +303,7 @@ impl TrackLocator {
                 small[y * sw + x] = *acc as f32 * norm;
             }
         }
-        let (w, h, mut v) = if self.geometry.orientation == Orientation::Down {
+        let (w, h, mut v) = if self.orientation == Orientation::Down {
             let mut t = vec![0f32; sw * sh];
             for y in 0..sh {
                 for x in 0..sw {
