@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::fastener_search::FastenerSearch;
 use crate::inspector::{ImageInput, Inspector};
 use crate::preprocess::{crop, to_gray};
-use crate::track::TrackLocator;
+use crate::track::{Orientation, TrackLocator};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -407,7 +407,11 @@ fn track_figure(
         crops += ti.score_batch(&input, false).remove(0)?.crops.len();
         Ok(())
     })?;
-    let along = if geometry.orientation == "down" { h } else { w };
+    let along = if locator.orientation == Orientation::Down {
+        h
+    } else {
+        w
+    };
     let metres_per_frame = along as f64 / geometry.px_per_m;
     Ok(TrackFigure {
         camera: set

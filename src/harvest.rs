@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fastener_search::iou;
 use crate::preprocess::{crop, decode, resize_to, to_gray, CropView, DecodeLimits};
+use crate::slot_eval::read_truth;
 use crate::track::{Located, TrackLocator};
 
 const SHEET_COLUMNS: usize = 16;
@@ -99,17 +100,18 @@ pub fn harvest(
                 continue;
             }
         };
-        let labels = if truth { read_truth(f)? } else { Vec::new() };
-        let full = Rect::new(0, 0, gray.cols(), gray.rows());
-        for s in layout.slots {
-            if s.visible < locator.geometry.min_visible {
-                rep.partial_slots += 1;
-                continue;
-            }
+        let labels = if truth {
+            read_truth(f)?.slots
+        } else {
+            Vec::new()
+        };
+        let (whole, partial) = locator.whole_and_partial(layout.slots, gray.cols(), gray.rows());
+        rep.partial_slots += partial.len();
+        for s in whole {
             let label = if truth {
                 let best = labels
                     .iter()
-                    .map(|(r, l)| (iou(*r, s.rect), l))
+                    .map(|t| (iou(t.rect(), s.rect), &t.label))
                     .max_by(|a, b| a.0.total_cmp(&b.0));
                 match best {
                     Some((v, l)) if v >= 0.5 => Some(l.clone()),
@@ -118,12 +120,7 @@ pub fn harvest(
             } else {
                 None
             };
-            let (transposed, flipped) = s.turns(orientation);
-            let view = CropView {
-                transposed,
-                flipped,
-            };
-            let c = view.apply(&crop(&gray, s.rect & full)?)?;
+            let c = CropView::of_slot(&s, orientation).apply(&crop(&gray, s.rect)?)?;
             let c = resize_to(&c, size as usize, size as usize)?;
             let side = if s.side < 0 { "a" } else { "b" };
             let file = format!("{stem}_r{}_{side}_k{:02}.png", s.rail, s.sleeper);
@@ -163,30 +160,6 @@ pub fn harvest(
     )
     .map_err(|e| Error::io(manifest.display().to_string(), e))?;
     Ok(rep)
-}
-
-/// The true slots beside a generated frame: `<frame>.json`'s `slots` (box, label).
-fn read_truth(frame: &Path) -> Result<Vec<(Rect, String)>> {
-    let path = frame.with_extension("json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    Ok(v["slots"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| {
-                    let b = s["box"].as_array()?;
-                    let n = |i: usize| b.get(i)?.as_i64().map(|v| v as i32);
-                    Some((
-                        Rect::new(n(0)?, n(1)?, n(2)?, n(3)?),
-                        s["label"].as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default())
 }
 
 /// A grid of thumbnails, each numbered with its index in `harvest.json`'s crop list.

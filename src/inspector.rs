@@ -764,31 +764,23 @@ fn prepare_frame(
                 Vec::new()
             }
             Located::Track(layout) => {
-                let min_visible = locator.geometry.min_visible;
-                let full = Rect::new(0, 0, frame.cols(), frame.rows());
-                let mut regions = Vec::new();
-                for s in layout.slots {
-                    if s.visible < min_visible {
-                        partial.push(s.rect);
-                        continue;
-                    }
-                    let (transposed, flipped) = s.turns(locator.orientation);
-                    regions.push(Region {
-                        rect: s.rect & full,
+                let (whole, cut) =
+                    locator.whole_and_partial(layout.slots, frame.cols(), frame.rows());
+                partial = cut;
+                whole
+                    .into_iter()
+                    .map(|s| Region {
+                        rect: s.rect,
                         match_score: None,
                         inferred: false,
-                        view: CropView {
-                            transposed,
-                            flipped,
-                        },
+                        view: CropView::of_slot(&s, locator.orientation),
                         slot: Some(SlotRef {
                             rail: s.rail,
                             side: s.side,
                             sleeper: s.sleeper,
                         }),
-                    });
-                }
-                regions
+                    })
+                    .collect()
             }
         },
     };

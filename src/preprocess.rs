@@ -19,7 +19,7 @@ use crate::config::{GeometryConfig, PreprocessConfig};
 use crate::error::{DecodeError, Error, Result};
 use crate::package::{InputSection, Photometric};
 use crate::scoring::pairwise_sum;
-use crate::track::TrackLocator;
+use crate::track::{Orientation, Slot, TrackLocator};
 
 /// Refuse-before-allocating limits for decoding, all checked from the image's header.
 ///
@@ -328,6 +328,15 @@ impl CropView {
         transposed: false,
         flipped: false,
     };
+
+    /// A track slot's crop turned so that the model sees the assembly as it was trained, rail
+    /// below it: transposed when the rails run down, then flipped top to bottom on the far side.
+    pub fn of_slot(slot: &Slot, orientation: Orientation) -> Self {
+        Self {
+            transposed: orientation == Orientation::Down,
+            flipped: slot.side > 0,
+        }
+    }
 
     /// Frame orientation → the model's.
     pub fn apply(&self, m: &Mat) -> Result<Mat> {

@@ -32,19 +32,34 @@ pub const UNLIKE_NORMAL: [&str; 4] = [
     "missing_assembly",
 ];
 
+/// A generated frame's ground truth (`<frame>.json`, the format of `railscope_train.track`).
 #[derive(Debug, Deserialize)]
-struct TruthFrame {
-    track: bool,
+pub struct TruthFrame {
+    pub track: bool,
     #[serde(default)]
-    slots: Vec<TruthSlot>,
+    pub slots: Vec<TruthSlot>,
 }
 
 #[derive(Debug, Deserialize)]
-struct TruthSlot {
+pub struct TruthSlot {
     #[serde(rename = "box")]
-    bbox: [i32; 4],
-    visible: f64,
-    label: String,
+    pub bbox: [i32; 4],
+    pub visible: f64,
+    pub label: String,
+}
+
+impl TruthSlot {
+    pub fn rect(&self) -> Rect {
+        Rect::new(self.bbox[0], self.bbox[1], self.bbox[2], self.bbox[3])
+    }
+}
+
+/// The ground truth beside a generated frame: `frame_000000.png` → `frame_000000.json`.
+pub fn read_truth(frame: &Path) -> Result<TruthFrame> {
+    let path = frame.with_extension("json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,11 +131,7 @@ pub fn evaluate(dir: &Path, geometry: &GeometryConfig, draw: Option<&Path>) -> R
     let mut ious = Vec::new();
     let mut sizes = std::collections::BTreeSet::new();
     for png in &pngs {
-        let truth: TruthFrame = serde_json::from_str(
-            &std::fs::read_to_string(png.with_extension("json"))
-                .map_err(|e| Error::io(png.display().to_string(), e))?,
-        )
-        .map_err(|e| Error::Config(format!("{}: {e}", png.with_extension("json").display())))?;
+        let truth = read_truth(png)?;
         let bytes = std::fs::read(png).map_err(|e| Error::io(png.display().to_string(), e))?;
         let gray = to_gray(&decode(
             &bytes,
@@ -163,7 +174,7 @@ pub fn evaluate(dir: &Path, geometry: &GeometryConfig, draw: Option<&Path>) -> R
         // best pairs first, one-to-one
         let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
         for (i, t) in truth.slots.iter().enumerate() {
-            let tr = Rect::new(t.bbox[0], t.bbox[1], t.bbox[2], t.bbox[3]);
+            let tr = t.rect();
             for (j, (r, _)) in found.iter().enumerate() {
                 let v = iou(tr, *r);
                 if v >= MIN_IOU {
@@ -232,12 +243,10 @@ fn draw_frame(gray: &Mat, truth: &TruthFrame, located: &Located, path: &Path) ->
     use opencv::imgproc;
     let mut bgr = Mat::default();
     imgproc::cvt_color(gray, &mut bgr, imgproc::COLOR_GRAY2BGR, 0)?;
-    let boxes = truth.slots.iter().map(|t| {
-        (
-            Rect::new(t.bbox[0], t.bbox[1], t.bbox[2], t.bbox[3]),
-            Scalar::new(0.0, 200.0, 0.0, 0.0),
-        )
-    });
+    let boxes = truth
+        .slots
+        .iter()
+        .map(|t| (t.rect(), Scalar::new(0.0, 200.0, 0.0, 0.0)));
     let found: Vec<Rect> = match located {
         Located::Track(l) => l.slots.iter().map(|s| s.rect).collect(),
         Located::NoTrack { .. } => Vec::new(),

@@ -105,14 +105,6 @@ pub struct Slot {
     pub sleeper: usize,
 }
 
-impl Slot {
-    /// The crop turned so that the model sees the assembly as it was trained, rail below it:
-    /// transposed when the rails run down, then flipped top to bottom on the far side.
-    pub fn turns(&self, orientation: Orientation) -> (bool, bool) {
-        (orientation == Orientation::Down, self.side > 0)
-    }
-}
-
 /// What the locator found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Located {
@@ -189,6 +181,23 @@ impl TrackLocator {
             orientation: validate(c)?,
             geometry: c.clone(),
         })
+    }
+
+    /// Splits a `w`×`h` frame's slots into the whole ones, scored (boxes clipped to the frame),
+    /// and the boxes of those cut by its edge below `min_visible`, reported only.
+    pub fn whole_and_partial(&self, slots: Vec<Slot>, w: i32, h: i32) -> (Vec<Slot>, Vec<Rect>) {
+        let full = Rect::new(0, 0, w, h);
+        let (whole, partial): (Vec<Slot>, Vec<Slot>) = slots
+            .into_iter()
+            .partition(|s| s.visible >= self.geometry.min_visible);
+        let whole = whole
+            .into_iter()
+            .map(|s| Slot {
+                rect: s.rect & full,
+                ..s
+            })
+            .collect();
+        (whole, partial.into_iter().map(|s| s.rect).collect())
     }
 
     /// Finds the rails, the sleepers and the fastener slots of an 8-bit gray frame.
