@@ -58,6 +58,10 @@ pub struct AppState {
     pub shutdown: watch::Sender<bool>,
     pub auth: Auth,
     pub cameras: HashMap<String, CameraEntry>,
+    /// How many frames are decoded and prepared at once, each holding its decoded pixels
+    /// (`server.max_concurrent_decodes`; 0 = twice the cores).
+    pub decode_slots: Arc<tokio::sync::Semaphore>,
+    pub decode_slot_count: usize,
     draining: AtomicBool,
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -397,6 +401,10 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         })
         .collect::<Result<HashMap<_, _>>>()?;
     let (shutdown, _) = watch::channel(false);
+    let decode_slot_count = match config.server.max_concurrent_decodes {
+        0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let state = Arc::new(AppState {
         auth: Auth::from_config(&config),
         config: config.clone(),
@@ -410,6 +418,8 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         events,
         shutdown,
         cameras,
+        decode_slots: Arc::new(tokio::sync::Semaphore::new(decode_slot_count)),
+        decode_slot_count,
         draining: AtomicBool::new(false),
         reload_lock: tokio::sync::Mutex::new(()),
     });

@@ -1,7 +1,6 @@
 //! HTTP handlers. Each checks who is calling, validates its input into a clear 4xx, and
 //! hands heavy work (decoding, SQLite) to the blocking pool so the event loop stays free.
 
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
@@ -10,11 +9,10 @@ use actix_web::{cookie::Cookie, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::batching::{FrameJob, SubmitError};
 use crate::calibrate;
-use crate::config::ServerConfig;
 use crate::inspector::ImageInput;
 use crate::package::{calibration_file_name, Calibration};
 use crate::recalibration::{propose, ProposalMethod};
@@ -338,26 +336,12 @@ async fn read_multipart(
     Ok((image, meta))
 }
 
-/// Decode slots: how many frames are decoded and prepared at once, each holding its decoded
-/// pixels (`server.max_concurrent_decodes`; 0 = twice the cores). One service runs per process,
-/// so the slots are the process's.
-fn decode_slots(cfg: &ServerConfig) -> &'static (Arc<Semaphore>, usize) {
-    static SLOTS: OnceLock<(Arc<Semaphore>, usize)> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let n = match cfg.max_concurrent_decodes {
-            0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        (Arc::new(Semaphore::new(n)), n)
-    })
-}
-
 /// A decode slot, waiting up to `server.decode_wait_ms` for one; then 503 `queue_full`
 /// (the frame was refused for load, like a full inspection queue).
-async fn decode_slot(cfg: &ServerConfig) -> Result<OwnedSemaphorePermit, ApiError> {
-    let (slots, n) = decode_slots(cfg);
-    let wait = Duration::from_millis(cfg.decode_wait_ms);
-    match tokio::time::timeout(wait, slots.clone().acquire_owned()).await {
+async fn decode_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    let n = state.decode_slot_count;
+    let wait = Duration::from_millis(state.config.server.decode_wait_ms);
+    match tokio::time::timeout(wait, state.decode_slots.clone().acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
         Ok(Err(closed)) => Err(ApiError::internal(format!("decode slots: {closed}"))),
         Err(_) => Err(ApiError::unavailable(
@@ -449,7 +433,7 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
     let roi = entry.and_then(|c| c.roi.clone());
     let search = entry.and_then(|c| c.search.clone());
     let id = format!("{camera}/{}", meta.frame_id.as_deref().unwrap_or("-"));
-    let slot = decode_slot(&state.config.server).await?;
+    let slot = decode_slot(state).await?;
     let (prepared, body) = web::block(move || {
         // Held until the decoded frame is prepared (even if the client has gone meanwhile).
         let _slot = slot;
