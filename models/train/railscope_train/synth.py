@@ -1148,6 +1148,17 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
+def run_jobs(fn, jobs: list, workers: int, min_jobs: int = 2, chunksize: int = 1) -> list:
+    """``[fn(j) for j in jobs]``, on ``workers`` processes when there are at least ``min_jobs``.
+    forkserver, not fork: a fork of a process whose OpenCV / onnxruntime thread pools hold a lock
+    (a test run, a notebook) can deadlock in the child. ``fn`` must be a module-level function."""
+    if workers > 1 and len(jobs) >= min_jobs:
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, mp_context=ctx) as ex:
+            return list(ex.map(fn, jobs, chunksize=chunksize))
+    return [fn(j) for j in jobs]
+
+
 def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_test_good: int = 200,
                    n_test_defect: int = 30, defects=DEFECT_TYPES, workers: int = 2, nuisance: str | None = None,
                    harder: bool = False) -> dict:
@@ -1178,15 +1189,7 @@ def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_t
             (out / "ground_truth" / cls).mkdir(parents=True, exist_ok=True)
         counts[f"{split}/{cls}"] = n
         jobs += [(str(out), int(seed), split, cls, i, int(size), nuisance, bool(harder)) for i in range(n)]
-    if workers > 1 and len(jobs) >= 64:
-        # forkserver, not fork: a fork of a process whose OpenCV / onnxruntime thread pools hold a
-        # lock (a test run, a notebook) can deadlock in the child
-        ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, mp_context=ctx) as ex:
-            list(ex.map(_job, jobs, chunksize=32))
-    else:
-        for j in jobs:
-            _job(j)
+    run_jobs(_job, jobs, workers, min_jobs=64, chunksize=32)
     manifest = {
         "generator": GENERATOR_NAME,
         "version": GENERATOR_VERSION,

@@ -79,10 +79,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -105,6 +103,7 @@ from .synth import (
     _sample_defect,
     _sample_sensor,
     _write_png,
+    run_jobs,
 )
 
 GENERATOR_NAME = "railscope_train.track"
@@ -729,10 +728,6 @@ def _job(job) -> dict:
     return labels
 
 
-def _worker_init() -> None:
-    cv2.setNumThreads(1)
-
-
 def generate(out_dir, camera, seed: int, k: int, no_track: int = 0, defect_rate: float = 0.2,
              workers: int = 1) -> dict:
     """Write ``k`` track frames and ``no_track`` no-track frames of ``camera`` to ``out_dir``
@@ -747,12 +742,7 @@ def generate(out_dir, camera, seed: int, k: int, no_track: int = 0, defect_rate:
     (out / "camera.toml").write_text(camera_toml(name, cam))
     jobs = [(str(out), int(seed), name, cam, i, True, float(defect_rate)) for i in range(k)]
     jobs += [(str(out), int(seed), name, cam, i, False, float(defect_rate)) for i in range(no_track)]
-    if workers > 1 and len(jobs) > 1:
-        ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, mp_context=ctx) as ex:
-            results = list(ex.map(_job, jobs, chunksize=1))
-    else:
-        results = [_job(j) for j in jobs]
+    results = run_jobs(_job, jobs, workers)
     labels = {lb: 0 for lb in LABELS}
     for r in results:
         for lb, n in r.items():
