@@ -924,26 +924,36 @@ mod tests {
         out
     }
 
+    /// A database written by an older release: the first `version` migrations and one row
+    /// (`insert`), then opened by this one, which must migrate it to the latest schema.
+    fn migrated_from(dir: &Path, version: usize, insert: &str) -> SqliteStore {
+        {
+            let c = Connection::open(dir.join("railscope.db")).unwrap();
+            for m in &MIGRATIONS[..version] {
+                c.execute_batch(m).unwrap();
+            }
+            c.execute_batch(&format!("PRAGMA user_version = {version}"))
+                .unwrap();
+            c.execute(insert, []).unwrap();
+        }
+        let s = SqliteStore::open(dir, "normal").unwrap();
+        let now: usize = s
+            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(now, MIGRATIONS.len());
+        s
+    }
+
     #[test]
     fn a_version_1_database_gains_the_reconstruction_column() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let c = Connection::open(dir.path().join("railscope.db")).unwrap();
-            c.execute_batch(MIGRATIONS[0]).unwrap();
-            c.execute_batch("PRAGMA user_version = 1").unwrap();
-            c.execute(
-                "INSERT INTO inspections (camera, received_ms, threshold, verdict, model_name,
-                 model_version, provider, crops, image_path, heatmap_path)
-                 VALUES ('a', 1, 0.1, 'defect', 'm', '1', 'cpu', '[]', 'x.png', 'x.heatmap.png')",
-                [],
-            )
-            .unwrap();
-        }
-        let s = SqliteStore::open(dir.path(), "normal").unwrap();
-        let version: usize = s
-            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len());
+        let s = migrated_from(
+            dir.path(),
+            1,
+            "INSERT INTO inspections (camera, received_ms, threshold, verdict, model_name,
+             model_version, provider, crops, image_path, heatmap_path)
+             VALUES ('a', 1, 0.1, 'defect', 'm', '1', 'cpu', '[]', 'x.png', 'x.heatmap.png')",
+        );
         let old = s.get(1).unwrap().unwrap();
         assert!(old.has_image && old.has_heatmap && !old.has_reconstruction);
         assert!(s.reconstruction(1).unwrap().is_none());
@@ -953,24 +963,13 @@ mod tests {
     #[test]
     fn a_version_2_database_gains_the_note_and_partial_slots_columns() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let c = Connection::open(dir.path().join("railscope.db")).unwrap();
-            c.execute_batch(MIGRATIONS[0]).unwrap();
-            c.execute_batch(MIGRATIONS[1]).unwrap();
-            c.execute_batch("PRAGMA user_version = 2").unwrap();
-            c.execute(
-                "INSERT INTO inspections (camera, received_ms, threshold, verdict, model_name,
-                 model_version, provider, crops, image_path, reconstruction_path)
-                 VALUES ('a', 1, 0.1, 'defect', 'm', '1', 'cpu', '[]', 'x.png', 'x.rec.png')",
-                [],
-            )
-            .unwrap();
-        }
-        let s = SqliteStore::open(dir.path(), "normal").unwrap();
-        let version: usize = s
-            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len());
+        let s = migrated_from(
+            dir.path(),
+            2,
+            "INSERT INTO inspections (camera, received_ms, threshold, verdict, model_name,
+             model_version, provider, crops, image_path, reconstruction_path)
+             VALUES ('a', 1, 0.1, 'defect', 'm', '1', 'cpu', '[]', 'x.png', 'x.rec.png')",
+        );
         let old = s.get(1).unwrap().unwrap();
         assert!(old.has_image && !old.has_heatmap && old.has_reconstruction);
         assert_eq!((old.note, old.partial_slots_json.as_str()), (None, "[]"));
