@@ -86,25 +86,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .synth import (
-    _ONE,
-    _SHIFT,
-    _SS,
-    DEFECT_TYPES,
-    _affine,
-    _apply_sensor,
-    _Canvas,
-    _concrete,
-    _draw_assembly,
-    _fill,
-    _light_vec,
-    _noise,
-    _sample_assembly,
-    _sample_defect,
-    _sample_sensor,
-    _write_png,
-    run_jobs,
-)
+from .synth.concrete import _concrete
+from .synth.dataset import _write_png
+from .synth.defects import DEFECT_TYPES, _sample_defect
+from .synth.jobs import run_jobs
+from .synth.nuisance import _apply_sensor, _sample_sensor
+from .synth.primitives import _ONE, _SHIFT, _SS, _affine, _Canvas, _fill, _noise
+from .synth.scene import _draw_assembly, _light_vec, _sample_assembly
 
 GENERATOR_NAME = "railscope_train.track"
 GENERATOR_VERSION = "1.0.0"

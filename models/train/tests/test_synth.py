@@ -10,6 +10,8 @@ import pytest
 from railscope_train import synth
 from railscope_train.data import list_split
 from railscope_train.synth import DEFECT_TYPES, NUISANCES, generate_mvtec, image_seed, render_crop, render_frame
+from railscope_train.synth import nuisance as synth_nuisance
+from railscope_train.synth import scene as synth_scene
 
 SEEDS = (3, 17, 101)
 
@@ -266,14 +268,14 @@ def test_nuisance_only_values_stay_in_the_training_range():
                   noise=(0.004, 0.022), lowfreq=(0.0, 0.15))
     for name in NUISANCES:
         for seed in range(30):
-            s, j = synth._nuisance_only(name, seed)
+            s, j = synth_nuisance._nuisance_only(name, seed)
             for k, (lo, hi) in ranges.items():
                 assert lo <= s[k] <= hi, (name, k, s[k])
-            lo, hi = synth._tone_curve(np.array([0.12, 0.9]), s)
+            lo, hi = synth_nuisance._tone_curve(np.array([0.12, 0.9]), s)
             assert lo >= 0.05 and hi <= 0.985, (name, s)  # the training sampler's "not crushed" rule
             assert abs(j["tx"]) <= 0.04 and abs(j["ty"]) <= 0.04 and abs(j["rot"]) <= 3.0
             assert abs(j["scale"] - 1.0) <= 0.04
-            others = {k for k in s if s[k] != synth._NEUTRAL_SENSOR[k]} | {k for k in j if j[k] != (k == "scale")}
+            others = {k for k in s if s[k] != synth_nuisance._NEUTRAL_SENSOR[k]} | {k for k in j if j[k] != (k == "scale")}
             expected = {"dark": {"gain", "offset"}, "bright": {"gain", "offset"}, "blur": {"blur"},
                         "jitter": {"tx", "ty", "rot", "scale"},
                         "stripes": {"stripe", "stripe_off", "strong_rows", "col_fp"}}.get(name, set())
@@ -330,12 +332,12 @@ def test_harder_widens_variation():
     means = lambda **kw: np.array([render_crop(s, 64, **kw)[0].mean() for s in range(40)])  # noqa: E731
     assert means(harder=True).std() > 1.05 * means().std()
     rng_d, rng_h = np.random.default_rng(0), np.random.default_rng(0)
-    d = [synth._sample_sensor(rng_d) for _ in range(500)]
-    h = [synth._sample_sensor(rng_h, synth.HARDER_WIDEN) for _ in range(500)]
+    d = [synth_nuisance._sample_sensor(rng_d) for _ in range(500)]
+    h = [synth_nuisance._sample_sensor(rng_h, synth.HARDER_WIDEN) for _ in range(500)]
     for k in ("gain", "offset", "gamma", "lowfreq", "stripe", "noise", "blur"):
         assert max(x[k] for x in h) > max(x[k] for x in d), k
     rng = np.random.default_rng(1)
-    a = [synth._sample_assembly(rng, synth.HARDER_WIDEN) for _ in range(300)]
+    a = [synth_scene._sample_assembly(rng, synth.HARDER_WIDEN) for _ in range(300)]
     assert max(abs(x["tx"]) for x in a) > 0.045 and max(abs(x["rot"]) for x in a) > 3.3
     img, mask = render_crop(5, 64, "loose_bolt", harder=True)
     assert mask.any() and img.tobytes() != render_crop(5, 64, "loose_bolt")[0].tobytes()
