@@ -30,7 +30,7 @@ RECIPE ?= --lr 1e-3 --corruption structural --photometric standardize --augment 
 SHIPPED_FLAGS ?= $(RECIPE) --epochs 24
 BASELINE_FLAGS ?= --lr 1e-3 --epochs 40 --corruption restore --calib-method best-f1
 
-.PHONY: help venv train-venv data data-robustness data-track train train-shipped py-test py-test-torch test demo demo-cli clean
+.PHONY: help venv train-venv data data-robustness data-track data-polluted onboard-demo train train-shipped py-test py-test-torch test demo demo-cli clean
 
 help:
 	@echo "make demo    - install, build and run the service on the shipped model with simulated cameras"
@@ -39,7 +39,9 @@ help:
 	@echo "make data    - generate the synthetic train/calibration/test sets into data/"
 	@echo "make data-robustness - nuisance-only false-alarm sets and the harder generalisation set into data/"
 	@echo "make data-track - realistic track frames with slot ground truth (railscope slots --frames data/track-eval-*)"
-	@echo "make train DATA=dir ARCH=nested-edgan|ganomaly|skip-ganomaly|ade-gan SIZE=64 NAME=name"
+	@echo "make onboard-demo - bring your own line: frames -> harvest -> robust training -> reload -> judged (ONBOARD_FRAMES=200 ONBOARD_EPOCHS=12)"
+	@echo "make data-polluted - training pools with 5 % / 10 % defective crops for robust training (train.py --robust)"
+	@echo "make train DATA=dir ARCH=nested-edgan|ganomaly|skip-ganomaly|ade-gan SIZE=64 NAME=name [KNOWN_GOOD=list: robust training]"
 
 # Light venv: generator, reference scorer, evaluation, and libonnxruntime.so for the Rust binary.
 venv: $(VENV)/.installed
@@ -82,9 +84,27 @@ data-track: venv
 			--seed 12 --frames 100 --no-track 10) || exit 1; \
 	done
 
+# Uncurated pools for robust training (issue 11): synth-train with 5 % / 10 % defective crops from
+# a defect set of their own (seed 41), plus pollution.json (truth) and known_good.txt (8 checked crops).
+data-polluted: data
+	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-pollutant --seed 41 --train 0 --test-good 0 --test-defect 20
+	@for p in 5 10; do \
+		(cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.pollute --clean $(UP)/data/synth-train --defects $(UP)/data/synth-pollutant \
+			--share 0.$$(printf %02d $$p) --out $(UP)/data/synth-train-polluted-$$p) || exit 1; \
+	done
+
+# "Bring your own line" end to end (docs/onboarding.md): frames -> harvest -> robust training ->
+# calibration -> POST /admin/reload into a running service -> the camera's frames judged; timed.
+# ONBOARD_FRAMES=200 ONBOARD_EPOCHS=12 by default; 20 and 1 for a quick look.
+ONBOARD_FRAMES ?= 200
+ONBOARD_EPOCHS ?= 12
+onboard-demo: venv train-venv build
+	FRAMES=$(ONBOARD_FRAMES) EPOCHS=$(ONBOARD_EPOCHS) bash $(TRAIN_DIR)/onboard_demo.sh
+
 train: train-venv
 	cd $(TRAIN_DIR) && $(UP)/$(TPY) -m railscope_train.train --data $(abspath $(DATA)) --arch $(ARCH) --size $(SIZE) \
-		--name $(NAME) $(RECIPE) --epochs $(EPOCHS) $(if $(CALIB),--calib-data $(abspath $(CALIB))) $(if $(TEST),--test-data $(abspath $(TEST)))
+		--name $(NAME) $(RECIPE) --epochs $(EPOCHS) $(if $(CALIB),--calib-data $(abspath $(CALIB))) $(if $(TEST),--test-data $(abspath $(TEST))) \
+		$(if $(KNOWN_GOOD),--robust --known-good $(abspath $(KNOWN_GOOD)))
 
 # Reproduces the shipped packages (models/<arch>, calibration/<arch>.json) from `make data`.
 train-shipped: data train-venv

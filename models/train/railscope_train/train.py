@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import calibration, evaluate, scoring
+from . import calibration, evaluate, robust, scoring
 from .architectures import GENERATORS
 from .architectures.blocks import Discriminator, init_weights
 from .augment import augment
@@ -82,6 +82,38 @@ def choose_lambda(pkg: ModelPackage, normals: np.ndarray, seed: int) -> tuple[fl
     return best, aurocs
 
 
+def gan_step(G, D, opt_g, opt_d, batch_pix: torch.Tensor, gen: torch.Generator, args, input_cfg: dict,
+             w: LossWeights, device) -> dict:
+    """One generator and one discriminator update on a batch of pixel values (the seed-004 losses,
+    the recipe's augmentation and restoration damage); returns the rounded losses."""
+    if args.augment:
+        batch_pix = augment(batch_pix, gen)
+    x = normalize_batch(batch_pix, input_cfg)
+    x_in = corrupt(x, gen, structural=args.corruption == "structural",
+                   geometric=args.corruption == "geometric") if args.corruption != "none" else x
+    x, x_in = x.to(device), x_in.to(device)
+    x_hat = G(x_in)
+    # generator step (D frozen: its grads are zeroed before D's own step)
+    logit_fake, f_fake = D(x_hat)
+    _, f_real = D(x)
+    z_pair = G.latent_pair(x_in, x_hat) if hasattr(G, "latent_pair") else None
+    ss = G.self_supervised(x, D, gen) if hasattr(G, "self_supervised") else None  # ADe-GAN's pattern task
+    g_parts = generator_losses(logit_fake, x, x_hat, f_real, f_fake, w, z_pair, ss.losses if ss else None)
+    opt_g.zero_grad(set_to_none=True)
+    g_parts["total"].backward()
+    opt_g.step()
+    # discriminator step
+    logit_real, _ = D(x)
+    logit_fake, _ = D(x_hat.detach() if ss is None else torch.cat([x_hat, ss.fake]).detach())
+    d_loss = discriminator_loss(logit_real, logit_fake)
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    if d_loss.item() < 1e-5:  # GANomaly's remedy for a collapsed discriminator
+        D.apply(init_weights)
+    return {k: round(v.item(), 5) for k, v in g_parts.items()} | {"d": round(d_loss.item(), 5)}
+
+
 def train(args) -> Path:
     seed_everything(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
@@ -92,6 +124,9 @@ def train(args) -> Path:
     if args.calib_data is None:
         # day-one calibration: 10 % of the normals are held out of training for it
         order = np.random.default_rng(args.seed).permutation(len(samples))
+        if args.robust:  # the crops a person checked stay in the pool: robust training starts from them
+            known = set(robust.known_good_indices(samples, args.known_good).tolist())
+            order = np.r_[[i for i in order if i not in known], sorted(known)].astype(int)
         n_cal = max(2, len(samples) // 10)
         calib_samples = [samples[i] for i in sorted(order[:n_cal])]
         samples = [samples[i] for i in sorted(order[n_cal:])]
@@ -104,6 +139,11 @@ def train(args) -> Path:
     G = GENERATORS[args.arch](args.channels, args.size, args.base, **({"full_res": not args.z1_half} if args.arch == "nested-edgan" else {})).to(device)
     D = Discriminator(args.channels, args.size, args.base).to(device)
     D.apply(init_weights)
+    if args.init_from:
+        # warm start: weights from an earlier run's checkpoint, fresh optimizers and LR schedule
+        ckpt = torch.load(args.init_from, map_location=device, weights_only=False)  # our own file: args hold a Pooling
+        G.load_state_dict(ckpt["G"]), D.load_state_dict(ckpt["D"])
+        args.init_run = f"run {ckpt['args']['name']}, {ckpt['epoch'] + 1} epochs"
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
     sched = [torch.optim.lr_scheduler.LambdaLR(o, lambda_rule(args.epochs)) for o in (opt_g, opt_d)]
@@ -113,37 +153,24 @@ def train(args) -> Path:
     log = open(run_dir / "losses.jsonl", "w")
     gen = torch.Generator().manual_seed(args.seed)
     step, t0 = 0, time.time()
+    active = torch.arange(n)  # the images training uses; robust training drops suspected outliers
+    robust_rounds = robust.round_epochs(args.epochs, args.robust_rounds) if args.robust else set()
+    if args.robust:
+        known = robust.known_good_indices(samples, args.known_good)
+        robust.reptile_init(G, D, lambda g, d, og, od, idx: gan_step(g, d, og, od, pix_all[idx], gen, args, input_cfg, w, device),
+                            n, known, args.lr, gen, robust.ReptileConfig.from_args(args))
+        report = robust.DropReport(run_dir, [s.path.name for s in samples], args.data)
     for epoch in range(args.epochs):
+        if epoch in robust_rounds:
+            A = robust.pool_scores(G, D, pix_all, input_cfg, args.pooling, device)
+            active = robust.keep_mask(A, known, args.drop_z, args.drop_max).nonzero().flatten()
+            report.add_round(epoch, A, active)
         G.train(), D.train()
-        perm = torch.randperm(n, generator=gen)
-        batches = [perm[i : i + args.batch] for i in range(0, n - args.batch + 1, args.batch)] or [perm]
+        perm = active[torch.randperm(len(active), generator=gen)]
+        batches = [perm[i : i + args.batch] for i in range(0, len(perm) - args.batch + 1, args.batch)] or [perm]
         bar = tqdm(batches, desc=f"{args.arch} epoch {epoch + 1}/{args.epochs}", leave=False)
         for idx in bar:
-            batch_pix = augment(pix_all[idx], gen) if args.augment else pix_all[idx]
-            x = normalize_batch(batch_pix, input_cfg)
-            x_in = corrupt(x, gen, structural=args.corruption == "structural",
-                                          geometric=args.corruption == "geometric") if args.corruption != "none" else x
-            x, x_in = x.to(device), x_in.to(device)
-            x_hat = G(x_in)
-            # generator step (D frozen: its grads are zeroed before D's own step)
-            logit_fake, f_fake = D(x_hat)
-            _, f_real = D(x)
-            z_pair = G.latent_pair(x_in, x_hat) if hasattr(G, "latent_pair") else None
-            ss = G.self_supervised(x, D, gen) if hasattr(G, "self_supervised") else None  # ADe-GAN's pattern task
-            g_parts = generator_losses(logit_fake, x, x_hat, f_real, f_fake, w, z_pair, ss.losses if ss else None)
-            opt_g.zero_grad(set_to_none=True)
-            g_parts["total"].backward()
-            opt_g.step()
-            # discriminator step
-            logit_real, _ = D(x)
-            logit_fake, _ = D(x_hat.detach() if ss is None else torch.cat([x_hat, ss.fake]).detach())
-            d_loss = discriminator_loss(logit_real, logit_fake)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            if d_loss.item() < 1e-5:  # GANomaly's remedy for a collapsed discriminator
-                D.apply(init_weights)
-            rec = {k: round(v.item(), 5) for k, v in g_parts.items()} | {"d": round(d_loss.item(), 5), "epoch": epoch, "step": step}
+            rec = gan_step(G, D, opt_g, opt_d, pix_all[idx], gen, args, input_cfg, w, device) | {"epoch": epoch, "step": step}
             log.write(json.dumps(rec) + "\n")
             bar.set_postfix(g=f"{rec['total']:.3f}", con=f"{rec['con']:.4f}", d=f"{rec['d']:.3f}")
             step += 1
@@ -173,10 +200,17 @@ def train(args) -> Path:
         "loss_weights": [w.adv, w.con, w.lat],
         "corruption": args.corruption,
         "augment": args.augment,
+        "init_from": getattr(args, "init_run", None),
         "z1_full_res": not args.z1_half if args.arch == "nested-edgan" else None,
         "device": device.type,
         "train_seconds": round(train_seconds, 1),
     } | (G.training_fields() if hasattr(G, "training_fields") else {})
+    if args.robust:
+        training |= {"robust": "Rt-BiGAN (seeds 000/002): Reptile init, known-normal adaptation, drop rounds",
+                     "robust_known_good": len(known), "robust_rounds": args.robust_rounds, "robust_drop_z": args.drop_z,
+                     "robust_drop_max": args.drop_max, "robust_meta_iterations": args.meta_iterations,
+                     "robust_inner_steps": args.inner_steps, "robust_adapt_steps": args.adapt_steps} | {
+                     f"robust_{k}": v for k, v in report.summary().items()}
     score = {"lambda": scoring.DEFAULT_LAMBDA if args.lam == "auto" else float(args.lam)} | args.pooling.manifest_fields()
     write_manifest(pkg_dir, name=args.name, version=args.version, architecture=args.arch, input_cfg=input_cfg,
                    feature_dim=D.feature_dim, score=score, training=training, metrics={})
@@ -246,6 +280,18 @@ def parse_args(argv=None):
                          "structural: also shifted / erased parts in blob shapes; geometric: also zoomed / bent parts; none: the paper's plain reconstruction")
     ap.add_argument("--z1-half", action="store_true",
                     help="nested-edgan: z1 at 1/2 resolution (as the paper), not full resolution (docs/models.md)")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start from the G and D weights of a runs/<name>/checkpoint.pt (same arch, size, width)")
+    ap.add_argument("--robust", action="store_true",
+                    help="Rt-BiGAN training on an uncurated pool (robust.py): meta-learned init, adaptation to --known-good, drop rounds")
+    ap.add_argument("--known-good", type=Path, default=None,
+                    help="with --robust: text file of pool file names (or a folder of them) a person checked as normal, 5-10")
+    ap.add_argument("--robust-rounds", type=int, default=4, help="with --robust: times the pool is re-scored and outliers dropped")
+    ap.add_argument("--drop-z", type=float, default=3.0, help="with --robust: drop scores above median + z * 1.4826 * MAD")
+    ap.add_argument("--drop-max", type=float, default=0.2, help="with --robust: drop at most this share of the pool a round")
+    ap.add_argument("--meta-iterations", type=int, default=40, help="with --robust: Reptile outer iterations")
+    ap.add_argument("--inner-steps", type=int, default=5, help="with --robust: adversarial steps per Reptile task")
+    ap.add_argument("--adapt-steps", type=int, default=20, help="with --robust: steps on the known normals after meta-training")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     ap.add_argument("--cpu", action="store_true", help="train on CPU even when CUDA is present")

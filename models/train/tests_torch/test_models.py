@@ -215,3 +215,47 @@ def test_training_normalization_equals_the_package_contract(photometric):
     want = normalize_images(images, {"input": cfg})
     got = normalize_batch(torch.from_numpy(images.astype(np.float32) / 255.0)[:, None], cfg).numpy()
     assert np.abs(got - want).max() < 1e-5
+
+
+def test_keep_mask_drops_robust_outliers_never_the_known_normals_and_at_most_the_cap():
+    from railscope_train.robust import keep_mask, round_epochs
+
+    A = np.r_[np.linspace(1.0, 1.1, 95), [5.0, 6.0, 7.0, 8.0, 9.0]]
+    keep = keep_mask(A, torch.tensor([0, 99]), z=3.0, max_fraction=0.2).numpy()
+    assert keep[:95].all() and not keep[95:99].any() and keep[99]  # 9.0 is a known normal: kept
+    capped = keep_mask(A, torch.tensor([0]), z=3.0, max_fraction=0.02).numpy()
+    assert (~capped).sum() == 2 and not capped[98:].any()  # the two highest, no more
+    assert keep_mask(np.ones(10), torch.tensor([0]), 3.0, 0.2).all()  # MAD 0: nothing above the median
+    assert round_epochs(12, 4) == {0, 3, 6, 9} and round_epochs(2, 4) == {0, 1}
+
+
+def test_robust_training_on_a_polluted_pool_lists_what_it_dropped(tmp_path):
+    import csv
+
+    from railscope_train.package import ModelPackage
+    from railscope_train.pollute import build_pool
+    from railscope_train.train import main
+
+    pool = tmp_path / "pool"
+    meta = build_pool(FIXTURES, FIXTURES, share=0.2, known_good=3, out=pool)
+    assert meta["n_good"] == 8 and meta["n_defective"] == 2
+    assert sorted(p.name for p in (pool / "train" / "good").iterdir()) == sorted(
+        [p.name for p in (FIXTURES / "train" / "good").iterdir()] + meta["defective"])
+    main([
+        "--data", str(pool), "--arch", "nested-edgan", "--size", "32", "--name", "smoke-robust", "--epochs", "2",
+        "--batch", "2", "--base", "8", "--threads", "1", "--lam", "0.9", "--robust", "--known-good", str(pool / "known_good.txt"),
+        "--robust-rounds", "2", "--drop-z", "0.5", "--meta-iterations", "2", "--inner-steps", "1", "--adapt-steps", "2",
+        "--out-dir", str(tmp_path / "models"), "--calibration-dir", str(tmp_path / "calibration"),
+    ])
+    run = REPO_ROOT / "runs" / "smoke-robust"
+    rows = list(csv.DictReader(open(run / "dropped.csv")))
+    assert {r["round_epoch"] for r in rows} <= {"0", "1"} and rows  # z 0.5: something is always above it
+    known = set((pool / "known_good.txt").read_text().split()[-3:])
+    assert not known & {r["file"] for r in rows}
+    assert (run / "dropped.png").is_file()
+    t = ModelPackage.load(tmp_path / "models" / "smoke-robust").manifest["training"]
+    assert t["robust_known_good"] == 3 and t["robust_rounds"] == 2 and t["robust_pool_defective"] == 2
+    assert t["robust_dropped_last_round"] == sum(r["round_epoch"] == "1" for r in rows)
+    with pytest.raises(ValueError, match="known-good"):
+        main(["--data", str(pool), "--size", "32", "--name", "smoke-robust", "--epochs", "1", "--robust",
+              "--out-dir", str(tmp_path / "models"), "--calibration-dir", str(tmp_path / "calibration")])
