@@ -24,7 +24,25 @@ pub struct Config {
     pub batching: BatchingConfig,
     pub storage: StorageConfig,
     pub auth: AuthConfig,
+    pub calibration: CalibrationConfig,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// Threshold proposals from inspectors' reviews (docs/scoring.md, "Proposals from reviews").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CalibrationConfig {
+    /// A proposal needs at least this many confirmed defects and this many false alarms
+    /// reviewed under the model version in service; below it the answer has no proposal.
+    pub min_reviews_per_class: usize,
+}
+
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self {
+            min_reviews_per_class: 10,
+        }
+    }
 }
 
 /// `railscope serve`: where it listens and what it serves.
@@ -480,6 +498,11 @@ impl Config {
                 "auth: tokens must be at least 8 characters".into(),
             ));
         }
+        if self.calibration.min_reviews_per_class == 0 {
+            return Err(Error::Config(
+                "calibration.min_reviews_per_class must be at least 1".into(),
+            ));
+        }
         if self.batching.max_batch == 0 || self.batching.queue_capacity == 0 {
             return Err(Error::Config(
                 "batching.max_batch and batching.queue_capacity must be at least 1".into(),
@@ -554,6 +577,18 @@ mod tests {
         std::fs::write(&p, "[engine]\nproviders = [\"gpu-magic\"]\n").unwrap();
         let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("gpu-magic"), "{err}");
+    }
+
+    #[test]
+    fn calibration_min_reviews_per_class_is_read_and_must_be_positive() {
+        assert_eq!(Config::default().calibration.min_reviews_per_class, 10);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(&p, "[calibration]\nmin_reviews_per_class = 3\n").unwrap();
+        assert_eq!(load(&p).unwrap().calibration.min_reviews_per_class, 3);
+        std::fs::write(&p, "[calibration]\nmin_reviews_per_class = 0\n").unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("min_reviews_per_class"), "{err}");
     }
 
     #[test]

@@ -162,6 +162,72 @@ pub struct PositionBucket {
     pub confirmed: i64,
 }
 
+/// One reviewed frame, as recalibration needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReviewedScore {
+    pub id: i64,
+    /// The raw anomaly score A (normalized later with the calibration in force).
+    pub a: f64,
+    pub state: ReviewState,
+}
+
+/// A threshold an admin applied (dashboard or `PUT /v1/cameras/{id}/calibration`) for one
+/// camera and one model (name and `model.onnx` SHA-256). It outranks the calibration files
+/// until it is cleared (docs/scoring.md, "Which calibration a camera uses").
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedThreshold {
+    pub camera: String,
+    pub model_name: String,
+    pub model_sha256: String,
+    /// The bounds in force when it was applied, kept with it.
+    pub min: f64,
+    pub max: f64,
+    pub threshold: f64,
+    pub applied_ms: i64,
+    /// The role of the token that applied it.
+    pub applied_by: String,
+    /// The audit entry that recorded it (set by the store).
+    pub audit_id: i64,
+}
+
+/// One entry of the calibration audit: a change of the threshold, bounds or source a camera
+/// is judged with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationChange {
+    /// Assigned by the store.
+    pub id: i64,
+    pub at_ms: i64,
+    pub camera: String,
+    /// Who: the role of the authenticated token (`admin`), or `signal` / `service` for a
+    /// SIGHUP reload or a start.
+    pub actor: String,
+    /// `apply`, `clear`, `reload` or `start`.
+    pub action: String,
+    pub old_threshold: Option<f64>,
+    pub new_threshold: f64,
+    pub old_source: Option<String>,
+    pub new_source: String,
+    /// The bounds in force after the change.
+    pub min: f64,
+    pub max: f64,
+    pub model_name: String,
+    pub model_version: String,
+    pub model_sha256: String,
+    /// Why, in words (the admin's reason, or what the service did).
+    pub reason: String,
+}
+
+/// What a calibration change does to the applied threshold of its camera and model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppliedUpdate {
+    /// Nothing (a reload or a start found other files or another model in force).
+    Unchanged,
+    /// Makes this the applied threshold (replacing any before it).
+    Set(AppliedThreshold),
+    /// Removes the applied threshold of the change's camera and model.
+    Clear,
+}
+
 /// What the service needs from storage.
 pub trait Store: Send + Sync {
     /// Stores a batch atomically (files first, then one transaction) and returns the ids.
@@ -180,8 +246,36 @@ pub trait Store: Send + Sync {
     fn positions(&self, camera: Option<&str>, bucket_m: f64) -> Result<Vec<PositionBucket>>;
     /// `(A_norm, verdict)` of the latest `limit` frames.
     fn recent_scores(&self, camera: Option<&str>, limit: usize) -> Result<Vec<(f64, Verdict)>>;
-    /// `(raw A, state)` of every reviewed frame of a camera.
-    fn reviewed_scores(&self, camera: &str) -> Result<Vec<(f64, ReviewState)>>;
+    /// Every reviewed, scored frame of a camera judged by one model version (name and
+    /// version as stored with the inspection): reviews under other versions are left out.
+    fn reviewed_scores(
+        &self,
+        camera: &str,
+        model_name: &str,
+        model_version: &str,
+    ) -> Result<Vec<ReviewedScore>>;
+    /// The threshold applied for `camera` under this model (name and SHA-256), if any.
+    fn applied_threshold(
+        &self,
+        camera: &str,
+        model_name: &str,
+        model_sha256: &str,
+    ) -> Result<Option<AppliedThreshold>>;
+    /// Records `change` in the calibration audit and applies `update` to the applied
+    /// thresholds, in one transaction; returns the audit entry's id.
+    fn record_calibration_change(
+        &self,
+        change: &CalibrationChange,
+        update: &AppliedUpdate,
+    ) -> Result<i64>;
+    /// Calibration audit entries, newest first (optionally one camera's, older than
+    /// `before_id`).
+    fn calibration_audit(
+        &self,
+        camera: Option<&str>,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CalibrationChange>>;
     /// Deletes kept images of normal frames received before `before_ms`; returns how many.
     fn expire_normal_images(&self, before_ms: i64) -> Result<usize>;
     /// A cheap write, for readiness.
@@ -240,7 +334,65 @@ const MIGRATIONS: &[&str] = &[
     // the frame's edge; NULL in older rows (read as no note and no partial slots).
     "ALTER TABLE inspections ADD COLUMN note TEXT;
     ALTER TABLE inspections ADD COLUMN partial_slots_json TEXT;",
+    // 4: the calibration audit (every threshold change: who, when, camera, old, new, why) and
+    // the thresholds applied by admins, which outrank the calibration files until cleared;
+    // reviewed frames looked up per camera and model version (recalibration).
+    "CREATE TABLE calibration_audit (
+        id INTEGER PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        camera TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('apply', 'clear', 'reload', 'start')),
+        old_threshold REAL,
+        new_threshold REAL NOT NULL,
+        old_source TEXT,
+        new_source TEXT NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        model_name TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        model_sha256 TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX calibration_audit_camera ON calibration_audit (camera, id);
+    CREATE TABLE applied_thresholds (
+        camera TEXT NOT NULL,
+        model_name TEXT NOT NULL,
+        model_sha256 TEXT NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        threshold REAL NOT NULL,
+        applied_ms INTEGER NOT NULL,
+        applied_by TEXT NOT NULL,
+        audit_id INTEGER NOT NULL REFERENCES calibration_audit (id),
+        PRIMARY KEY (camera, model_name, model_sha256)
+    );
+    CREATE INDEX inspections_reviewed ON inspections (camera, model_name, model_version)
+        WHERE review_state IS NOT NULL;",
 ];
+
+const AUDIT_COLUMNS: &str = "id, created_ms, camera, actor, action, old_threshold, new_threshold, \
+    old_source, new_source, min, max, model_name, model_version, model_sha256, reason";
+
+fn row_to_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<CalibrationChange> {
+    Ok(CalibrationChange {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        camera: r.get(2)?,
+        actor: r.get(3)?,
+        action: r.get(4)?,
+        old_threshold: r.get(5)?,
+        new_threshold: r.get(6)?,
+        old_source: r.get(7)?,
+        new_source: r.get(8)?,
+        min: r.get(9)?,
+        max: r.get(10)?,
+        model_name: r.get(11)?,
+        model_version: r.get(12)?,
+        model_sha256: r.get(13)?,
+        reason: r.get(14)?,
+    })
+}
 
 const COLUMNS: &str = "id, camera, frame_id, capture_ms, received_ms, track_id, position_m, speed_kmh, \
     r, l, a, a_norm, threshold, verdict, model_name, model_version, provider, crops, \
@@ -713,21 +865,142 @@ impl Store for SqliteStore {
         })
     }
 
-    fn reviewed_scores(&self, camera: &str) -> Result<Vec<(f64, ReviewState)>> {
+    fn reviewed_scores(
+        &self,
+        camera: &str,
+        model_name: &str,
+        model_version: &str,
+    ) -> Result<Vec<ReviewedScore>> {
         self.read(|c| {
             let mut st = c.prepare(
-                "SELECT a, review_state FROM inspections
-                 WHERE camera = ?1 AND a IS NOT NULL AND review_state IS NOT NULL",
+                "SELECT id, a, review_state FROM inspections
+                 WHERE camera = ?1 AND model_name = ?2 AND model_version = ?3
+                   AND a IS NOT NULL AND review_state IS NOT NULL ORDER BY id",
             )?;
-            let rows = st.query_map([camera], |r| {
-                let s: String = r.get(1)?;
-                Ok((r.get(0)?, s))
+            let rows = st.query_map(params![camera, model_name, model_version], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
             })?;
             rows.filter_map(|r| match r {
-                Ok((a, s)) => ReviewState::parse(&s).map(|st| Ok((a, st))),
+                Ok((id, a, s)) => {
+                    ReviewState::parse(&s).map(|state| Ok(ReviewedScore { id, a, state }))
+                }
                 Err(e) => Some(Err(e)),
             })
             .collect()
+        })
+    }
+
+    fn applied_threshold(
+        &self,
+        camera: &str,
+        model_name: &str,
+        model_sha256: &str,
+    ) -> Result<Option<AppliedThreshold>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT min, max, threshold, applied_ms, applied_by, audit_id FROM applied_thresholds
+                 WHERE camera = ?1 AND model_name = ?2 AND model_sha256 = ?3",
+                params![camera, model_name, model_sha256],
+                |r| {
+                    Ok(AppliedThreshold {
+                        camera: camera.to_string(),
+                        model_name: model_name.to_string(),
+                        model_sha256: model_sha256.to_string(),
+                        min: r.get(0)?,
+                        max: r.get(1)?,
+                        threshold: r.get(2)?,
+                        applied_ms: r.get(3)?,
+                        applied_by: r.get(4)?,
+                        audit_id: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn record_calibration_change(
+        &self,
+        change: &CalibrationChange,
+        update: &AppliedUpdate,
+    ) -> Result<i64> {
+        let mut w = self.lock_writer();
+        let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+        tx.execute(
+            "INSERT INTO calibration_audit (created_ms, camera, actor, action, old_threshold,
+             new_threshold, old_source, new_source, min, max, model_name, model_version,
+             model_sha256, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                change.at_ms,
+                change.camera,
+                change.actor,
+                change.action,
+                change.old_threshold,
+                change.new_threshold,
+                change.old_source,
+                change.new_source,
+                change.min,
+                change.max,
+                change.model_name,
+                change.model_version,
+                change.model_sha256,
+                change.reason,
+            ],
+        )
+        .map_err(|e| db_err(&self.db_path, e))?;
+        let audit_id = tx.last_insert_rowid();
+        match update {
+            AppliedUpdate::Unchanged => {}
+            AppliedUpdate::Set(a) => {
+                tx.execute(
+                    "INSERT INTO applied_thresholds (camera, model_name, model_sha256, min, max,
+                     threshold, applied_ms, applied_by, audit_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (camera, model_name, model_sha256) DO UPDATE SET min = ?4, max = ?5,
+                     threshold = ?6, applied_ms = ?7, applied_by = ?8, audit_id = ?9",
+                    params![
+                        a.camera,
+                        a.model_name,
+                        a.model_sha256,
+                        a.min,
+                        a.max,
+                        a.threshold,
+                        a.applied_ms,
+                        a.applied_by,
+                        audit_id
+                    ],
+                )
+                .map_err(|e| db_err(&self.db_path, e))?;
+            }
+            AppliedUpdate::Clear => {
+                tx.execute(
+                    "DELETE FROM applied_thresholds
+                     WHERE camera = ?1 AND model_name = ?2 AND model_sha256 = ?3",
+                    params![change.camera, change.model_name, change.model_sha256],
+                )
+                .map_err(|e| db_err(&self.db_path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        Ok(audit_id)
+    }
+
+    fn calibration_audit(
+        &self,
+        camera: Option<&str>,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CalibrationChange>> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM calibration_audit
+             WHERE (?1 IS NULL OR camera = ?1) AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
+        );
+        self.read(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(
+                params![camera, before_id, limit.max(1) as i64],
+                row_to_change,
+            )?;
+            rows.collect()
         })
     }
 
@@ -884,9 +1157,14 @@ mod tests {
         assert_eq!(reviewed.review.unwrap().state, ReviewState::Confirmed);
         assert!(s.list(&queue).unwrap().is_empty());
         assert_eq!(
-            s.reviewed_scores("cam-01").unwrap(),
-            vec![(0.11, ReviewState::Confirmed)]
+            s.reviewed_scores("cam-01", "m", "1").unwrap(),
+            vec![ReviewedScore {
+                id: ids[0],
+                a: 0.11,
+                state: ReviewState::Confirmed
+            }]
         );
+        assert!(s.reviewed_scores("cam-01", "m", "2").unwrap().is_empty());
         assert!(s.review(9999, &reviewed_dummy()).unwrap().is_none());
 
         let totals = s.camera_totals().unwrap();
@@ -1022,6 +1300,156 @@ mod tests {
         drop(s);
         let again = SqliteStore::open(dir.path(), "normal").unwrap();
         assert_eq!(again.get(ids[0]).unwrap().unwrap().note, flagged.note);
+    }
+
+    fn change(camera: &str, action: &str, old: Option<f64>, new: f64) -> CalibrationChange {
+        CalibrationChange {
+            id: 0,
+            at_ms: 1_000,
+            camera: camera.into(),
+            actor: "admin".into(),
+            action: action.into(),
+            old_threshold: old,
+            new_threshold: new,
+            old_source: old.map(|_| "m.json".into()),
+            new_source: "applied".into(),
+            min: 0.01,
+            max: 0.09,
+            model_name: "m".into(),
+            model_version: "1".into(),
+            model_sha256: "abc".into(),
+            reason: "best F1 proposal".into(),
+        }
+    }
+
+    #[test]
+    fn a_version_3_database_gains_the_calibration_audit_and_applied_thresholds() {
+        let dir = tempfile::tempdir().unwrap();
+        // A review made under model version 1 by the older release.
+        let s = migrated_from(
+            dir.path(),
+            3,
+            "INSERT INTO inspections (camera, received_ms, a, a_norm, threshold, verdict, model_name,
+             model_version, provider, crops, review_state, reviewer, reviewed_ms)
+             VALUES ('cam-01', 1, 0.05, 0.5, 0.1, 'defect', 'm', '1', 'cpu', '[]', 'confirmed', 'inspector', 2)",
+        );
+        assert_eq!(
+            s.reviewed_scores("cam-01", "m", "1").unwrap(),
+            vec![ReviewedScore {
+                id: 1,
+                a: 0.05,
+                state: ReviewState::Confirmed
+            }]
+        );
+        assert!(s.reviewed_scores("cam-01", "m", "2").unwrap().is_empty());
+        assert!(s
+            .reviewed_scores("cam-01", "other", "1")
+            .unwrap()
+            .is_empty());
+        assert!(s.calibration_audit(None, None, 10).unwrap().is_empty());
+        assert!(s.applied_threshold("cam-01", "m", "abc").unwrap().is_none());
+
+        // Apply: the audit entry and the applied threshold in one transaction.
+        let applied = AppliedThreshold {
+            camera: "cam-01".into(),
+            model_name: "m".into(),
+            model_sha256: "abc".into(),
+            min: 0.01,
+            max: 0.09,
+            threshold: 0.143985687,
+            applied_ms: 1_000,
+            applied_by: "admin".into(),
+            audit_id: 0,
+        };
+        let first = s
+            .record_calibration_change(
+                &change("cam-01", "apply", Some(0.127), 0.143985687),
+                &AppliedUpdate::Set(applied.clone()),
+            )
+            .unwrap();
+        let got = s.applied_threshold("cam-01", "m", "abc").unwrap().unwrap();
+        assert_eq!(
+            got,
+            AppliedThreshold {
+                audit_id: first,
+                ..applied.clone()
+            }
+        );
+        // Another model (or another model.onnx) has none.
+        assert!(s.applied_threshold("cam-01", "m", "def").unwrap().is_none());
+        assert!(s.applied_threshold("cam-02", "m", "abc").unwrap().is_none());
+        // A second apply replaces it; a reload entry leaves it alone; clear removes it.
+        let second = s
+            .record_calibration_change(
+                &change("cam-01", "apply", Some(0.143985687), 0.2),
+                &AppliedUpdate::Set(AppliedThreshold {
+                    threshold: 0.2,
+                    ..applied.clone()
+                }),
+            )
+            .unwrap();
+        assert!(second > first);
+        let reload = s
+            .record_calibration_change(
+                &change("cam-02", "reload", Some(0.127), 0.15),
+                &AppliedUpdate::Unchanged,
+            )
+            .unwrap();
+        let got = s.applied_threshold("cam-01", "m", "abc").unwrap().unwrap();
+        assert_eq!((got.threshold, got.audit_id), (0.2, second));
+        drop(s);
+        // Survives a restart.
+        let s = SqliteStore::open(dir.path(), "normal").unwrap();
+        assert_eq!(
+            s.applied_threshold("cam-01", "m", "abc")
+                .unwrap()
+                .unwrap()
+                .threshold,
+            0.2
+        );
+        let cleared = s
+            .record_calibration_change(
+                &change("cam-01", "clear", Some(0.2), 0.127),
+                &AppliedUpdate::Clear,
+            )
+            .unwrap();
+        assert!(s.applied_threshold("cam-01", "m", "abc").unwrap().is_none());
+
+        // The audit, newest first, per camera and paged.
+        let all = s.calibration_audit(None, None, 10).unwrap();
+        assert_eq!(
+            all.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![cleared, reload, second, first]
+        );
+        let cam1 = s.calibration_audit(Some("cam-01"), None, 10).unwrap();
+        assert_eq!(
+            cam1.iter()
+                .map(|c| (c.action.as_str(), c.old_threshold, c.new_threshold))
+                .collect::<Vec<_>>(),
+            vec![
+                ("clear", Some(0.2), 0.127),
+                ("apply", Some(0.143985687), 0.2),
+                ("apply", Some(0.127), 0.143985687),
+            ]
+        );
+        assert_eq!(cam1[2], {
+            let mut c = change("cam-01", "apply", Some(0.127), 0.143985687);
+            c.id = first;
+            c
+        });
+        let page = s
+            .calibration_audit(Some("cam-01"), Some(second), 10)
+            .unwrap();
+        assert_eq!(page.iter().map(|c| c.id).collect::<Vec<_>>(), vec![first]);
+        assert_eq!(s.calibration_audit(None, None, 1).unwrap().len(), 1);
+        // An unknown action is refused by the schema.
+        assert!(s
+            .record_calibration_change(
+                &change("cam-01", "guess", None, 0.1),
+                &AppliedUpdate::Unchanged
+            )
+            .is_err());
+        assert_eq!(s.calibration_audit(None, None, 10).unwrap().len(), 4);
     }
 
     #[test]

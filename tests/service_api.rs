@@ -504,9 +504,13 @@ fn every_bad_input_gets_its_json_4xx_and_the_service_keeps_answering() {
 fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     let tmp = tempfile::tempdir().unwrap();
     let cal = calibration_copy(tmp.path());
+    // Three reviews of each kind are enough here (the shipped config asks for 10).
     let s = Service::start(
         &tmp.path().join("store"),
-        &[("RAILSCOPE__ENGINE__CALIBRATION_DIR", cal.as_str())],
+        &[
+            ("RAILSCOPE__ENGINE__CALIBRATION_DIR", cal.as_str()),
+            ("RAILSCOPE__CALIBRATION__MIN_REVIEWS_PER_CLASS", "3"),
+        ],
     );
     let mut defects = Vec::new();
     for img in expected_scores() {
@@ -609,10 +613,10 @@ fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     );
     let r = put_json(&put_url, Some(ADMIN), &json!({"threshold": proposed}));
     assert_eq!(r.status, 200, "{}", r.json);
-    let written = std::path::Path::new(&cal).join("nested-edgan.cam-01.json");
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
-    assert_eq!(file["threshold"].as_f64(), Some(proposed));
-    assert_eq!(file["camera"], "cam-01");
+    // Kept in the database with its audit entry (tests/service_calibration.rs), not as a file.
+    assert!(!std::path::Path::new(&cal)
+        .join("nested-edgan.cam-01.json")
+        .exists());
     let good = fixture("test/good/000000.png");
     let after = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &good, &[]);
     assert_eq!(after.json["threshold"].as_f64(), Some(proposed));
@@ -632,12 +636,21 @@ fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
     let c1 = &cams.json["cameras"][0];
     assert_eq!(c1["calibration"]["threshold"].as_f64(), Some(proposed));
-    // The calibration folder lies outside the working directory: the answer names the file
-    // relative to it, never the server's absolute path.
-    assert_eq!(
-        c1["calibration"]["source"].as_str(),
-        Some("nested-edgan.cam-01.json"),
+    // The answer says the threshold was applied, and by whom; cam-02 names its file relative
+    // to the calibration folder (outside the working directory), never the absolute path.
+    assert_eq!(c1["calibration"]["origin"], "applied", "{c1}");
+    assert!(
+        c1["calibration"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("applied by admin at "),
         "{c1}"
+    );
+    let c2 = &cams.json["cameras"][1];
+    assert_eq!(
+        (&c2["calibration"]["origin"], &c2["calibration"]["source"]),
+        (&json!("default"), &json!("nested-edgan.json")),
+        "{c2}"
     );
     assert!(!cams.bytes.windows(cal.len()).any(|w| w == cal.as_bytes()));
 }
@@ -1057,12 +1070,20 @@ fn an_applied_threshold_outside_the_sane_range_is_refused_and_nothing_is_written
         before_file,
         "no calibration file written for a refused threshold"
     );
+    let audit = get(&s.url("/v1/calibration/audit"), Some(INSPECTOR));
+    assert_eq!(
+        audit.json["items"],
+        json!([]),
+        "a refused threshold is not a change"
+    );
 
     let good = 0.2;
     let r = put_json(&put_url, Some(ADMIN), &json!({ "threshold": good }));
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(r.json["threshold"].as_f64(), Some(good));
     assert_eq!(threshold_now(), good);
+    let audit = get(&s.url("/v1/calibration/audit"), Some(INSPECTOR));
+    assert_eq!(audit.json["items"][0]["new_threshold"].as_f64(), Some(good));
     let top = put_json(&put_url, Some(ADMIN), &json!({ "threshold": 10.0 }));
     assert_eq!(
         top.status, 200,

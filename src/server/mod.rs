@@ -26,9 +26,10 @@ use crate::config::{CameraConfig, Config, ServerConfig};
 use crate::error::{Error, Result};
 use crate::fastener_search::FastenerSearch;
 use crate::inspector::{Inspector, LoadOptions};
-use crate::package::{calibration_path, Calibration};
+use crate::package::{calibration_file_name, calibration_path, Calibration};
 use crate::preprocess::RoiMode;
-use crate::store::{SqliteStore, Store};
+use crate::scoring::Normalization;
+use crate::store::{AppliedUpdate, CalibrationChange, SqliteStore, Store};
 use crate::telemetry::Metrics;
 
 use auth::Auth;
@@ -47,7 +48,8 @@ pub struct AppState {
     config_path: Option<PathBuf>,
     /// `serve --model/--bind`: re-applied to the config a reload reads.
     overrides: Overrides,
-    model: RwLock<Arc<Inspector>>,
+    /// The model in service and where each camera's calibration comes from, swapped together.
+    model: RwLock<Arc<Served>>,
     batcher: RwLock<Option<Batcher>>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
@@ -63,13 +65,125 @@ pub struct AppState {
     pub decode_slots: Arc<tokio::sync::Semaphore>,
     pub decode_slot_count: usize,
     draining: AtomicBool,
+    /// One reload, threshold apply or clear at a time.
     reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// Where the calibration a camera is judged with comes from. The first that exists wins, in
+/// this order (docs/scoring.md, "Which calibration a camera uses").
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalibrationOrigin {
+    /// A threshold an admin applied (dashboard or `PUT /v1/cameras/{id}/calibration`) for this
+    /// camera and this model (name and model.onnx SHA-256), kept in SQLite until cleared.
+    Applied {
+        by: String,
+        at_ms: i64,
+        audit_id: i64,
+    },
+    /// The camera's `calibration` file named in the config.
+    Config(PathBuf),
+    /// `<calibration_dir>/<model>.<camera>.json`.
+    CameraFile(PathBuf),
+    /// `<calibration_dir>/<model>.json`, the model's default.
+    Default(PathBuf),
+}
+
+impl CalibrationOrigin {
+    /// `applied`, `config`, `camera_file` or `default`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CalibrationOrigin::Applied { .. } => "applied",
+            CalibrationOrigin::Config(_) => "config",
+            CalibrationOrigin::CameraFile(_) => "camera_file",
+            CalibrationOrigin::Default(_) => "default",
+        }
+    }
+
+    /// As clients may see it: who applied the threshold and when, or the file relative to the
+    /// calibration folder (or the working directory) when it lies below it, else its file
+    /// name alone — never the server's absolute layout.
+    pub fn source(&self, calibration_dir: &std::path::Path) -> String {
+        match self {
+            CalibrationOrigin::Applied { by, at_ms, .. } => {
+                format!("applied by {by} at {}", views::rfc3339(*at_ms))
+            }
+            CalibrationOrigin::Config(p)
+            | CalibrationOrigin::CameraFile(p)
+            | CalibrationOrigin::Default(p) => public_path(p, calibration_dir),
+        }
+    }
+}
+
+/// The model in service, the camera settings it was loaded with, and where each configured
+/// camera's calibration comes from.
+pub struct Served {
+    pub inspector: Arc<Inspector>,
+    cameras: Vec<CameraConfig>,
+    origins: RwLock<HashMap<String, CalibrationOrigin>>,
+}
+
+impl Served {
+    /// Where `camera`'s calibration comes from (the model's default for an unknown camera).
+    pub fn origin(&self, camera: &str) -> CalibrationOrigin {
+        self.origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(camera)
+            .cloned()
+            .unwrap_or_else(|| {
+                let m = &self.inspector;
+                CalibrationOrigin::Default(calibration_path(
+                    m.calibration_dir(),
+                    m.package().name(),
+                    None,
+                ))
+            })
+    }
+
+    /// The calibration `camera` is judged with and where it comes from.
+    pub fn calibration(&self, camera: &str) -> Result<(Normalization, CalibrationOrigin)> {
+        Ok((
+            self.inspector.calibration_for(Some(camera))?,
+            self.origin(camera),
+        ))
+    }
+
+    /// The calibration files' choice for `camera`, whatever is applied (what clearing an
+    /// applied threshold returns to).
+    pub fn file_calibration(&self, camera: &str) -> Result<(Normalization, CalibrationOrigin)> {
+        let cam = self
+            .cameras
+            .iter()
+            .find(|c| c.id == camera)
+            .ok_or_else(|| Error::Other(format!("camera {camera:?} is not configured")))?;
+        file_calibration(&self.inspector, cam)
+    }
+
+    /// Makes `norm` from `origin` the camera's calibration from its next frame on.
+    pub fn set(&self, camera: &str, norm: Normalization, origin: CalibrationOrigin) -> Result<()> {
+        self.inspector.set_camera_calibration(camera, norm)?;
+        self.origins
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(camera.to_string(), origin);
+        Ok(())
+    }
 }
 
 impl AppState {
     /// The model new frames are prepared with.
     pub fn model(&self) -> Arc<Inspector> {
+        self.served().inspector.clone()
+    }
+
+    /// The model with its cameras' calibration origins.
+    pub fn served(&self) -> Arc<Served> {
         self.model.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Held while a reload, or a threshold apply or clear, changes calibrations.
+    pub async fn calibration_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reload_lock.lock().await
     }
 
     pub fn batcher(&self) -> Option<Batcher> {
@@ -86,23 +200,6 @@ impl AppState {
     /// Sends a live event to every open `/v1/events` stream.
     pub fn publish(&self, event: &str, data: &Value) {
         publish(&self.events, event, data);
-    }
-
-    /// The file the camera's calibration came from, as clients may see it: relative to the
-    /// calibration folder (or the working directory) when it lies below it, else its file name
-    /// alone — never the server's absolute layout.
-    pub fn calibration_source(&self, camera: &str) -> String {
-        let m = self.model();
-        let path = self
-            .config
-            .cameras
-            .iter()
-            .find(|c| c.id == camera)
-            .and_then(|c| c.calibration.clone())
-            .unwrap_or_else(|| {
-                calibration_path(m.calibration_dir(), m.package().name(), Some(camera))
-            });
-        public_path(&path, m.calibration_dir())
     }
 }
 
@@ -142,8 +239,10 @@ fn publish(events: &broadcast::Sender<Arc<str>>, event: &str, data: &Value) {
     }
 }
 
-/// Loads the model package `config.server.model` with every camera's calibration override.
-pub fn load_model(config: &Config) -> Result<Inspector> {
+/// Loads the model package `config.server.model` and settles every configured camera's
+/// calibration: a threshold applied for this model (in `store`) wins, else the files
+/// ([`file_calibration`]). A calibration file that cannot be used fails the load.
+pub fn load_model(config: &Config, store: &dyn Store) -> Result<Served> {
     let opts = LoadOptions {
         // The model's templates are needed only by searching cameras without their own.
         load_search: config.cameras.iter().any(|c| {
@@ -155,18 +254,132 @@ pub fn load_model(config: &Config) -> Result<Inspector> {
         ..Default::default()
     };
     let model = Inspector::load(&config.server.model, config, &opts)?;
+    let m = model.package().manifest.model.clone();
+    let mut origins = HashMap::new();
     for cam in &config.cameras {
-        if let Some(path) = &cam.calibration {
-            let cal = Calibration::load(path)?;
-            cal.check_model(model.package(), path)?;
-            let norm = cal.normalization().map_err(|message| Error::Calibration {
-                path: path.clone(),
-                message,
-            })?;
-            model.set_camera_calibration(&cam.id, norm)?;
-        }
+        let (files, file_origin) = file_calibration(&model, cam)?;
+        let (norm, origin) = match store.applied_threshold(&cam.id, &m.name, &m.sha256)? {
+            Some(a) => {
+                let norm = Normalization::new(a.min, a.max, a.threshold).map_err(|message| {
+                    Error::Other(format!("the threshold applied to {}: {message}", cam.id))
+                })?;
+                if files != norm {
+                    tracing::info!(
+                        camera = %cam.id,
+                        applied = norm.threshold,
+                        file = %file_origin.source(model.calibration_dir()),
+                        file_threshold = files.threshold,
+                        "an applied threshold outranks the calibration file until it is cleared"
+                    );
+                }
+                (
+                    norm,
+                    CalibrationOrigin::Applied {
+                        by: a.applied_by,
+                        at_ms: a.applied_ms,
+                        audit_id: a.audit_id,
+                    },
+                )
+            }
+            None => (files, file_origin),
+        };
+        model.set_camera_calibration(&cam.id, norm)?;
+        origins.insert(cam.id.clone(), origin);
     }
-    Ok(model)
+    Ok(Served {
+        inspector: Arc::new(model),
+        cameras: config.cameras.clone(),
+        origins: RwLock::new(origins),
+    })
+}
+
+/// What the calibration files give a camera: its `calibration` file from the config, else
+/// `<calibration_dir>/<model>.<camera>.json` when it exists, else the model's
+/// `<model>.json`. Each file is loaded and checked against the model.
+pub fn file_calibration(
+    model: &Inspector,
+    cam: &CameraConfig,
+) -> Result<(Normalization, CalibrationOrigin)> {
+    let load = |path: &std::path::Path| -> Result<Normalization> {
+        let cal = Calibration::load(path)?;
+        cal.check_model(model.package(), path)?;
+        cal.normalization().map_err(|message| Error::Calibration {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    if let Some(path) = cam
+        .calibration
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        return Ok((load(path)?, CalibrationOrigin::Config(path.clone())));
+    }
+    let name = model.package().name();
+    let own = model
+        .calibration_dir()
+        .join(calibration_file_name(name, Some(&cam.id)));
+    if own.is_file() {
+        return Ok((load(&own)?, CalibrationOrigin::CameraFile(own)));
+    }
+    let default = *model
+        .default_calibration()
+        .ok_or_else(|| Error::Other("the model was loaded without a calibration".into()))?;
+    Ok((
+        default,
+        CalibrationOrigin::Default(calibration_path(model.calibration_dir(), name, None)),
+    ))
+}
+
+/// An audit entry for every configured camera whose calibration in `new` differs (threshold,
+/// bounds or source) from `before` (threshold, min, max, source), for a reload or a start.
+fn calibration_changes(
+    new: &Served,
+    before: impl Fn(&str) -> Option<(f64, f64, f64, String)>,
+    actor: &str,
+    action: &str,
+    reason: &str,
+) -> Result<Vec<CalibrationChange>> {
+    let m = &new.inspector.package().manifest.model;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut out = Vec::new();
+    for cam in &new.cameras {
+        let (norm, origin) = new.calibration(&cam.id)?;
+        let source = origin.source(new.inspector.calibration_dir());
+        let old = before(&cam.id);
+        let same = old.as_ref().is_some_and(|(t, lo, hi, src)| {
+            *t == norm.threshold && *lo == norm.min && *hi == norm.max && *src == source
+        });
+        if same || (old.is_none() && action == "start") {
+            continue;
+        }
+        out.push(CalibrationChange {
+            id: 0,
+            at_ms: now,
+            camera: cam.id.clone(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            old_threshold: old.as_ref().map(|o| o.0),
+            new_threshold: norm.threshold,
+            old_source: old.map(|o| o.3),
+            new_source: source,
+            min: norm.min,
+            max: norm.max,
+            model_name: m.name.clone(),
+            model_version: m.version.clone(),
+            model_sha256: m.sha256.clone(),
+            reason: reason.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn record_changes(store: &dyn Store, changes: &[CalibrationChange]) -> Result<()> {
+    for c in changes {
+        store.record_calibration_change(c, &AppliedUpdate::Unchanged)?;
+        tracing::info!(camera = %c.camera, action = %c.action, old = ?c.old_threshold, new = c.new_threshold, source = %c.new_source, "calibration changed");
+    }
+    Ok(())
 }
 
 /// Command-line choices (`railscope serve --model/--bind`) that outrank the config file, at
@@ -235,6 +448,9 @@ pub fn not_applied(running: &Config, new: &Config) -> Vec<&'static str> {
     if running.auth != new.auth {
         out.push("auth");
     }
+    if running.calibration != new.calibration {
+        out.push("calibration");
+    }
     if cameras(running) != cameras(new) {
         out.push("cameras");
     }
@@ -294,29 +510,56 @@ impl Observer for ServiceObserver {
 }
 
 /// Swaps in a freshly loaded model and calibration. Frames already prepared finish on the old
-/// model; the next ones use the new one; nothing fails in between.
-pub async fn reload(state: Arc<AppState>) -> std::result::Result<Value, String> {
+/// model; the next ones use the new one; nothing fails in between. Every camera whose
+/// calibration changes gets an audit entry by `actor` (the caller's role, or `signal`), written
+/// before the swap: a reload whose audit cannot be written does not happen.
+pub async fn reload(state: Arc<AppState>, actor: &str) -> std::result::Result<Value, String> {
     let _one_at_a_time = state.reload_lock.lock().await;
     let config = Config::load(state.config_path.as_deref()).map(|mut c| {
         state.overrides.apply(&mut c);
         c
     });
     let mut skipped = Vec::new();
+    let old = state.served();
+    let trigger = if actor == "signal" {
+        "SIGHUP"
+    } else {
+        "POST /admin/reload"
+    };
+    let reason = format!("reload ({trigger}): the model or calibration files on disk");
+    let actor = actor.to_string();
     let loaded = match config {
         Ok(c) => {
             skipped = not_applied(&state.config, &c);
-            web::block(move || load_model(&c))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
+            let store = state.store.clone();
+            web::block(move || {
+                let served = load_model(&c, store.as_ref())?;
+                let before = |cam: &str| {
+                    old.calibration(cam).ok().map(|(n, o)| {
+                        (
+                            n.threshold,
+                            n.min,
+                            n.max,
+                            o.source(old.inspector.calibration_dir()),
+                        )
+                    })
+                };
+                let changes = calibration_changes(&served, before, &actor, "reload", &reason)?;
+                record_changes(store.as_ref(), &changes)?;
+                Ok::<_, Error>(served)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
         }
         Err(e) => Err(e.to_string()),
     };
     match loaded {
-        Ok(model) => {
+        Ok(served) => {
+            let model = served.inspector.clone();
             let m = model.package().manifest.model.clone();
             let provider = model.provider();
-            *state.model.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(model);
+            *state.model.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(served);
             state.metrics.set_model(&m.name, &m.version, provider);
             state.metrics.reloads.with_label_values(&["ok"]).inc();
             tracing::info!(model = %m.name, version = %m.version, "model reloaded");
@@ -348,11 +591,29 @@ pub async fn reload(state: Arc<AppState>) -> std::result::Result<Value, String> 
 /// queued, and returns. `overrides` outrank the config at start and on every reload.
 pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overrides) -> Result<()> {
     overrides.apply(&mut config);
-    let model = load_model(&config)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
         &config.storage.path,
         &config.storage.synchronous,
     )?);
+    let served = load_model(&config, store.as_ref())?;
+    // A calibration that changed while the service was stopped (files, model, config) is a
+    // change too: compared with what the audit last recorded for each camera.
+    let before = |cam: &str| {
+        store
+            .calibration_audit(Some(cam), None, 1)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .map(|c| (c.new_threshold, c.min, c.max, c.new_source))
+    };
+    let changes = calibration_changes(
+        &served,
+        before,
+        "service",
+        "start",
+        "service start: the calibration in force differs from the last one recorded",
+    )?;
+    record_changes(store.as_ref(), &changes)?;
+    let model = served.inspector.clone();
     let metrics = Arc::new(Metrics::new());
     let camera_ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
     metrics.preset(&camera_ids);
@@ -410,7 +671,7 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         config: config.clone(),
         config_path,
         overrides,
-        model: RwLock::new(Arc::new(model)),
+        model: RwLock::new(Arc::new(served)),
         batcher: RwLock::new(Some(batcher)),
         store,
         metrics,
@@ -534,7 +795,7 @@ async fn run_http(state: Arc<AppState>) -> Result<()> {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading model and calibration");
-                    let _ = reload(signals_state.clone()).await;
+                    let _ = reload(signals_state.clone(), "signal").await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

@@ -12,17 +12,18 @@ use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::batching::{FrameJob, SubmitError};
-use crate::calibrate;
 use crate::inspector::ImageInput;
-use crate::package::{calibration_file_name, Calibration};
 use crate::recalibration::{propose, ProposalMethod};
 use crate::scoring::{Normalization, Verdict};
-use crate::store::{FrameMeta, InspectionFilter, Review, ReviewFilter, ReviewState};
+use crate::store::{
+    AppliedThreshold, AppliedUpdate, CalibrationChange, FrameMeta, InspectionFilter, Review,
+    ReviewFilter, ReviewState,
+};
 
 use super::auth::{session_id, Role, COOKIE};
 use super::errors::ApiError;
 use super::views::{self, parse_time, rfc3339};
-use super::AppState;
+use super::{AppState, CalibrationOrigin};
 
 type Resp = Result<HttpResponse, ApiError>;
 
@@ -39,9 +40,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(calibration_proposal)),
             )
             .service(
-                resource("/cameras/{camera}/calibration", "PUT")
-                    .route(web::put().to(apply_calibration)),
+                resource("/cameras/{camera}/calibration", "PUT, DELETE")
+                    .route(web::put().to(apply_calibration))
+                    .route(web::delete().to(clear_calibration)),
             )
+            .service(resource("/calibration/audit", "GET").route(web::get().to(calibration_audit)))
             .service(resource("/inspections", "GET").route(web::get().to(list_inspections)))
             .service(resource("/inspections/{id}", "GET").route(web::get().to(get_inspection)))
             .service(
@@ -733,12 +736,12 @@ async fn cameras(req: HttpRequest, state: web::Data<AppState>) -> Resp {
     state.auth.reader(&req)?;
     let now = chrono::Utc::now().timestamp_millis();
     let silent_ms = (state.config.server.silent_after_s * 1e3) as i64;
-    let model = state.model();
+    let served = state.served();
     let mut out = Vec::new();
     for cam in &state.config.cameras {
         let live = state.board.get(&cam.id);
-        let cal = model
-            .calibration_for(Some(&cam.id))
+        let (cal, origin) = served
+            .calibration(&cam.id)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         out.push(json!({
             "id": cam.id,
@@ -751,7 +754,7 @@ async fn cameras(req: HttpRequest, state: web::Data<AppState>) -> Resp {
             "silent": live.last_ms.is_none_or(|t| now - t > silent_ms),
             "last_inspection_id": live.last_id,
             "last_image_inspection_id": live.last_image_id,
-            "calibration": views::calibration(&cal, &state.calibration_source(&cam.id)),
+            "calibration": views::calibration(&cal, &origin, served.inspector.calibration_dir()),
         }));
     }
     Ok(HttpResponse::Ok().json(json!({ "cameras": out })))
@@ -799,28 +802,49 @@ async fn calibration_proposal(
             )))
         }
     };
-    let current = state
-        .model()
-        .calibration_for(Some(&camera))
+    let served = state.served();
+    let (current, origin) = served
+        .calibration(&camera)
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    let m = served.inspector.package().manifest.model.clone();
     let store = state.store.clone();
-    let cam = camera.clone();
-    let reviews = blocking(move || store.reviewed_scores(&cam)).await?;
-    let p = propose(&reviews, &current, method);
+    let (cam, name, version) = (camera.clone(), m.name.clone(), m.version.clone());
+    let reviews = blocking(move || store.reviewed_scores(&cam, &name, &version)).await?;
+    let raw: Vec<(f64, ReviewState)> = reviews.iter().map(|r| (r.a, r.state)).collect();
+    let p = propose(
+        &raw,
+        &current,
+        method,
+        state.config.calibration.min_reviews_per_class,
+    );
+    // The reviewed frames the effects are computed over, A′ under the calibration in force,
+    // so that the dashboard's what-if counts exactly what the proposal counts.
+    let reviewed: Vec<_> = reviews
+        .iter()
+        .map(|r| json!({"id": r.id, "A_norm": current.normalize(r.a), "state": r.state}))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
         "camera": camera,
-        "current": views::calibration(&current, &state.calibration_source(&camera)),
+        "current": views::calibration(&current, &origin, served.inspector.calibration_dir()),
+        "model": {"name": m.name, "version": m.version},
         "proposed": p.threshold.map(|t| json!({"threshold": t})),
         "method": p.method,
         "reviewed": {"confirmed": p.confirmed, "false_alarm": p.false_alarm},
+        "min_reviews_per_class": p.min_reviews_per_class,
+        "missed_confirmed": p.missed_confirmed,
+        "reason": p.reason,
         "effect": {"current": p.current, "proposed": p.proposed},
         "message": p.message,
+        "reviews": reviewed,
     })))
 }
 
 #[derive(Debug, Deserialize)]
 struct ThresholdBody {
     threshold: f64,
+    /// Why, for the audit (e.g. "best F1 proposal from 14 reviews").
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// The largest threshold the dashboard may apply. A′ is min-max normalized against the
@@ -828,6 +852,9 @@ struct ThresholdBody {
 /// (0, 1]; headroom up to 10 allows a deliberately insensitive camera, anything beyond is a
 /// typo. A threshold ≤ 0 would flag every frame (A′ ≥ 0 for anything the calibration saw).
 const MAX_APPLIED_THRESHOLD: f64 = 10.0;
+
+/// Longest reason kept with an audit entry.
+const MAX_REASON_CHARS: usize = 500;
 
 fn check_applied_threshold(t: f64) -> Result<(), ApiError> {
     if t.is_finite() && t > 0.0 && t <= MAX_APPLIED_THRESHOLD {
@@ -839,70 +866,175 @@ fn check_applied_threshold(t: f64) -> Result<(), ApiError> {
     }
 }
 
+/// A threshold for one camera: it takes effect for the camera's next frame and outranks the
+/// calibration files — across reloads and restarts — until it is cleared (DELETE). Stored in
+/// SQLite with its audit entry, in one transaction.
 async fn apply_calibration(
     req: HttpRequest,
     path: web::Path<String>,
     body: Bytes,
     state: web::Data<AppState>,
 ) -> Resp {
-    state.auth.admin(&req)?;
+    let role = state.auth.admin(&req)?;
     let camera = path.into_inner();
     known_camera(&state, &camera)?;
     let b: ThresholdBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!("body must be {{\"threshold\": <number>}}: {e}"))
+        ApiError::bad_request(format!(
+            "body must be {{\"threshold\": <number>, \"reason\": <optional text>}}: {e}"
+        ))
     })?;
     check_applied_threshold(b.threshold)?;
-    let model = state.model();
-    let current = model
-        .calibration_for(Some(&camera))
+    let reason = b.reason.as_deref().map(str::trim).unwrap_or_default();
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "reason is longer than {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let reason = if reason.is_empty() {
+        "applied through the API (no reason given)".to_string()
+    } else {
+        reason.to_string()
+    };
+    let _one_at_a_time = state.calibration_lock().await;
+    let served = state.served();
+    let (current, old_origin) = served
+        .calibration(&camera)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let norm = Normalization::new(current.min, current.max, b.threshold)
         .map_err(|e| ApiError::bad_request(format!("threshold: {e}")))?;
-    let path = model
-        .calibration_dir()
-        .join(calibration_file_name(model.package().name(), Some(&camera)));
-    let store = state.store.clone();
-    let cal = {
-        let cam = camera.clone();
-        let reviews = blocking(move || store.reviewed_scores(&cam)).await?;
-        Calibration {
-            model: model.package().name().to_string(),
-            model_sha256: Some(model.package().manifest.model.sha256.clone()),
-            min: norm.min,
-            max: norm.max,
-            threshold: norm.threshold,
-            method: "fixed".into(),
-            target: None,
-            n: Some(reviews.len()),
-            n_normal: Some(
-                reviews
-                    .iter()
-                    .filter(|r| r.1 == ReviewState::FalseAlarm)
-                    .count(),
-            ),
-            n_defect: Some(
-                reviews
-                    .iter()
-                    .filter(|r| r.1 == ReviewState::Confirmed)
-                    .count(),
-            ),
-            data: Some("threshold applied from inspector reviews on the dashboard".into()),
-            data_sha256: None,
-            created_at: Some(rfc3339(chrono::Utc::now().timestamp_millis())),
-            camera: Some(camera.clone()),
-            metrics: None,
-        }
+    let m = served.inspector.package().manifest.model.clone();
+    let dir = served.inspector.calibration_dir().to_path_buf();
+    let now = chrono::Utc::now().timestamp_millis();
+    let by = role.name().to_string();
+    let mut origin = CalibrationOrigin::Applied {
+        by: by.clone(),
+        at_ms: now,
+        audit_id: 0,
     };
-    let p = path.clone();
-    blocking(move || calibrate::write(&cal, &p)).await?;
-    model
-        .set_camera_calibration(&camera, norm)
+    let change = CalibrationChange {
+        id: 0,
+        at_ms: now,
+        camera: camera.clone(),
+        actor: by.clone(),
+        action: "apply".into(),
+        old_threshold: Some(current.threshold),
+        new_threshold: norm.threshold,
+        old_source: Some(old_origin.source(&dir)),
+        new_source: origin.source(&dir),
+        min: norm.min,
+        max: norm.max,
+        model_name: m.name.clone(),
+        model_version: m.version.clone(),
+        model_sha256: m.sha256.clone(),
+        reason,
+    };
+    let applied = AppliedThreshold {
+        camera: camera.clone(),
+        model_name: m.name.clone(),
+        model_sha256: m.sha256.clone(),
+        min: norm.min,
+        max: norm.max,
+        threshold: norm.threshold,
+        applied_ms: now,
+        applied_by: by,
+        audit_id: 0,
+    };
+    let store = state.store.clone();
+    let audit_id =
+        blocking(move || store.record_calibration_change(&change, &AppliedUpdate::Set(applied)))
+            .await?;
+    if let CalibrationOrigin::Applied { audit_id: id, .. } = &mut origin {
+        *id = audit_id;
+    }
+    served
+        .set(&camera, norm, origin.clone())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    tracing::info!(camera = %camera, threshold = norm.threshold, file = %path.display(), "calibration applied");
-    Ok(HttpResponse::Ok().json(views::calibration(
-        &norm,
-        &state.calibration_source(&camera),
-    )))
+    tracing::info!(camera = %camera, old = current.threshold, threshold = norm.threshold, audit_id, "threshold applied");
+    Ok(HttpResponse::Ok().json(views::calibration(&norm, &origin, &dir)))
+}
+
+/// Clears the threshold applied to a camera (for the model in service): the calibration files
+/// apply again from its next frame. 404 when none is applied.
+async fn clear_calibration(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Resp {
+    let role = state.auth.admin(&req)?;
+    let camera = path.into_inner();
+    known_camera(&state, &camera)?;
+    let _one_at_a_time = state.calibration_lock().await;
+    let served = state.served();
+    let (current, old_origin) = served
+        .calibration(&camera)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let dir = served.inspector.calibration_dir().to_path_buf();
+    if !matches!(old_origin, CalibrationOrigin::Applied { .. }) {
+        return Err(ApiError::not_found(format!(
+            "no threshold is applied to {camera} for the model in service; its calibration comes from {}",
+            old_origin.source(&dir)
+        )));
+    }
+    let (norm, origin) = {
+        let served = served.clone();
+        let cam = camera.clone();
+        blocking(move || served.file_calibration(&cam)).await?
+    };
+    let m = served.inspector.package().manifest.model.clone();
+    let change = CalibrationChange {
+        id: 0,
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        camera: camera.clone(),
+        actor: role.name().to_string(),
+        action: "clear".into(),
+        old_threshold: Some(current.threshold),
+        new_threshold: norm.threshold,
+        old_source: Some(old_origin.source(&dir)),
+        new_source: origin.source(&dir),
+        min: norm.min,
+        max: norm.max,
+        model_name: m.name.clone(),
+        model_version: m.version.clone(),
+        model_sha256: m.sha256.clone(),
+        reason: "applied threshold cleared: the calibration files apply again".into(),
+    };
+    let store = state.store.clone();
+    let audit_id =
+        blocking(move || store.record_calibration_change(&change, &AppliedUpdate::Clear)).await?;
+    served
+        .set(&camera, norm, origin.clone())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    tracing::info!(camera = %camera, old = current.threshold, threshold = norm.threshold, audit_id, "applied threshold cleared");
+    Ok(HttpResponse::Ok().json(views::calibration(&norm, &origin, &dir)))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    camera: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// The calibration audit, newest first: every threshold change with who, when, camera, old,
+/// new, sources and why.
+async fn calibration_audit(req: HttpRequest, state: web::Data<AppState>) -> Resp {
+    state.auth.reader(&req)?;
+    let q: AuditQuery = query(&req)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let camera = q.camera.filter(|c| !c.is_empty());
+    if let Some(c) = &camera {
+        known_camera(&state, c)?;
+    }
+    let store = state.store.clone();
+    let items =
+        blocking(move || store.calibration_audit(camera.as_deref(), q.before_id, limit)).await?;
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|c| c.id))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({
+        "items": items.iter().map(views::calibration_change).collect::<Vec<_>>(),
+        "next_before_id": next,
+    })))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1073,8 +1205,8 @@ async fn me(req: HttpRequest, state: web::Data<AppState>) -> Resp {
 }
 
 async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.admin(&req)?;
-    let info = super::reload(state.into_inner())
+    let role = state.auth.admin(&req)?;
+    let info = super::reload(state.into_inner(), role.name())
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e))?;
     Ok(HttpResponse::Ok().json(info))

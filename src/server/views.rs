@@ -1,11 +1,15 @@
 //! The JSON shapes of the API (docs/api.yaml): one function an object, so the REST answers and
 //! the live events can never disagree.
 
+use std::path::Path;
+
 use serde_json::{json, Value};
 
 use crate::batching::Answer;
 use crate::scoring::Normalization;
-use crate::store::Inspection;
+use crate::store::{CalibrationChange, Inspection};
+
+use super::CalibrationOrigin;
 
 pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -64,6 +68,43 @@ pub fn answer(a: &Answer) -> Value {
     v
 }
 
-pub fn calibration(n: &Normalization, source: &str) -> Value {
-    json!({"min": n.min, "max": n.max, "threshold": n.threshold, "source": source})
+/// A camera's calibration in force: bounds, threshold, and where it comes from (`origin`:
+/// `applied`, `config`, `camera_file` or `default`; `source` in words or as a file; `applied`:
+/// who applied it, when, and its audit entry, for an applied threshold).
+pub fn calibration(n: &Normalization, origin: &CalibrationOrigin, calibration_dir: &Path) -> Value {
+    let applied = match origin {
+        CalibrationOrigin::Applied {
+            by,
+            at_ms,
+            audit_id,
+        } => json!({"by": by, "at": rfc3339(*at_ms), "audit_id": audit_id}),
+        _ => Value::Null,
+    };
+    json!({
+        "min": n.min,
+        "max": n.max,
+        "threshold": n.threshold,
+        "source": origin.source(calibration_dir),
+        "origin": origin.kind(),
+        "applied": applied,
+    })
+}
+
+/// One calibration audit entry.
+pub fn calibration_change(c: &CalibrationChange) -> Value {
+    json!({
+        "id": c.id,
+        "at": rfc3339(c.at_ms),
+        "camera": c.camera,
+        "actor": c.actor,
+        "action": c.action,
+        "old_threshold": c.old_threshold,
+        "new_threshold": c.new_threshold,
+        "old_source": c.old_source,
+        "new_source": c.new_source,
+        "min": c.min,
+        "max": c.max,
+        "model": {"name": c.model_name, "version": c.model_version, "sha256": c.model_sha256},
+        "reason": c.reason,
+    })
 }

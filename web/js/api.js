@@ -65,7 +65,10 @@ export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnau
     positions: (params) => request('GET', `/v1/stats/positions${q(params)}`),
     scores: (params) => request('GET', `/v1/stats/scores${q(params)}`),
     proposal: (camera, params) => request('GET', `/v1/cameras/${enc(camera)}/calibration/proposal${q(params)}`),
-    applyCalibration: (camera, threshold) => request('PUT', `/v1/cameras/${enc(camera)}/calibration`, { threshold }),
+    // The threshold is sent as the number it is, never rounded; reason goes to the audit.
+    applyCalibration: (camera, threshold, reason) => request('PUT', `/v1/cameras/${enc(camera)}/calibration`, reason ? { threshold, reason } : { threshold }),
+    clearCalibration: (camera) => request('DELETE', `/v1/cameras/${enc(camera)}/calibration`),
+    calibrationAudit: (params) => request('GET', `/v1/calibration/audit${q(params)}`),
     reload: () => request('POST', '/admin/reload'),
   };
 }

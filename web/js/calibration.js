@@ -68,3 +68,45 @@ export function parseThreshold(text) {
   const x = Number(s);
   return Number.isFinite(x) && x >= 0 ? x : null;
 }
+
+/**
+ * A threshold written exactly as it is applied: JavaScript's shortest round-trip form, so
+ * Number(exactThreshold(t)) === t. Never rounded: a rounded proposal can land on the other side
+ * of a reviewed frame (0.14398568651 shown as 0.144 is above a confirmed defect at 0.14398568751).
+ */
+export function exactThreshold(t) {
+  return typeof t === 'number' && Number.isFinite(t) ? String(t) : '';
+}
+
+/**
+ * The reviewed frames a proposal answer counted (`reviews`: id, A_norm under the calibration in
+ * force, state), in the shape computeEffect takes — so the page's what-if counts exactly the
+ * frames, model version and A′ the server's proposal counts.
+ */
+export function reviewedFromProposal(proposal) {
+  return (proposal?.reviews ?? []).map((r) => ({ id: r.id, A_norm: r.A_norm, review: { state: r.state } }));
+}
+
+/** Words for confirmed defects a threshold would judge normal; '' when it misses none. */
+export function missedWords(missed, confirmed) {
+  if (!(missed > 0)) return '';
+  return `Misses ${missed} of ${confirmed} confirmed defect${confirmed === 1 ? '' : 's'}: their A′ is at or below this threshold, so they would be judged normal.`;
+}
+
+/**
+ * What Apply sends for the text in the threshold box: the proposal's own value when the box
+ * still holds it (with the proposal as the reason for the audit), else the typed number; null
+ * when the text is not a threshold.
+ */
+export function applyRequest(text, proposal) {
+  const t = parseThreshold(text);
+  if (t == null) return null;
+  const p = proposal?.proposed?.threshold;
+  if (typeof p === 'number' && t === p) {
+    const how = proposal.method === 'false_alarm_rate' ? 'false-alarm-rate' : 'best-F1';
+    const rc = proposal.reviewed ?? {};
+    const model = proposal.model ? ` under ${proposal.model.name} ${proposal.model.version}` : '';
+    return { threshold: p, reason: `${how} proposal from ${rc.confirmed ?? 0} confirmed defects and ${rc.false_alarm ?? 0} false alarms reviewed${model}` };
+  }
+  return { threshold: t, reason: 'threshold typed on the dashboard' };
+}

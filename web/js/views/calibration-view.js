@@ -1,9 +1,11 @@
-// Calibration: per camera the current min/max/threshold, the server's threshold proposal from
-// reviewed frames (best F1, or a false-alarm-rate target), its effect (current vs proposed),
-// a what-if for any typed threshold (computed here from the reviewed frames), and Apply (admin).
+// Calibration: per camera the current min/max/threshold and where it comes from, the server's
+// threshold proposal from reviewed frames (best F1, or a false-alarm-rate target), its effect
+// (current vs proposed), a what-if for any typed threshold (computed here over the very frames
+// the proposal counted), Apply (admin: sends the exact value, never a rounded one), Clear of an
+// applied threshold (admin), and the audit of every threshold change.
 
-import { escapeHtml as esc, fmtPercent, fmtScore } from '../format.js';
-import { compareEffects, computeEffect, parseThreshold } from '../calibration.js';
+import { escapeHtml as esc, fmtPercent, fmtScore, fmtTime } from '../format.js';
+import { applyRequest, compareEffects, computeEffect, exactThreshold, missedWords, parseThreshold, reviewedFromProposal } from '../calibration.js';
 
 function fmtMetric(v, kind) {
   if (v == null || !Number.isFinite(v)) return '–';
@@ -24,6 +26,16 @@ function shortPath(p) {
   const i = p.lastIndexOf('/calibration/');
   return i >= 0 ? p.slice(i + 1) : p;
 }
+
+/** Where a camera's calibration comes from, in words (docs/scoring.md, the order of sources). */
+const ORIGIN_LABEL = Object.freeze({
+  applied: 'applied threshold',
+  config: "camera's config file",
+  camera_file: 'camera file',
+  default: 'model default',
+});
+
+const ACTION_LABEL = Object.freeze({ apply: 'applied', clear: 'cleared', reload: 'reload', start: 'start' });
 
 export function createCalibrationView(ctx) {
   const { api, store } = ctx;
@@ -50,10 +62,13 @@ export function createCalibrationView(ctx) {
       <div data-role="proposal" aria-live="polite"><p class="muted">Loading proposal…</p></div>
       <div class="apply-row">
         <div class="field"><label for="${k}-try">Threshold to try${ctx.isAdmin() ? ' / apply' : ''}</label>
-          <input id="${k}-try" data-role="try" type="number" min="0" step="0.001" inputmode="decimal"></div>
+          <input id="${k}-try" data-role="try" type="number" min="0" step="any" inputmode="decimal" style="width: 11em"></div>
         <p class="muted" data-role="whatif" aria-live="polite"></p>
+        <p class="error" data-role="whatif-missed" aria-live="polite" hidden></p>
         <button type="button" class="btn primary" data-role="apply" data-admin ${ctx.isAdmin() ? '' : 'hidden'}>Apply threshold</button>
-      </div>`;
+        <button type="button" class="btn small" data-role="clear" hidden>Clear applied threshold</button>
+      </div>
+      <div data-role="audit"></div>`;
     const r = (name) => el.querySelector(`[data-role="${name}"]`);
     const card = { el, r, cam, reviewed: null, proposal: null };
     r('method').addEventListener('change', () => {
@@ -64,16 +79,42 @@ export function createCalibrationView(ctx) {
     r('get').addEventListener('click', () => loadProposal(card));
     r('try').addEventListener('input', () => whatIf(card));
     r('apply').addEventListener('click', () => apply(card));
+    r('clear').addEventListener('click', () => clear(card));
     return card;
   }
 
   function renderCurrent(card) {
     const c = card.cam.calibration ?? {};
+    const origin = ORIGIN_LABEL[c.origin] ?? c.origin ?? '';
+    const source = c.origin === 'applied' ? c.source : `${origin}: ${shortPath(c.source)}`;
     card.r('current').innerHTML = `
       <dt>min</dt><dd>${fmtScore(c.min, 4)}</dd>
       <dt>max</dt><dd>${fmtScore(c.max, 4)}</dd>
-      <dt>threshold</dt><dd data-role="current-threshold">${fmtScore(c.threshold, 4)}</dd>
-      <dt>source</dt><dd class="source" title="${esc(c.source ?? '')}">${esc(shortPath(c.source))}</dd>`;
+      <dt>threshold</dt><dd data-role="current-threshold" data-exact="${esc(exactThreshold(c.threshold))}" title="${esc(exactThreshold(c.threshold))}">${fmtScore(c.threshold, 4)}</dd>
+      <dt>source</dt><dd class="source" data-role="source" data-origin="${esc(c.origin ?? '')}" title="${esc(c.source ?? '')}">${esc(source ?? '–')}</dd>`;
+    card.r('clear').hidden = !(ctx.isAdmin() && c.origin === 'applied');
+  }
+
+  async function loadAudit(card) {
+    try {
+      const res = await api.calibrationAudit({ camera: card.cam.id, limit: 10 });
+      const items = res?.items ?? [];
+      if (!items.length) {
+        card.r('audit').innerHTML = '<p class="muted">No threshold change recorded for this camera yet.</p>';
+        return;
+      }
+      const fmtT = (t) => (typeof t === 'number' ? exactThreshold(t) : '–');
+      card.r('audit').innerHTML = `
+        <div data-role="audit-list">
+          <p class="muted proposal-msg">Threshold changes (newest first)</p>
+          <ul style="margin: .2rem 0 0; padding-left: 1.1rem; font-size: .85rem; overflow-wrap: anywhere">${items.map((e) => `
+            <li data-audit-id="${esc(e.id)}" data-action="${esc(e.action)}"><span title="${esc(e.at)}">${esc(fmtTime(e.at))}</span> · <strong data-role="actor">${esc(e.actor)}</strong> ${esc(ACTION_LABEL[e.action] ?? e.action)} <span data-role="change">${esc(fmtT(e.old_threshold))} → ${esc(fmtT(e.new_threshold))}</span>
+              <br><span class="muted">${esc(shortPath(e.new_source))} · ${esc(e.reason)}</span></li>`).join('')}
+          </ul>
+        </div>`;
+    } catch (e) {
+      card.r('audit').innerHTML = `<p class="error">Could not read the threshold changes: ${esc(e.message)}</p>`;
+    }
   }
 
   async function loadProposal(card) {
@@ -81,16 +122,17 @@ export function createCalibrationView(ctx) {
     const params = { method };
     if (method === 'false_alarm_rate') params.target_far = card.r('target').value || '0.05';
     card.r('proposal').setAttribute('aria-busy', 'true');
+    loadAudit(card);
     try {
-      const [proposal, reviewed] = await Promise.all([
-        api.proposal(card.cam.id, params),
-        api.inspections({ camera: card.cam.id, review: 'reviewed', limit: 500 }),
-      ]);
+      const proposal = await api.proposal(card.cam.id, params);
       card.proposal = proposal;
-      card.reviewed = reviewed?.items ?? [];
+      // The frames the proposal counted (this model version, A′ under the calibration in
+      // force): the what-if below counts exactly those.
+      card.reviewed = reviewedFromProposal(proposal);
       renderProposal(card);
+      // Prefilled with the exact value: Apply sends what the proposal says, not a rounding.
       const t = proposal?.proposed?.threshold ?? proposal?.current?.threshold ?? card.cam.calibration?.threshold;
-      if (Number.isFinite(t)) card.r('try').value = String(+t.toFixed(4));
+      if (Number.isFinite(t)) card.r('try').value = exactThreshold(t);
       whatIf(card);
     } catch (e) {
       card.r('proposal').innerHTML = `<p class="error">Could not get a proposal: ${esc(e.message)}</p>`;
@@ -102,9 +144,12 @@ export function createCalibrationView(ctx) {
   function renderProposal(card) {
     const p = card.proposal;
     const rc = p.reviewed ?? {};
-    const head = `<p class="proposal-msg">Reviewed: <strong>${rc.confirmed ?? 0}</strong> confirmed defect${rc.confirmed === 1 ? '' : 's'}, <strong>${rc.false_alarm ?? 0}</strong> false alarm${rc.false_alarm === 1 ? '' : 's'}.
-      ${p.proposed ? `Proposed threshold <strong data-role="proposed-threshold">${fmtScore(p.proposed.threshold, 4)}</strong> (current ${fmtScore(p.current?.threshold, 4)}, ${esc(p.method === 'false_alarm_rate' ? 'false-alarm-rate target' : 'best F1')}).` : ''}</p>
-      ${p.message ? `<p class="muted proposal-msg">${esc(p.message)}</p>` : ''}`;
+    const model = p.model ? ` under ${esc(p.model.name)} ${esc(p.model.version)}` : '';
+    const missed = missedWords(p.missed_confirmed, rc.confirmed ?? 0);
+    const head = `<p class="proposal-msg">Reviewed${model}: <strong>${rc.confirmed ?? 0}</strong> confirmed defect${rc.confirmed === 1 ? '' : 's'}, <strong>${rc.false_alarm ?? 0}</strong> false alarm${rc.false_alarm === 1 ? '' : 's'}${p.proposed ? '' : ` (a proposal needs ${p.min_reviews_per_class ?? 1} of each)`}.
+      ${p.proposed ? `Proposed threshold <strong data-role="proposed-threshold">${esc(exactThreshold(p.proposed.threshold))}</strong> (current ${esc(exactThreshold(p.current?.threshold))}, ${esc(p.method === 'false_alarm_rate' ? 'false-alarm-rate target' : 'best F1')}).` : ''}</p>
+      ${missed ? `<p class="error" data-role="proposal-missed">${esc(missed)}</p>` : ''}
+      ${p.message ? `<p class="muted proposal-msg" data-role="proposal-message">${esc(p.message)}</p>` : ''}`;
     if (!p.effect?.current || !((rc.confirmed ?? 0) + (rc.false_alarm ?? 0))) {
       card.r('proposal').innerHTML = head;
       return;
@@ -120,6 +165,9 @@ export function createCalibrationView(ctx) {
 
   function whatIf(card) {
     const out = card.r('whatif');
+    const missedOut = card.r('whatif-missed');
+    missedOut.hidden = true;
+    missedOut.textContent = '';
     const t = parseThreshold(card.r('try').value);
     const applyBtn = card.r('apply');
     applyBtn.disabled = t == null;
@@ -127,27 +175,49 @@ export function createCalibrationView(ctx) {
       out.textContent = card.r('try').value ? 'Enter a threshold ≥ 0.' : '';
       return;
     }
-    applyBtn.textContent = `Apply threshold ${+t.toFixed(4)} to ${card.cam.id}`;
+    // The exact value, as Apply sends it.
+    applyBtn.textContent = `Apply threshold ${exactThreshold(t)} to ${card.cam.id}`;
     if (!card.reviewed?.length) {
-      out.textContent = 'No reviewed frame of this camera yet: nothing to compare with.';
+      out.textContent = 'No reviewed frame of this model version yet: nothing to compare with.';
       return;
     }
     const e = computeEffect(card.reviewed, t);
-    out.textContent = `At ${+t.toFixed(4)}: catches ${e.tp} of ${e.tp + e.fn} confirmed defects (recall ${fmtMetric(e.recall, 'ratio')}), ${e.fp} of ${e.fp + e.tn} false alarms still flagged (precision ${fmtMetric(e.precision, 'ratio')}).`;
+    out.textContent = `At ${exactThreshold(t)}: catches ${e.tp} of ${e.tp + e.fn} confirmed defects (recall ${fmtMetric(e.recall, 'ratio')}), ${e.fp} of ${e.fp + e.tn} false alarms still flagged (precision ${fmtMetric(e.precision, 'ratio')}).`;
+    const missed = missedWords(e.fn, e.tp + e.fn);
+    if (missed) {
+      missedOut.textContent = missed;
+      missedOut.hidden = false;
+    }
   }
 
   async function apply(card) {
-    const t = parseThreshold(card.r('try').value);
-    if (t == null || !ctx.isAdmin()) return;
+    const body = applyRequest(card.r('try').value, card.proposal);
+    if (body == null || !ctx.isAdmin()) return;
     const btn = card.r('apply');
     btn.disabled = true;
     try {
-      const cal = await api.applyCalibration(card.cam.id, t);
-      ctx.toast(`${card.cam.id}: threshold ${fmtScore(cal?.threshold ?? t, 4)} applied; it takes effect for the next frame.`);
+      const cal = await api.applyCalibration(card.cam.id, body.threshold, body.reason);
+      ctx.toast(`${card.cam.id}: threshold ${exactThreshold(cal?.threshold ?? body.threshold)} applied; it takes effect for the next frame and stays until it is cleared.`);
       await ctx.refreshCameras();
       await loadProposal(card);
     } catch (e) {
       ctx.toast(`Applying the threshold failed: ${e.message}`, 'error');
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function clear(card) {
+    if (!ctx.isAdmin()) return;
+    const btn = card.r('clear');
+    btn.disabled = true;
+    try {
+      const cal = await api.clearCalibration(card.cam.id);
+      ctx.toast(`${card.cam.id}: applied threshold cleared; ${ORIGIN_LABEL[cal?.origin] ?? 'the calibration file'} (${exactThreshold(cal?.threshold)}) applies again.`);
+      await ctx.refreshCameras();
+      await loadProposal(card);
+    } catch (e) {
+      ctx.toast(`Clearing the threshold failed: ${e.message}`, 'error');
     } finally {
       btn.disabled = false;
     }
@@ -181,7 +251,10 @@ export function createCalibrationView(ctx) {
       for (const card of cards.values()) loadProposal(card);
     },
     setAdmin(isAdmin) {
-      for (const card of cards.values()) card.r('apply').hidden = !isAdmin;
+      for (const card of cards.values()) {
+        card.r('apply').hidden = !isAdmin;
+        card.r('clear').hidden = !(isAdmin && card.cam.calibration?.origin === 'applied');
+      }
     },
   };
 }

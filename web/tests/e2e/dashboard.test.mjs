@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { computeEffect } from '../../js/calibration.js';
+import { computeEffect, exactThreshold, reviewedFromProposal } from '../../js/calibration.js';
 
 const WEB = fileURLToPath(new URL('../../', import.meta.url));
 const REPO = resolve(WEB, '..');
@@ -158,7 +158,7 @@ before(async () => {
   rmSync(ART, { recursive: true, force: true });
   mkdirSync(ART, { recursive: true });
   tmp = mkdtempSync(join(tmpdir(), 'railscope-e2e-'));
-  // Applying a threshold writes calibration/<model>.<camera>.json: use a copy, not the repo's.
+  // The service reads calibration files from a copy, never the repo's.
   cpSync(join(REPO, 'calibration'), join(tmp, 'calibration'), { recursive: true });
   // The repo's config with cam-04 looking at whole track frames (roi = "track"), as
   // tests/service_track.rs configures cam-01: a frame without track is a defect with a note.
@@ -173,6 +173,9 @@ before(async () => {
     RAILSCOPE__SERVER__BIND: `127.0.0.1:${port}`,
     RAILSCOPE__STORAGE__PATH: join(tmp, 'store'),
     RAILSCOPE__ENGINE__CALIBRATION_DIR: join(tmp, 'calibration'),
+    // The review test gives cam-01 one confirmed defect and one false alarm (the shipped
+    // config asks for 10 of each before it proposes anything).
+    RAILSCOPE__CALIBRATION__MIN_REVIEWS_PER_CLASS: '1',
   });
   let exited = null;
   server.on('exit', (code) => { exited = code; });
@@ -472,13 +475,21 @@ test('calibration: a proposal after one confirmed defect and one false alarm', a
   await page.waitForSelector(`${card} [data-role="proposed-threshold"]`);
   await page.waitForSelector(`${card} table.effect`);
   assert.equal(await page.isVisible(`${card} [data-role="apply"]`), false, 'Apply is admin-only');
-  // The server's effect of the current threshold agrees with the same math over the reviewed frames.
+  // The server's effects agree with the page's math over the frames the proposal counted, and
+  // those are the stored reviewed frames (A′ under the same calibration).
   const prop = (await api('/v1/cameras/cam-01/calibration/proposal?method=best_f1')).json;
   assert.ok(prop.proposed && Number.isFinite(prop.proposed.threshold), JSON.stringify(prop));
   assert.ok(prop.reviewed.confirmed >= 1 && prop.reviewed.false_alarm >= 1);
+  const counted = reviewedFromProposal(prop);
+  for (const k of ['tp', 'fp', 'fn', 'tn']) {
+    assert.equal(prop.effect.current[k], computeEffect(counted, prop.current.threshold)[k], `effect.current.${k}`);
+    assert.equal(prop.effect.proposed[k], computeEffect(counted, prop.proposed.threshold)[k], `effect.proposed.${k}`);
+  }
   const reviewed = (await api('/v1/inspections?camera=cam-01&review=reviewed&limit=500')).json.items;
-  const mine = computeEffect(reviewed, prop.current.threshold);
-  for (const k of ['tp', 'fp', 'fn', 'tn']) assert.equal(prop.effect.current[k], mine[k], `effect.current.${k}`);
+  assert.deepEqual(counted.map((r) => r.id).sort(), reviewed.filter((i) => i.A_norm != null).map((i) => i.id).sort());
+  for (const r of counted) assert.ok(Math.abs(r.A_norm - reviewed.find((i) => i.id === r.id).A_norm) < 1e-12);
+  assert.equal(await page.textContent(`${card} [data-role="proposed-threshold"]`), exactThreshold(prop.proposed.threshold));
+  assert.match(await page.textContent(`${card} [data-role="source"]`), /model default: nested-edgan\.json/);
   // The false-alarm-rate method with a target.
   await page.selectOption(`${card} [data-role="method"]`, 'false_alarm_rate');
   await page.waitForSelector(`${card} [data-role="target"]`, { state: 'visible' });
@@ -504,10 +515,82 @@ test('admin: apply a proposed threshold', async () => {
   await page.click(`${card} [data-role="apply"]`);
   await until('cam-01 threshold applied', async () => {
     const cams = (await api('/v1/cameras')).json.cameras;
-    return Math.abs(cams.find((c) => c.id === 'cam-01').calibration.threshold - proposed) < 1e-3;
+    return cams.find((c) => c.id === 'cam-01').calibration.threshold === proposed;
   });
-  await page.waitForFunction((t) => Math.abs(Number(document.querySelector('.calib-card[data-camera="cam-01"] [data-role="current-threshold"]').textContent) - t) < 1e-3, proposed);
-  assert.ok(existsSync(join(tmp, 'calibration', 'nested-edgan.cam-01.json')), 'written into the (temporary) calibration dir');
+  await page.waitForFunction((t) => Number(document.querySelector('.calib-card[data-camera="cam-01"] [data-role="current-threshold"]').dataset.exact) === t, proposed);
+  await page.waitForSelector(`${card} [data-role="source"][data-origin="applied"]`);
+  // Kept in the database, audited, and listed on the card.
+  const audit = (await api('/v1/calibration/audit?camera=cam-01')).json.items;
+  assert.equal(audit[0].action, 'apply');
+  assert.equal(audit[0].actor, 'admin');
+  assert.equal(audit[0].new_threshold, proposed);
+  assert.match(audit[0].reason, /^best-F1 proposal from 1 confirmed defects and 1 false alarms reviewed under nested-edgan /);
+  await page.waitForSelector(`${card} [data-role="audit-list"] li[data-audit-id="${audit[0].id}"]`);
+  assert.equal(existsSync(join(tmp, 'calibration', 'nested-edgan.cam-01.json')), false, 'no calibration file is written');
+});
+
+test('admin: Apply sends the exact proposal when rounding would miss a confirmed defect (issue 12)', async () => {
+  // cam-02's simulated frames, reviewed through the API so that best F1 flags every reviewed
+  // frame: the proposal then sits a hair below the lowest confirmed defect L, where the old
+  // page's 4-decimal rounding went above L (so "recall 100 %" applied as a miss).
+  assert.deepEqual((await api('/v1/inspections?camera=cam-02&review=reviewed')).json.items, [], 'cam-02 has no review yet');
+  const frames = (await api('/v1/inspections?camera=cam-02&limit=500')).json.items.filter((i) => Number.isFinite(i.A_norm)).sort((a, b) => a.A_norm - b.A_norm);
+  const distinct = frames.filter((f, k) => k === 0 || f.A_norm > frames[k - 1].A_norm);
+  const roundsUp = (a) => { const frac = (a * 1e4) % 1; return frac > 0.51 && frac < 0.99; };
+  const k = distinct.findIndex((f, i) => i + 3 < distinct.length && f.A_norm > 0.001 && roundsUp(f.A_norm));
+  assert.ok(k >= 0, `a cam-02 frame whose A′ rounds up at 4 decimals, below three others: ${distinct.map((f) => f.A_norm).join(', ')}`);
+  const low = distinct[k];
+  const [mid, high1, high2] = [distinct[k + 1], distinct.at(-2), distinct.at(-1)];
+  for (const [f, state] of [[low, 'confirmed'], [mid, 'false_alarm'], [high1, 'confirmed'], [high2, 'confirmed']]) {
+    const r = await api(`/v1/inspections/${f.id}/review`, { method: 'POST', body: JSON.stringify({ state }), headers: { 'Content-Type': 'application/json' } });
+    assert.equal(r.status, 200, r.text);
+  }
+  const prop = (await api('/v1/cameras/cam-02/calibration/proposal?method=best_f1')).json;
+  const p = prop.proposed?.threshold;
+  assert.ok(p < low.A_norm && low.A_norm - p < 1e-8, `just below L = ${low.A_norm}: ${JSON.stringify(prop)}`);
+  assert.equal(prop.missed_confirmed, 0);
+  assert.equal(prop.effect.proposed.recall, 1);
+  assert.ok(Number(p.toFixed(4)) > low.A_norm, `the old page's rounding ${p.toFixed(4)} would have missed L = ${low.A_norm}`);
+
+  const card = '.calib-card[data-camera="cam-02"]';
+  await go('calibration');
+  await page.selectOption(`${card} [data-role="method"]`, 'best_f1');
+  await page.click(`${card} [data-role="get"]`);
+  await page.waitForFunction(([sel, t]) => document.querySelector(`${sel} [data-role="proposed-threshold"]`)?.textContent === t, [card, exactThreshold(p)]);
+  assert.equal(await page.inputValue(`${card} [data-role="try"]`), exactThreshold(p), 'the box holds the exact proposal');
+  assert.match(await page.textContent(`${card} [data-role="whatif"]`), /catches 3 of 3 confirmed defects \(recall 100\.0 %\)/);
+  assert.equal(await page.isVisible(`${card} [data-role="whatif-missed"]`), false);
+  // What the rounded value would do is said in words.
+  await page.fill(`${card} [data-role="try"]`, p.toFixed(4));
+  await page.waitForSelector(`${card} [data-role="whatif-missed"]:not([hidden])`);
+  assert.match(await page.textContent(`${card} [data-role="whatif-missed"]`), /^Misses 1 of 3 confirmed defects/);
+  await page.fill(`${card} [data-role="try"]`, exactThreshold(p));
+  await page.waitForSelector(`${card} [data-role="whatif-missed"]`, { state: 'hidden' });
+
+  const sent = page.waitForRequest((r) => r.method() === 'PUT' && r.url().endsWith('/v1/cameras/cam-02/calibration'));
+  await page.click(`${card} [data-role="apply"]`);
+  const body = JSON.parse((await sent).postData());
+  assert.equal(body.threshold, p, 'Apply sends the exact proposed value');
+  await until('cam-02 threshold applied', async () => (await api('/v1/cameras')).json.cameras.find((c) => c.id === 'cam-02').calibration.threshold === p);
+  const cam2 = (await api('/v1/cameras')).json.cameras.find((c) => c.id === 'cam-02').calibration;
+  assert.equal(cam2.origin, 'applied');
+  assert.ok(low.A_norm > cam2.threshold, 'the confirmed defect the proposal was built from is still flagged');
+  const after = (await api('/v1/cameras/cam-02/calibration/proposal?method=best_f1')).json;
+  assert.equal(after.effect.current.fn, 0, 'no confirmed defect missed at the applied threshold');
+  const entry = (await api('/v1/calibration/audit?camera=cam-02')).json.items[0];
+  await page.waitForSelector(`${card} [data-role="audit-list"] li[data-audit-id="${entry.id}"]`);
+  assert.match(await page.textContent(`${card} li[data-audit-id="${entry.id}"] [data-role="change"]`), new RegExp(`→ ${exactThreshold(p).replace('.', '\\.')}$`));
+  assert.equal(await page.textContent(`${card} li[data-audit-id="${entry.id}"] [data-role="actor"]`), 'admin');
+  await shot('calibration-applied-1366');
+
+  // Clear: the model default applies again, and that is audited too.
+  await page.click(`${card} [data-role="clear"]`);
+  await page.waitForSelector(`${card} [data-role="source"][data-origin="default"]`);
+  const cleared = (await api('/v1/calibration/audit?camera=cam-02')).json.items[0];
+  assert.equal(cleared.action, 'clear');
+  assert.equal(cleared.old_threshold, p);
+  await page.waitForSelector(`${card} li[data-audit-id="${cleared.id}"][data-action="clear"]`);
+  assert.equal(await page.isVisible(`${card} [data-role="clear"]`), false);
 });
 
 test('tablet width (800×1100): the review view fits', async () => {

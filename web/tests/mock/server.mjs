@@ -14,7 +14,8 @@ const TOKENS = { 'demo-inspector-token': 'inspector', 'demo-admin-token': 'admin
 const sessions = new Map();
 const good = readdirSync(join(FIX, 'good')).map((f) => join(FIX, 'good', f));
 const bad = readdirSync(FIX).filter((d) => d !== 'good').flatMap((d) => readdirSync(join(FIX, d)).map((f) => join(FIX, d, f)));
-const cams = ['cam-01', 'cam-02', 'cam-03', 'cam-04'].map((id, i) => ({ id, name: `Line ${i + 1} km ${12 + i} down`, calibration: { min: 0.01, max: 0.2, threshold: 0.127, source: 'calibration/nested-edgan.json' } }));
+const cams = ['cam-01', 'cam-02', 'cam-03', 'cam-04'].map((id, i) => ({ id, name: `Line ${i + 1} km ${12 + i} down`, calibration: { min: 0.01, max: 0.2, threshold: 0.127, source: 'nested-edgan.json', origin: 'default', applied: null } }));
+const audit = [];
 const items = [];
 const clients = new Set();
 let nextId = 1;
@@ -173,15 +174,26 @@ http.createServer(async (req, res) => {
       const fa = rev.length - conf;
       const ok = conf > 0 && fa > 0;
       const t = ok ? Math.max(...rev.filter((i) => i.review.state === 'false_alarm').map((i) => i.A_norm)) : null;
-      return send(res, 200, { camera: c.id, current: c.calibration, proposed: ok ? { threshold: t } : null, method: q.method ?? 'best_f1', reviewed: { confirmed: conf, false_alarm: fa },
-        effect: { current: effect(rev, c.calibration.threshold), proposed: ok ? effect(rev, t) : null }, message: ok ? 'ok' : 'Review at least one confirmed defect and one false alarm first.' });
+      const missed = ok ? rev.filter((i) => i.review.state === 'confirmed' && i.A_norm <= t).length : null;
+      return send(res, 200, { camera: c.id, current: c.calibration, model: { name: 'nested-edgan', version: 'mock' }, proposed: ok ? { threshold: t } : null, method: q.method ?? 'best_f1', reviewed: { confirmed: conf, false_alarm: fa },
+        min_reviews_per_class: 1, missed_confirmed: missed, reason: ok ? null : 'too_few_reviews', reviews: rev.map((i) => ({ id: i.id, A_norm: i.A_norm, state: i.review.state })),
+        effect: { current: ok ? effect(rev, c.calibration.threshold) : null, proposed: ok ? effect(rev, t) : null }, message: ok ? (missed ? `This threshold would miss ${missed} of ${conf} confirmed defects.` : 'ok') : 'Review at least one confirmed defect and one false alarm first.' });
     }
-    if (req.method !== 'PUT') return err(res, 400, 'bad_request', 'PUT only');
+    if (req.method !== 'PUT' && req.method !== 'DELETE') return err(res, 405, 'method_not_allowed', 'PUT, DELETE');
     if (r !== 'admin') return err(res, 403, 'forbidden', 'admin only');
-    const b = await body(req);
-    c.calibration = { ...c.calibration, threshold: b.threshold, source: `calibration/nested-edgan.${c.id}.json` };
+    const old = c.calibration;
+    const at = new Date().toISOString();
+    if (req.method === 'DELETE') {
+      if (old.origin !== 'applied') return err(res, 404, 'not_found', 'no threshold applied');
+      c.calibration = { ...old, threshold: 0.127, source: 'nested-edgan.json', origin: 'default', applied: null };
+    } else {
+      const b = await body(req);
+      c.calibration = { ...old, threshold: b.threshold, source: `applied by admin at ${at}`, origin: 'applied', applied: { by: 'admin', at, audit_id: audit.length + 1 } };
+    }
+    audit.unshift({ id: audit.length + 1, at, camera: c.id, actor: 'admin', action: req.method === 'DELETE' ? 'clear' : 'apply', old_threshold: old.threshold, new_threshold: c.calibration.threshold, old_source: old.source, new_source: c.calibration.source, min: old.min, max: old.max, model: { name: 'nested-edgan', version: 'mock', sha256: 'mock' }, reason: 'mock' });
     return send(res, 200, c.calibration);
   }
+  if (p === '/v1/calibration/audit') return send(res, 200, { items: audit.filter((e) => !q.camera || e.camera === q.camera).slice(0, Number(q.limit ?? 50)), next_before_id: null });
   if (p === '/admin/reload') return r === 'admin' ? send(res, 200, { model: { name: 'nested-edgan' }, reloaded_at: new Date().toISOString() }) : err(res, 403, 'forbidden', 'admin only');
   return err(res, 404, 'not_found', 'no such route');
 }).listen(port, '127.0.0.1', () => console.log(`mock railscope on http://127.0.0.1:${port}/`));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { linearScale, niceStep, niceTicks, timeTicks, fmtTick, trendSeries, lineChart, positionChart, groupByTrack, scoreHistogram, colorFor } from '../../js/charts.js';
-import { computeEffect, compareEffects, parseThreshold } from '../../js/calibration.js';
+import { applyRequest, computeEffect, compareEffects, exactThreshold, missedWords, parseThreshold, reviewedFromProposal } from '../../js/calibration.js';
 import { createApi, ApiError } from '../../js/api.js';
 
 test('scales and ticks', () => {
@@ -111,6 +111,37 @@ test('thresholds typed by the admin', () => {
   assert.equal(parseThreshold(''), null);
 });
 
+test('a proposal is shown and applied exactly, never rounded (issue 12)', () => {
+  // The proposal sits just below a confirmed defect; rounded to 0.144 it would miss it.
+  const defect = 0.14398568751;
+  const proposal = {
+    method: 'best_f1',
+    model: { name: 'nested-edgan', version: '1.0.0' },
+    reviewed: { confirmed: 2, false_alarm: 1 },
+    proposed: { threshold: 0.143985687 },
+    reviews: [{ id: 7, A_norm: defect, state: 'confirmed' }, { id: 8, A_norm: 0.9, state: 'confirmed' }, { id: 9, A_norm: 0.3, state: 'false_alarm' }],
+  };
+  const text = exactThreshold(proposal.proposed.threshold);
+  assert.equal(text, '0.143985687');
+  assert.equal(Number(text), proposal.proposed.threshold);
+  for (const t of [0.1 + 0.2, 1 / 3, 0.4707431568959092, 1e-7, 2.5]) assert.equal(Number(exactThreshold(t)), t, `${t} round-trips`);
+  assert.equal(exactThreshold(null), '');
+  const body = applyRequest(text, proposal);
+  assert.equal(body.threshold, proposal.proposed.threshold, 'Apply sends the proposal itself');
+  assert.match(body.reason, /^best-F1 proposal from 2 confirmed defects and 1 false alarms reviewed under nested-edgan 1\.0\.0$/);
+  assert.deepEqual(applyRequest('0.2', proposal), { threshold: 0.2, reason: 'threshold typed on the dashboard' });
+  assert.equal(applyRequest('x', proposal), null);
+  // The what-if counts the proposal's own frames: every confirmed defect caught at the exact
+  // value, one missed at the rounded one — and that is said in words.
+  const reviewed = reviewedFromProposal(proposal);
+  assert.deepEqual(reviewed[0], { id: 7, A_norm: defect, review: { state: 'confirmed' } });
+  assert.equal(computeEffect(reviewed, body.threshold).fn, 0);
+  assert.equal(computeEffect(reviewed, 0.144).fn, 1);
+  assert.equal(missedWords(0, 2), '');
+  assert.equal(missedWords(1, 2), 'Misses 1 of 2 confirmed defects: their A′ is at or below this threshold, so they would be judged normal.');
+  assert.deepEqual(reviewedFromProposal(null), []);
+});
+
 test('api client: JSON, error codes, 401 hook', async () => {
   const calls = [];
   const responses = {
@@ -129,6 +160,18 @@ test('api client: JSON, error codes, 401 hook', async () => {
   const [, init] = calls.at(-1);
   assert.equal(init.method, 'POST');
   assert.deepEqual(JSON.parse(init.body), { state: 'confirmed', note: 'bolt gone' });
+  // A threshold goes out as the number it is, with its reason; DELETE clears; the audit reads.
+  const ok = () => new Response('{}', { status: 200 });
+  const sent = [];
+  const cal = createApi(async (path, init) => { sent.push([path, init]); return ok(); });
+  await cal.applyCalibration('cam-01', 0.143985687, 'best-F1 proposal');
+  assert.equal(sent[0][0], '/v1/cameras/cam-01/calibration');
+  assert.equal(sent[0][1].method, 'PUT');
+  assert.equal(sent[0][1].body, '{"threshold":0.143985687,"reason":"best-F1 proposal"}');
+  await cal.clearCalibration('cam-01');
+  assert.deepEqual([sent[1][0], sent[1][1].method], ['/v1/cameras/cam-01/calibration', 'DELETE']);
+  await cal.calibrationAudit({ camera: 'cam-01', limit: 10 });
+  assert.equal(sent[2][0], '/v1/calibration/audit?camera=cam-01&limit=10');
   const down = createApi(async () => { throw new TypeError('fetch failed'); });
   await assert.rejects(down.cameras(), (e) => e.code === 'network');
 });
