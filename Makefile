@@ -107,9 +107,14 @@ train: train-venv
 		$(if $(KNOWN_GOOD),--robust --known-good $(abspath $(KNOWN_GOOD)))
 
 # Reproduces the shipped packages (models/<arch>, calibration/<arch>.json) from `make data`.
+# nested-edgan trains in two stages of 24 epochs (the second a warm restart from the first's
+# weights, docs/models.md row 11); the baselines in one.
 train-shipped: data train-venv
-	for arch in nested-edgan ganomaly skip-ganomaly; do \
+	for run in nested-edgan:1 nested-edgan:2 ganomaly:1 skip-ganomaly:1; do \
+		arch=$${run%%:*}; stage=$${run##*:}; \
 		if [ $$arch = nested-edgan ]; then flags="$(SHIPPED_FLAGS)"; else flags="$(BASELINE_FLAGS)"; fi; \
+		if [ $$stage = 2 ]; then cp runs/nested-edgan/checkpoint.pt runs/nested-edgan-stage1.pt; \
+			flags="$$flags --init-from $(CURDIR)/runs/nested-edgan-stage1.pt"; fi; \
 		cd $(TRAIN_DIR) && $(UP)/$(TPY) -m railscope_train.train --data $(UP)/data/synth-train --arch $$arch --size $(SIZE) \
 			--calib-data $(UP)/data/synth-calib --test-data $(UP)/data/synth-test --threads 2 $$flags \
 			--data-label "railscope_train.synth seed=1 train=1600 size=128" \

@@ -77,6 +77,9 @@ fn a_full_queue_answers_503_with_retry_after_and_recovers() {
         &tmp.path().join("store"),
         &[
             ("RAILSCOPE__BATCHING__QUEUE_CAPACITY", "1"),
+            // one camera may fill the whole queue here: this is the queue's own limit, not
+            // the per-camera share (tests/service_admission.rs)
+            ("RAILSCOPE__BATCHING__MAX_IN_FLIGHT_PER_CAMERA", "64"),
             ("RAILSCOPE__BATCHING__MAX_BATCH", "1"),
             ("RAILSCOPE__BATCHING__MAX_DELAY_MS", "0"),
             ("RAILSCOPE__SERVER__WORKERS", "4"),
@@ -465,7 +468,7 @@ fn metrics_move_with_frames_and_pass_promtool() {
     assert_eq!(metric(&before, "railscope_queue_capacity"), 256.0);
     assert!(
         before.contains(
-            "railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.0.0\"} 1"
+            "railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.1.0\"} 1"
         ),
         "{before}"
     );
@@ -725,7 +728,7 @@ fn reload_keeps_the_cli_model_and_lists_config_changes_it_does_not_apply() {
     let pkg = tmp.path().join("pkg/nested-edgan");
     common::copy_package(&shipped, &pkg);
     let manifest = std::fs::read_to_string(pkg.join("manifest.toml")).unwrap();
-    let marked = manifest.replacen("version = \"1.0.0\"", "version = \"1.0.0-cli\"", 1);
+    let marked = manifest.replacen("version = \"1.1.0\"", "version = \"1.0.0-cli\"", 1);
     assert_ne!(marked, manifest);
     std::fs::write(pkg.join("manifest.toml"), marked).unwrap();
     let base = std::fs::read_to_string(root().join("config/railscope.toml")).unwrap();
