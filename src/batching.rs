@@ -46,7 +46,17 @@ pub struct Answer {
     pub timings: Timings,
 }
 
-pub type Reply = oneshot::Sender<Result<Answer, String>>;
+pub type Reply = oneshot::Sender<Result<Answer, Failure>>;
+
+/// Why a frame got no verdict after it was queued.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The engine or the scoring failed (ours: 500).
+    Inference(String),
+    /// The verdict could not be committed; `full`: the disk is full (507), else the store is
+    /// unavailable for now (503). Either way nothing of the frame is kept.
+    Store { message: String, full: bool },
+}
 
 pub struct FrameJob {
     pub meta: FrameMeta,
@@ -60,13 +70,20 @@ pub struct FrameJob {
     pub enqueued: Instant,
     pub preprocess_ms: f64,
     pub reply: Reply,
+    /// Held until the frame is stored (or has failed), then dropped: the service's admission
+    /// ticket, so a camera's share and a frame id stay taken while the frame is still being
+    /// inspected after its request gave up (504).
+    pub hold: Hold,
 }
+
+pub type Hold = Box<dyn std::any::Any + Send>;
 
 /// What happens to a stored batch: metrics, live events. Implemented by the server.
 pub trait Observer: Send + Sync + 'static {
     fn batch_formed(&self, frames: usize, queue_depth: usize);
     fn stored(&self, answer: &Answer);
-    fn store_failed(&self, error: &str);
+    /// One frame's verdict could not be stored.
+    fn store_failed(&self);
 }
 
 /// Why a frame could not be queued.
@@ -285,6 +302,7 @@ struct Judged {
     timings: Timings,
     arrived: Instant,
     reply: Reply,
+    hold: Hold,
 }
 
 /// Calibration, verdict, the image-keeping decision, the heatmap and the reconstruction: done
@@ -339,10 +357,14 @@ fn judge(
             },
             arrived: job.arrived,
             reply: job.reply,
+            hold: job.hold,
         }),
         Err(e) => {
             tracing::error!(camera = %job.meta.camera, error = %e, "inference failed");
-            let _ = job.reply.send(Err(format!("inference failed: {e}")));
+            drop(job.hold);
+            let _ = job
+                .reply
+                .send(Err(Failure::Inference(format!("inference failed: {e}"))));
             None
         }
     }
@@ -416,15 +438,20 @@ fn store_loop(
             continue;
         }
         let t = Instant::now();
-        type Waiting = (Timings, Instant, Reply);
+        type Waiting = (Timings, Instant, Reply, Hold);
         let (mut rows, waiting): (Vec<(Inspection, Media)>, Vec<Waiting>) = batch
             .into_iter()
-            .map(|s| ((s.inspection, s.media), (s.timings, s.arrived, s.reply)))
+            .map(|s| {
+                (
+                    (s.inspection, s.media),
+                    (s.timings, s.arrived, s.reply, s.hold),
+                )
+            })
             .unzip();
         match store.insert_batch(&mut rows) {
             Ok(_) => {
                 let store_ms = t.elapsed().as_secs_f64() * 1e3;
-                for ((inspection, _), (mut timings, arrived, reply)) in
+                for ((inspection, _), (mut timings, arrived, reply, hold)) in
                     rows.into_iter().zip(waiting)
                 {
                     timings.store = store_ms;
@@ -434,15 +461,23 @@ fn store_loop(
                         timings,
                     };
                     observer.stored(&answer);
+                    // Committed: the frame leaves flight before its answer, so a retry the
+                    // client sends on receiving it finds the stored row, not a frame in flight.
+                    drop(hold);
                     let _ = reply.send(Ok(answer));
                 }
             }
             Err(e) => {
-                let msg = format!("could not store the verdict: {e}");
+                let failure = Failure::Store {
+                    message: format!("could not store the verdict: {e}"),
+                    full: matches!(e, crate::Error::StorageFull(_)),
+                };
                 tracing::error!(error = %e, frames = waiting.len(), "store failed");
-                observer.store_failed(&msg);
-                for (_, _, reply) in waiting {
-                    let _ = reply.send(Err(msg.clone()));
+                for (_, _, reply, hold) in waiting {
+                    // counted here, once a frame, whether or not its client is still waiting
+                    observer.store_failed();
+                    drop(hold);
+                    let _ = reply.send(Err(failure.clone()));
                 }
             }
         }

@@ -25,7 +25,25 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub calibration: CalibrationConfig,
+    pub review: ReviewConfig,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// What a confirmed defect records (docs/api.yaml, `ReviewRequest`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ReviewConfig {
+    /// The severities an inspector chooses from, most urgent first (the dashboard's default is
+    /// the first). Lower-case words with `_`.
+    pub severities: Vec<String>,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        Self {
+            severities: vec!["immediate".into(), "plan".into(), "monitor".into()],
+        }
+    }
 }
 
 /// Threshold proposals from inspectors' reviews (docs/scoring.md, "Proposals from reviews").
@@ -76,6 +94,10 @@ pub struct ServerConfig {
     /// The whole request body of a frame must arrive within this many seconds of its headers
     /// (a trickled body is answered 408 and its connection closed).
     pub body_timeout_s: f64,
+    /// A frame whose `X-Frame-Id` this camera already sent within this many seconds is answered
+    /// with the first stored verdict instead of being inspected again (a camera retrying after
+    /// a timeout creates no duplicate); 0: frame ids are not checked.
+    pub frame_id_window_s: f64,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +115,7 @@ impl Default for ServerConfig {
             max_concurrent_decodes: 0,
             decode_wait_ms: 1000,
             body_timeout_s: 10.0,
+            frame_id_window_s: 86_400.0,
         }
     }
 }
@@ -112,6 +135,10 @@ pub struct BatchingConfig {
     /// A request not answered within this is given up with 504 (its verdict, if it comes
     /// later, is still stored).
     pub request_timeout_ms: u64,
+    /// Frames one camera may have in flight (body, decode, queue, inference, store) before its
+    /// next frame is refused with 503, so that a flooding camera cannot starve the others;
+    /// 0: `queue_capacity` shared equally among the configured cameras.
+    pub max_in_flight_per_camera: usize,
 }
 
 impl Default for BatchingConfig {
@@ -121,6 +148,7 @@ impl Default for BatchingConfig {
             max_batch: 8,
             max_delay_ms: 0,
             request_timeout_ms: 10_000,
+            max_in_flight_per_camera: 0,
         }
     }
 }
@@ -368,6 +396,10 @@ pub struct HeatmapConfig {
     pub sigma: f64,
     /// Weight of the colour map in the blend.
     pub alpha: f64,
+    /// Heatmaps and reconstructions are drawn on the frame shrunk to at most this many pixels
+    /// on its longer side (0: full size): a 36 MP frame's would otherwise hold up every
+    /// camera's verdicts on the store thread for seconds.
+    pub max_side: i32,
 }
 
 impl Default for HeatmapConfig {
@@ -375,6 +407,7 @@ impl Default for HeatmapConfig {
         Self {
             sigma: 1.5,
             alpha: 0.45,
+            max_side: 2048,
         }
     }
 }
@@ -419,6 +452,7 @@ impl Config {
                 .with_list_parse_key("search.scales")
                 .with_list_parse_key("auth.inspector_tokens")
                 .with_list_parse_key("auth.admin_tokens")
+                .with_list_parse_key("review.severities")
                 .try_parsing(true)
                 .source(env),
         );
@@ -497,6 +531,24 @@ impl Config {
             return Err(Error::Config(
                 "auth: tokens must be at least 8 characters".into(),
             ));
+        }
+        if self.review.severities.is_empty() {
+            return Err(Error::Config(
+                "review.severities is empty; use e.g. [\"immediate\", \"plan\", \"monitor\"]"
+                    .into(),
+            ));
+        }
+        let mut severities = std::collections::HashSet::new();
+        for s in &self.review.severities {
+            let word = !s.is_empty()
+                && s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !word || !severities.insert(s.as_str()) {
+                return Err(Error::Config(format!(
+                    "review.severities: {s:?} must be a distinct lower-case word (a-z, 0-9, _)"
+                )));
+            }
         }
         if self.calibration.min_reviews_per_class == 0 {
             return Err(Error::Config(

@@ -47,6 +47,11 @@ pub enum Error {
     #[error("opencv: {0}")]
     OpenCv(String),
 
+    /// The disk (or the database's file system) is full: no verdict can be stored until
+    /// space is freed.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+
     #[error("{0}")]
     Other(String),
 }

@@ -87,16 +87,17 @@ pub struct RegionMap {
 /// Blends the colour-mapped error of every region over `frame` (gray or RGB, 8-bit) and returns
 /// a BGR image ready for `imwrite`.
 pub fn render(frame: &Mat, regions: &[RegionMap], cfg: &HeatmapConfig) -> Result<Mat> {
+    let (frame, s) = shrink(frame, cfg.max_side)?;
     let mut canvas = Mat::default();
     let code = if frame.channels() == 1 {
         imgproc::COLOR_GRAY2BGR
     } else {
         imgproc::COLOR_RGB2BGR
     };
-    imgproc::cvt_color(frame, &mut canvas, code, 0)?;
+    imgproc::cvt_color(&frame, &mut canvas, code, 0)?;
     let full = Rect::new(0, 0, canvas.cols(), canvas.rows());
     for r in regions {
-        let rect = r.rect & full;
+        let rect = scale_rect(r.rect, s) & full;
         if rect.width <= 0 || rect.height <= 0 {
             continue;
         }
@@ -179,8 +180,8 @@ pub struct RegionPixels {
 /// The frame (gray or RGB, 8-bit) with every region's reconstruction resized back onto its box
 /// (`INTER_AREA` to shrink, `INTER_LINEAR` to enlarge), the rest of the frame as it is. A gray
 /// frame stays gray; RGB comes back BGR, ready for `imwrite`.
-pub fn render_reconstruction(frame: &Mat, regions: &[RegionPixels]) -> Result<Mat> {
-    let mut canvas = frame.try_clone()?;
+pub fn render_reconstruction(frame: &Mat, regions: &[RegionPixels], max_side: i32) -> Result<Mat> {
+    let (mut canvas, s) = shrink(frame, max_side)?;
     let channels = canvas.channels() as usize;
     let typ = match channels {
         1 => opencv::core::CV_8UC1,
@@ -193,7 +194,7 @@ pub fn render_reconstruction(frame: &Mat, regions: &[RegionPixels]) -> Result<Ma
     };
     let full = Rect::new(0, 0, canvas.cols(), canvas.rows());
     for r in regions {
-        let rect = r.rect & full;
+        let rect = scale_rect(r.rect, s) & full;
         if rect.width <= 0 || rect.height <= 0 {
             continue;
         }
@@ -219,6 +220,37 @@ pub fn render_reconstruction(frame: &Mat, regions: &[RegionPixels]) -> Result<Ma
         canvas = bgr;
     }
     Ok(canvas)
+}
+
+/// The frame shrunk (area averaging) so its longer side is at most `max_side`, and the factor
+/// applied; a copy at full size when it fits. A 36 MP frame's overlay at full size costs seconds
+/// of the store thread (which every camera's verdict waits behind) and ~100 MB of PNG, for an
+/// image a screen shows at a tenth of that.
+fn shrink(frame: &Mat, max_side: i32) -> Result<(Mat, f64)> {
+    let long = frame.cols().max(frame.rows());
+    if max_side <= 0 || long <= max_side {
+        return Ok((frame.try_clone()?, 1.0));
+    }
+    let s = max_side as f64 / long as f64;
+    let size = Size::new(
+        ((frame.cols() as f64 * s).round() as i32).max(1),
+        ((frame.rows() as f64 * s).round() as i32).max(1),
+    );
+    let mut out = Mat::default();
+    imgproc::resize(frame, &mut out, size, 0.0, 0.0, imgproc::INTER_AREA)?;
+    Ok((out, s))
+}
+
+fn scale_rect(r: Rect, s: f64) -> Rect {
+    if s == 1.0 {
+        return r;
+    }
+    let (x0, y0) = ((r.x as f64 * s).floor(), (r.y as f64 * s).floor());
+    let (x1, y1) = (
+        ((r.x + r.width) as f64 * s).ceil(),
+        ((r.y + r.height) as f64 * s).ceil(),
+    );
+    Rect::new(x0 as i32, y0 as i32, (x1 - x0) as i32, (y1 - y0) as i32)
 }
 
 pub fn write_png(path: &Path, bgr: &Mat) -> Result<()> {
@@ -412,7 +444,7 @@ mod tests {
                 flipped: true,
             },
         };
-        let out = render_reconstruction(&frame, &[region]).unwrap();
+        let out = render_reconstruction(&frame, &[region], 0).unwrap();
         assert_eq!((out.rows(), out.cols(), out.channels()), (40, 80, 1));
         assert_eq!(*out.at_2d::<u8>(20, 20).unwrap(), 100, "outside: the frame");
         assert_eq!(*out.at_2d::<u8>(2, 60).unwrap(), 10);
@@ -429,7 +461,7 @@ mod tests {
             width: 4,
             view: CropView::AS_IS,
         };
-        let out = render_reconstruction(&rgb, &[red]).unwrap();
+        let out = render_reconstruction(&rgb, &[red], 0).unwrap();
         assert_eq!(*out.at_2d::<Vec3b>(1, 1).unwrap(), Vec3b::from([0, 0, 250]));
         assert_eq!(
             *out.at_2d::<Vec3b>(6, 6).unwrap(),
@@ -448,6 +480,7 @@ mod tests {
         let cfg = HeatmapConfig {
             alpha: 1.0,
             sigma: 2.0,
+            ..HeatmapConfig::default()
         };
         let draw = |smoothed| {
             let region = RegionMap {
@@ -511,5 +544,38 @@ mod tests {
         let p = d.path().join("h/heat.png");
         write_png(&p, &out).unwrap();
         assert!(std::fs::metadata(&p).unwrap().len() > 100);
+    }
+
+    #[test]
+    fn a_large_frame_is_drawn_shrunk_to_max_side_with_its_regions_in_place() {
+        // 4000×1000 frame, one region at the right end; max_side 1000 -> 1000×250, region ×¼
+        let frame =
+            Mat::new_rows_cols_with_default(1000, 4000, CV_8UC1, Scalar::all(90.0)).unwrap();
+        let region = RegionMap {
+            rect: Rect::new(3600, 400, 400, 400),
+            map: vec![5.0; 16],
+            height: 4,
+            width: 4,
+            view: CropView::AS_IS,
+            smoothed: true,
+            scale: plain(0.2),
+        };
+        let cfg = HeatmapConfig {
+            alpha: 1.0,
+            max_side: 1000,
+            ..HeatmapConfig::default()
+        };
+        let out = render(&frame, &[region], &cfg).unwrap();
+        assert_eq!((out.cols(), out.rows()), (1000, 250));
+        let hot = |x: i32, y: i32| {
+            let p = *out.at_2d::<Vec3b>(y, x).unwrap();
+            p[2] as i32 > p[0] as i32 + 50 // red over blue; outside the region the frame is grey
+        };
+        assert!(hot(950, 125), "the region is drawn at 900..1000 × 100..200");
+        assert!(!hot(850, 125) && !hot(950, 50));
+        assert_eq!(
+            scale_rect(Rect::new(3, 3, 5, 5), 0.5),
+            Rect::new(1, 1, 3, 3)
+        );
     }
 }

@@ -652,7 +652,9 @@ impl Inspector {
             })
             .collect();
         Ok(Some(encode_png(&heatmap::render_reconstruction(
-            frame, &regions,
+            frame,
+            &regions,
+            self.config.heatmap.max_side,
         )?)?))
     }
 }

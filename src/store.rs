@@ -47,6 +47,145 @@ pub struct Review {
     pub note: String,
     pub reviewer: String,
     pub reviewed_ms: i64,
+    /// What the confirmed defect is, how urgent and where (all `None` for a false alarm).
+    pub defect: DefectDetails,
+    /// Where the repair of a confirmed defect stands (read back; a review never writes it
+    /// beyond opening it: [`Store::set_lifecycle`]).
+    pub lifecycle: Option<LifecycleEntry>,
+}
+
+/// The catalogue of defect types a confirmation records (docs/api.yaml, `DefectType`).
+pub const DEFECT_TYPES: &[&str] = &[
+    "missing_clip",
+    "fractured_clip",
+    "deformed_clip",
+    "displaced_clip",
+    "inverted_clip",
+    "missing_bolt",
+    "loose_bolt",
+    "foreign_object",
+    "cracked_sleeper",
+    "other",
+];
+
+/// Which rail of the track the defect is on, looking in the direction of increasing position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RailSide {
+    Left,
+    Right,
+}
+
+impl RailSide {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RailSide::Left => "left",
+            RailSide::Right => "right",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "left" => Some(RailSide::Left),
+            "right" => Some(RailSide::Right),
+            _ => None,
+        }
+    }
+}
+
+/// A confirmed defect's classification: type (from [`DEFECT_TYPES`]), severity (from the
+/// configured list, `review.severities`), rail side and sleeper number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DefectDetails {
+    pub defect_type: Option<String>,
+    pub severity: Option<String>,
+    pub rail_side: Option<RailSide>,
+    pub sleeper: Option<i64>,
+}
+
+/// Where the repair of a confirmed defect stands: open → repair_ordered → repaired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleState {
+    Open,
+    RepairOrdered,
+    Repaired,
+}
+
+impl LifecycleState {
+    pub const ALL: [LifecycleState; 3] = [
+        LifecycleState::Open,
+        LifecycleState::RepairOrdered,
+        LifecycleState::Repaired,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleState::Open => "open",
+            LifecycleState::RepairOrdered => "repair_ordered",
+            LifecycleState::Repaired => "repaired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+    /// The moves a defect's repair may make: an order is placed or cancelled, a defect is
+    /// repaired (ordered or on the spot); a repaired defect stays repaired.
+    pub fn can_become(self, to: LifecycleState) -> bool {
+        use LifecycleState::*;
+        matches!(
+            (self, to),
+            (Open, RepairOrdered)
+                | (Open, Repaired)
+                | (RepairOrdered, Repaired)
+                | (RepairOrdered, Open)
+        )
+    }
+}
+
+/// One lifecycle state of a defect: who set it, when, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleEntry {
+    pub state: LifecycleState,
+    pub by: String,
+    pub at_ms: i64,
+    pub note: String,
+}
+
+/// One row of an inspection's history: a review or a lifecycle change, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistoryEntry {
+    Review(Review),
+    Lifecycle {
+        from: Option<LifecycleState>,
+        entry: LifecycleEntry,
+    },
+}
+
+/// What a lifecycle change found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LifecycleOutcome {
+    Changed(Box<Inspection>),
+    NoInspection,
+    /// The inspection is not a confirmed defect.
+    NotConfirmed,
+    /// The move is not allowed from the current state (which it names).
+    Refused(LifecycleState),
+}
+
+/// Filters of the confirmed-defect list (`GET /v1/defects`).
+#[derive(Debug, Clone, Default)]
+pub struct DefectFilter {
+    pub camera: Option<String>,
+    pub track_id: Option<String>,
+    pub min_position_m: Option<f64>,
+    pub max_position_m: Option<f64>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Any of these severities (empty: all).
+    pub severities: Vec<String>,
+    /// Any of these lifecycle states (empty: all).
+    pub states: Vec<LifecycleState>,
+    pub defect_type: Option<String>,
+    pub limit: usize,
 }
 
 /// Where a frame came from, as the camera sent it. Times are Unix milliseconds.
@@ -233,9 +372,19 @@ pub trait Store: Send + Sync {
     /// Stores a batch atomically (files first, then one transaction) and returns the ids.
     fn insert_batch(&self, items: &mut [(Inspection, Media)]) -> Result<Vec<i64>>;
     fn get(&self, id: i64) -> Result<Option<Inspection>>;
+    /// The first stored frame of `camera` with this frame id received at or after `since_ms`.
+    fn find_frame(&self, camera: &str, frame_id: &str, since_ms: i64)
+        -> Result<Option<Inspection>>;
     fn list(&self, filter: &InspectionFilter) -> Result<Vec<Inspection>>;
     /// Records a review (kept in the history for recalibration) and returns the inspection.
     fn review(&self, id: i64, review: &Review) -> Result<Option<Inspection>>;
+    /// Moves a confirmed defect's repair to `entry.state` (kept in its history).
+    fn set_lifecycle(&self, id: i64, entry: &LifecycleEntry) -> Result<LifecycleOutcome>;
+    /// Every review and lifecycle change of an inspection, oldest first; `None`: no inspection.
+    fn history(&self, id: i64) -> Result<Option<Vec<HistoryEntry>>>;
+    /// Confirmed defects by track and position (then id), at most `limit + 1` of them so the
+    /// caller can tell the list was cut.
+    fn defects(&self, filter: &DefectFilter) -> Result<Vec<Inspection>>;
     /// `(bytes, content type)` of a kept image.
     fn image(&self, id: i64) -> Result<Option<(Vec<u8>, &'static str)>>;
     fn heatmap(&self, id: i64) -> Result<Option<Vec<u8>>>;
@@ -369,6 +518,49 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX inspections_reviewed ON inspections (camera, model_name, model_version)
         WHERE review_state IS NOT NULL;",
+    // 5: a camera's frame looked up by its id (a retried X-Frame-Id is answered from the store).
+    "CREATE INDEX inspections_frame_id ON inspections (camera, frame_id, received_ms)
+        WHERE frame_id IS NOT NULL;",
+    // 6: the defect catalogue on review (type, severity, rail side, sleeper), kept with every
+    // review in the history too, and the repair lifecycle of confirmed defects (open →
+    // repair_ordered → repaired) with its own history; confirmed defects listed by position.
+    // Older confirmed reviews have no type (NULL) and start `open`.
+    "ALTER TABLE inspections ADD COLUMN defect_type TEXT;
+    ALTER TABLE inspections ADD COLUMN severity TEXT;
+    ALTER TABLE inspections ADD COLUMN rail_side TEXT CHECK (rail_side IN ('left', 'right'));
+    ALTER TABLE inspections ADD COLUMN sleeper INTEGER;
+    ALTER TABLE inspections ADD COLUMN lifecycle_state TEXT
+        CHECK (lifecycle_state IN ('open', 'repair_ordered', 'repaired'));
+    ALTER TABLE inspections ADD COLUMN lifecycle_by TEXT;
+    ALTER TABLE inspections ADD COLUMN lifecycle_ms INTEGER;
+    ALTER TABLE inspections ADD COLUMN lifecycle_note TEXT;
+    ALTER TABLE reviews ADD COLUMN defect_type TEXT;
+    ALTER TABLE reviews ADD COLUMN severity TEXT;
+    ALTER TABLE reviews ADD COLUMN rail_side TEXT;
+    ALTER TABLE reviews ADD COLUMN sleeper INTEGER;
+    CREATE INDEX reviews_inspection ON reviews (inspection_id, id);
+    CREATE TABLE defect_lifecycle (
+        id INTEGER PRIMARY KEY,
+        inspection_id INTEGER NOT NULL REFERENCES inspections (id),
+        -- the review it followed, which orders the two histories into one
+        after_review_id INTEGER,
+        from_state TEXT,
+        to_state TEXT NOT NULL CHECK (to_state IN ('open', 'repair_ordered', 'repaired')),
+        actor TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX defect_lifecycle_inspection ON defect_lifecycle (inspection_id, id);
+    UPDATE inspections SET lifecycle_state = 'open', lifecycle_by = reviewer,
+        lifecycle_ms = reviewed_ms, lifecycle_note = ''
+        WHERE review_state = 'confirmed';
+    INSERT INTO defect_lifecycle (inspection_id, after_review_id, from_state, to_state, actor, note,
+        created_ms)
+        SELECT id, (SELECT max(r.id) FROM reviews r WHERE r.inspection_id = inspections.id), NULL,
+            'open', coalesce(reviewer, ''), '', coalesce(reviewed_ms, 0)
+        FROM inspections WHERE review_state = 'confirmed';
+    CREATE INDEX inspections_confirmed ON inspections (track_id, position_m)
+        WHERE review_state = 'confirmed';",
 ];
 
 const AUDIT_COLUMNS: &str = "id, created_ms, camera, actor, action, old_threshold, new_threshold, \
@@ -397,7 +589,8 @@ fn row_to_change(r: &rusqlite::Row<'_>) -> rusqlite::Result<CalibrationChange> {
 const COLUMNS: &str = "id, camera, frame_id, capture_ms, received_ms, track_id, position_m, speed_kmh, \
     r, l, a, a_norm, threshold, verdict, model_name, model_version, provider, crops, \
     image_path IS NOT NULL, heatmap_path IS NOT NULL, review_state, review_note, reviewer, reviewed_ms, \
-    reconstruction_path IS NOT NULL, note, partial_slots_json";
+    reconstruction_path IS NOT NULL, note, partial_slots_json, defect_type, severity, rail_side, sleeper, \
+    lifecycle_state, lifecycle_by, lifecycle_ms, lifecycle_note";
 
 pub struct SqliteStore {
     writer: Mutex<Connection>,
@@ -409,172 +602,14 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating when needed) `<dir>/railscope.db` and `<dir>/media/`, and migrates.
-    pub fn open(dir: &Path, synchronous: &str) -> Result<Self> {
-        std::fs::create_dir_all(dir.join("media"))
-            .map_err(|e| Error::io(format!("creating storage folder {}", dir.display()), e))?;
-        let db_path = dir.join("railscope.db");
-        let store = Self {
-            writer: Mutex::new(Connection::open(&db_path).map_err(|e| db_err(&db_path, e))?),
-            readers: Mutex::new(Vec::new()),
-            media_dir: dir.join("media"),
-            synchronous: synchronous.to_string(),
-            db_path,
-        };
-        {
-            let mut w = store.lock_writer();
-            store.configure(&w)?;
-            migrate(&mut w).map_err(|e| db_err(&store.db_path, e))?;
-        }
-        Ok(store)
-    }
-
-    pub fn db_path(&self) -> &Path {
-        &self.db_path
-    }
-
-    fn configure(&self, c: &Connection) -> Result<()> {
-        c.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-            self.synchronous
-        ))
-        .map_err(|e| db_err(&self.db_path, e))
-    }
-
-    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs `f` on an idle read connection (opening one when none is idle).
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = Connection::open(&self.db_path).map_err(|e| db_err(&self.db_path, e))?;
-                self.configure(&c)?;
-                c
-            }
-        };
-        let out = f(&conn).map_err(|e| db_err(&self.db_path, e));
-        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < 8 {
-            idle.push(conn);
-        }
-        out
-    }
-
-    fn media_path(&self, rel: &str) -> PathBuf {
-        self.media_dir.join(rel)
-    }
-
-    fn write_media(&self, rel: &str, bytes: &[u8]) -> Result<()> {
-        let p = self.media_path(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-        }
-        std::fs::write(&p, bytes).map_err(|e| Error::io(format!("writing {}", p.display()), e))
-    }
-
-    fn media_of(&self, id: i64, column: &str) -> Result<Option<String>> {
-        let sql = format!("SELECT {column} FROM inspections WHERE id = ?1");
-        Ok(self
-            .read(|c| {
-                c.query_row(&sql, [id], |r| r.get::<_, Option<String>>(0))
-                    .optional()
-            })?
-            .flatten())
-    }
-
-    fn read_media(&self, rel: &str) -> Result<Option<Vec<u8>>> {
-        match std::fs::read(self.media_path(rel)) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(format!("reading media {rel}"), e)),
-        }
-    }
-}
-
-fn db_err(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Other(format!("database {}: {e}", path.display()))
-}
-
-fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
-    let version: usize = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (k, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = c.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", k + 1))?;
-        tx.commit()?;
-        tracing::info!(version = k + 1, "database migrated");
-    }
-    Ok(())
-}
-
-fn content_type(ext: &str) -> &'static str {
-    match ext {
-        "png" => "image/png",
-        "jpg" => "image/jpeg",
-        "bmp" => "image/bmp",
-        "tif" => "image/tiff",
-        _ => "application/octet-stream",
-    }
-}
-
-/// The schema's CHECK constraint admits only the two verdicts.
-fn stored_verdict(s: &str) -> Verdict {
-    Verdict::parse(s).unwrap_or(Verdict::Normal)
-}
-
-fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
-    let verdict: String = r.get(13)?;
-    let review_state: Option<String> = r.get(20)?;
-    let review = match review_state.as_deref().and_then(ReviewState::parse) {
-        Some(state) => Some(Review {
-            state,
-            note: r.get::<_, Option<String>>(21)?.unwrap_or_default(),
-            reviewer: r.get::<_, Option<String>>(22)?.unwrap_or_default(),
-            reviewed_ms: r.get::<_, Option<i64>>(23)?.unwrap_or_default(),
-        }),
-        None => None,
-    };
-    Ok(Inspection {
-        id: r.get(0)?,
-        meta: FrameMeta {
-            camera: r.get(1)?,
-            frame_id: r.get(2)?,
-            capture_ms: r.get(3)?,
-            received_ms: r.get(4)?,
-            track_id: r.get(5)?,
-            position_m: r.get(6)?,
-            speed_kmh: r.get(7)?,
-        },
-        r: r.get(8)?,
-        l: r.get(9)?,
-        a: r.get(10)?,
-        a_norm: r.get(11)?,
-        threshold: r.get(12)?,
-        verdict: stored_verdict(&verdict),
-        model_name: r.get(14)?,
-        model_version: r.get(15)?,
-        provider: r.get(16)?,
-        crops_json: r.get(17)?,
-        has_image: r.get(18)?,
-        has_heatmap: r.get(19)?,
-        has_reconstruction: r.get(24)?,
-        note: r.get(25)?,
-        partial_slots_json: r
-            .get::<_, Option<String>>(26)?
-            .unwrap_or_else(|| "[]".into()),
-        review,
-    })
-}
-
-impl Store for SqliteStore {
-    fn insert_batch(&self, items: &mut [(Inspection, Media)]) -> Result<Vec<i64>> {
-        // Files are named before the rows exist; a crash between the two leaves an orphan
-        // file, never a row pointing at nothing.
+    /// [`Store::insert_batch`]'s work: media files first (each listed in `written`), then the
+    /// rows in one transaction. Files are named before the rows exist; a crash between the two
+    /// leaves an orphan file, never a row pointing at nothing.
+    fn insert_batch_writing(
+        &self,
+        items: &mut [(Inspection, Media)],
+        written: &mut Vec<String>,
+    ) -> Result<Vec<i64>> {
         let mut paths: Vec<[Option<String>; 3]> = Vec::with_capacity(items.len());
         for (insp, media) in items.iter() {
             let day = chrono::DateTime::from_timestamp_millis(insp.meta.received_ms)
@@ -590,15 +625,17 @@ impl Store for SqliteStore {
                 Some((bytes, ext)) => {
                     let rel = format!("{stem}.{ext}");
                     self.write_media(&rel, bytes)?;
+                    written.push(rel.clone());
                     Some(rel)
                 }
                 None => None,
             };
-            let png = |bytes: &Option<Vec<u8>>, kind: &str| -> Result<Option<String>> {
+            let mut png = |bytes: &Option<Vec<u8>>, kind: &str| -> Result<Option<String>> {
                 match bytes {
                     Some(bytes) => {
                         let rel = format!("{stem}.{kind}.png");
                         self.write_media(&rel, bytes)?;
+                        written.push(rel.clone());
                         Ok(Some(rel))
                     }
                     None => Ok(None),
@@ -675,9 +712,245 @@ impl Store for SqliteStore {
         Ok(ids)
     }
 
+    /// Opens (creating when needed) `<dir>/railscope.db` and `<dir>/media/`, and migrates.
+    pub fn open(dir: &Path, synchronous: &str) -> Result<Self> {
+        std::fs::create_dir_all(dir.join("media"))
+            .map_err(|e| Error::io(format!("creating storage folder {}", dir.display()), e))?;
+        let db_path = dir.join("railscope.db");
+        let store = Self {
+            writer: Mutex::new(Connection::open(&db_path).map_err(|e| db_err(&db_path, e))?),
+            readers: Mutex::new(Vec::new()),
+            media_dir: dir.join("media"),
+            synchronous: synchronous.to_string(),
+            db_path,
+        };
+        {
+            let mut w = store.lock_writer();
+            store.configure(&w)?;
+            migrate(&mut w).map_err(|e| db_err(&store.db_path, e))?;
+        }
+        Ok(store)
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    fn configure(&self, c: &Connection) -> Result<()> {
+        c.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            self.synchronous
+        ))
+        .map_err(|e| db_err(&self.db_path, e))
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on an idle read connection (opening one when none is idle).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.db_path).map_err(|e| db_err(&self.db_path, e))?;
+                self.configure(&c)?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(|e| db_err(&self.db_path, e));
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn media_path(&self, rel: &str) -> PathBuf {
+        self.media_dir.join(rel)
+    }
+
+    fn write_media(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.media_path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| io_err(format!("creating {}", parent.display()), e))?;
+        }
+        std::fs::write(&p, bytes).map_err(|e| {
+            // a partly written file is no use to anyone
+            let _ = std::fs::remove_file(&p);
+            io_err(format!("writing {}", p.display()), e)
+        })
+    }
+
+    fn media_of(&self, id: i64, column: &str) -> Result<Option<String>> {
+        let sql = format!("SELECT {column} FROM inspections WHERE id = ?1");
+        Ok(self
+            .read(|c| {
+                c.query_row(&sql, [id], |r| r.get::<_, Option<String>>(0))
+                    .optional()
+            })?
+            .flatten())
+    }
+
+    fn read_media(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.media_path(rel)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading media {rel}"), e)),
+        }
+    }
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> Error {
+    let full = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+    let msg = format!("database {}: {e}", path.display());
+    if full {
+        Error::StorageFull(msg)
+    } else {
+        Error::Other(msg)
+    }
+}
+
+/// ENOSPC or EDQUOT: the file system (or the user's quota) is full.
+fn io_err(context: String, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(28) | Some(122) => Error::StorageFull(format!("{context}: {e}")),
+        _ => Error::io(context, e),
+    }
+}
+
+fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (k, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = c.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", k + 1))?;
+        tx.commit()?;
+        tracing::info!(version = k + 1, "database migrated");
+    }
+    Ok(())
+}
+
+fn content_type(ext: &str) -> &'static str {
+    match ext {
+        "png" => "image/png",
+        "jpg" => "image/jpeg",
+        "bmp" => "image/bmp",
+        "tif" => "image/tiff",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The schema's CHECK constraint admits only the two verdicts.
+fn stored_verdict(s: &str) -> Verdict {
+    Verdict::parse(s).unwrap_or(Verdict::Normal)
+}
+
+fn row_to_inspection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inspection> {
+    let verdict: String = r.get(13)?;
+    let review_state: Option<String> = r.get(20)?;
+    let review = match review_state.as_deref().and_then(ReviewState::parse) {
+        Some(state) => Some(Review {
+            state,
+            note: r.get::<_, Option<String>>(21)?.unwrap_or_default(),
+            reviewer: r.get::<_, Option<String>>(22)?.unwrap_or_default(),
+            reviewed_ms: r.get::<_, Option<i64>>(23)?.unwrap_or_default(),
+            defect: DefectDetails {
+                defect_type: r.get(27)?,
+                severity: r.get(28)?,
+                rail_side: r
+                    .get::<_, Option<String>>(29)?
+                    .as_deref()
+                    .and_then(RailSide::parse),
+                sleeper: r.get(30)?,
+            },
+            lifecycle: match r
+                .get::<_, Option<String>>(31)?
+                .as_deref()
+                .and_then(LifecycleState::parse)
+            {
+                Some(state) => Some(LifecycleEntry {
+                    state,
+                    by: r.get::<_, Option<String>>(32)?.unwrap_or_default(),
+                    at_ms: r.get::<_, Option<i64>>(33)?.unwrap_or_default(),
+                    note: r.get::<_, Option<String>>(34)?.unwrap_or_default(),
+                }),
+                None => None,
+            },
+        }),
+        None => None,
+    };
+    Ok(Inspection {
+        id: r.get(0)?,
+        meta: FrameMeta {
+            camera: r.get(1)?,
+            frame_id: r.get(2)?,
+            capture_ms: r.get(3)?,
+            received_ms: r.get(4)?,
+            track_id: r.get(5)?,
+            position_m: r.get(6)?,
+            speed_kmh: r.get(7)?,
+        },
+        r: r.get(8)?,
+        l: r.get(9)?,
+        a: r.get(10)?,
+        a_norm: r.get(11)?,
+        threshold: r.get(12)?,
+        verdict: stored_verdict(&verdict),
+        model_name: r.get(14)?,
+        model_version: r.get(15)?,
+        provider: r.get(16)?,
+        crops_json: r.get(17)?,
+        has_image: r.get(18)?,
+        has_heatmap: r.get(19)?,
+        has_reconstruction: r.get(24)?,
+        note: r.get(25)?,
+        partial_slots_json: r
+            .get::<_, Option<String>>(26)?
+            .unwrap_or_else(|| "[]".into()),
+        review,
+    })
+}
+
+impl Store for SqliteStore {
+    fn insert_batch(&self, items: &mut [(Inspection, Media)]) -> Result<Vec<i64>> {
+        let mut written = Vec::new();
+        let result = self.insert_batch_writing(items, &mut written);
+        if result.is_err() {
+            // The rows are not there, so neither should their files be (a full disk would
+            // otherwise fill up with orphans). Only a crash between files and commit leaves one.
+            for rel in written {
+                let _ = std::fs::remove_file(self.media_path(&rel));
+            }
+        }
+        result
+    }
+
     fn get(&self, id: i64) -> Result<Option<Inspection>> {
         let sql = format!("SELECT {COLUMNS} FROM inspections WHERE id = ?1");
         self.read(|c| c.query_row(&sql, [id], row_to_inspection).optional())
+    }
+
+    fn find_frame(
+        &self,
+        camera: &str,
+        frame_id: &str,
+        since_ms: i64,
+    ) -> Result<Option<Inspection>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM inspections WHERE camera = ?1 AND frame_id = ?2 AND received_ms >= ?3
+             ORDER BY id LIMIT 1"
+        );
+        self.read(|c| {
+            c.query_row(
+                &sql,
+                rusqlite::params![camera, frame_id, since_ms],
+                row_to_inspection,
+            )
+            .optional()
+        })
     }
 
     fn list(&self, f: &InspectionFilter) -> Result<Vec<Inspection>> {
@@ -738,25 +1011,238 @@ impl Store for SqliteStore {
 
     fn review(&self, id: i64, review: &Review) -> Result<Option<Inspection>> {
         {
+            let d = &review.defect;
+            let side = d.rail_side.map(RailSide::as_str);
             let mut w = self.lock_writer();
             let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
             let n = tx
                 .execute(
-                    "UPDATE inspections SET review_state = ?2, review_note = ?3, reviewer = ?4, reviewed_ms = ?5 WHERE id = ?1",
-                    params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms],
+                    "UPDATE inspections SET review_state = ?2, review_note = ?3, reviewer = ?4, reviewed_ms = ?5,
+                     defect_type = ?6, severity = ?7, rail_side = ?8, sleeper = ?9 WHERE id = ?1",
+                    params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms,
+                        d.defect_type, d.severity, side, d.sleeper],
                 )
                 .map_err(|e| db_err(&self.db_path, e))?;
             if n == 0 {
                 return Ok(None);
             }
             tx.execute(
-                "INSERT INTO reviews (inspection_id, state, note, reviewer, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms],
+                "INSERT INTO reviews (inspection_id, state, note, reviewer, created_ms, defect_type, severity,
+                 rail_side, sleeper) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms,
+                    d.defect_type, d.severity, side, d.sleeper],
+            )
+            .map_err(|e| db_err(&self.db_path, e))?;
+            let review_id = tx.last_insert_rowid();
+            // A confirmed defect's repair starts open (a re-confirmation keeps where it stands).
+            if review.state == ReviewState::Confirmed {
+                let opened = tx
+                    .execute(
+                        "UPDATE inspections SET lifecycle_state = 'open', lifecycle_by = ?2, lifecycle_ms = ?3,
+                         lifecycle_note = '' WHERE id = ?1 AND lifecycle_state IS NULL",
+                        params![id, review.reviewer, review.reviewed_ms],
+                    )
+                    .map_err(|e| db_err(&self.db_path, e))?;
+                if opened == 1 {
+                    tx.execute(
+                        "INSERT INTO defect_lifecycle (inspection_id, after_review_id, from_state, to_state,
+                         actor, note, created_ms) VALUES (?1, ?4, NULL, 'open', ?2, '', ?3)",
+                        params![id, review.reviewer, review.reviewed_ms, review_id],
+                    )
+                    .map_err(|e| db_err(&self.db_path, e))?;
+                }
+            }
+            tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        }
+        self.get(id)
+    }
+
+    fn set_lifecycle(&self, id: i64, entry: &LifecycleEntry) -> Result<LifecycleOutcome> {
+        {
+            let mut w = self.lock_writer();
+            let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+            let found: Option<(Option<String>, Option<String>)> = tx
+                .query_row(
+                    "SELECT review_state, lifecycle_state FROM inspections WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| db_err(&self.db_path, e))?;
+            let Some((review_state, current)) = found else {
+                return Ok(LifecycleOutcome::NoInspection);
+            };
+            if review_state.as_deref() != Some("confirmed") {
+                return Ok(LifecycleOutcome::NotConfirmed);
+            }
+            let current = current
+                .as_deref()
+                .and_then(LifecycleState::parse)
+                .unwrap_or(LifecycleState::Open);
+            if !current.can_become(entry.state) {
+                return Ok(LifecycleOutcome::Refused(current));
+            }
+            tx.execute(
+                "UPDATE inspections SET lifecycle_state = ?2, lifecycle_by = ?3, lifecycle_ms = ?4,
+                 lifecycle_note = ?5 WHERE id = ?1",
+                params![id, entry.state.as_str(), entry.by, entry.at_ms, entry.note],
+            )
+            .map_err(|e| db_err(&self.db_path, e))?;
+            tx.execute(
+                "INSERT INTO defect_lifecycle (inspection_id, after_review_id, from_state, to_state, actor,
+                 note, created_ms) VALUES (?1, (SELECT max(id) FROM reviews WHERE inspection_id = ?1),
+                 ?2, ?3, ?4, ?5, ?6)",
+                params![id, current.as_str(), entry.state.as_str(), entry.by, entry.note, entry.at_ms],
             )
             .map_err(|e| db_err(&self.db_path, e))?;
             tx.commit().map_err(|e| db_err(&self.db_path, e))?;
         }
-        self.get(id)
+        Ok(match self.get(id)? {
+            Some(i) => LifecycleOutcome::Changed(Box::new(i)),
+            None => LifecycleOutcome::NoInspection,
+        })
+    }
+
+    fn history(&self, id: i64) -> Result<Option<Vec<HistoryEntry>>> {
+        self.read(|c| {
+            let exists: Option<i64> = c
+                .query_row("SELECT id FROM inspections WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            // (review id, 0 | 1, row id, entry): each lifecycle change after the review it
+            // followed (a confirmation opens the repair), in the order they were written.
+            let mut rows: Vec<(i64, u8, i64, HistoryEntry)> = Vec::new();
+            let mut st = c.prepare(
+                "SELECT id, state, note, reviewer, created_ms, defect_type, severity, rail_side, sleeper
+                 FROM reviews WHERE inspection_id = ?1 ORDER BY id",
+            )?;
+            let reviews = st.query_map([id], |r| {
+                let state: String = r.get(1)?;
+                let side: Option<String> = r.get(7)?;
+                let review = Review {
+                    state: ReviewState::Confirmed,
+                    note: r.get(2)?,
+                    reviewer: r.get(3)?,
+                    reviewed_ms: r.get(4)?,
+                    defect: DefectDetails {
+                        defect_type: r.get(5)?,
+                        severity: r.get(6)?,
+                        rail_side: side.as_deref().and_then(RailSide::parse),
+                        sleeper: r.get(8)?,
+                    },
+                    lifecycle: None,
+                };
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    ReviewState::parse(&state).map(|state| Review { state, ..review }),
+                ))
+            })?;
+            for row in reviews {
+                let (rid, review) = row?;
+                if let Some(review) = review {
+                    rows.push((rid, 0, rid, HistoryEntry::Review(review)));
+                }
+            }
+            let mut st = c.prepare(
+                "SELECT id, from_state, to_state, actor, note, created_ms, coalesce(after_review_id, 0)
+                 FROM defect_lifecycle WHERE inspection_id = ?1 ORDER BY id",
+            )?;
+            let changes = st.query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })?;
+            for row in changes {
+                let (lid, from, to, by, note, at_ms, after) = row?;
+                if let Some(state) = LifecycleState::parse(&to) {
+                    rows.push((
+                        after,
+                        1,
+                        lid,
+                        HistoryEntry::Lifecycle {
+                            from: from.as_deref().and_then(LifecycleState::parse),
+                            entry: LifecycleEntry {
+                                state,
+                                by,
+                                at_ms,
+                                note,
+                            },
+                        },
+                    ));
+                }
+            }
+            rows.sort_by_key(|(after, table, rid, _)| (*after, *table, *rid));
+            Ok(Some(rows.into_iter().map(|(_, _, _, e)| e).collect()))
+        })
+    }
+
+    fn defects(&self, f: &DefectFilter) -> Result<Vec<Inspection>> {
+        let mut clauses: Vec<String> = vec!["review_state = 'confirmed'".into()];
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        let mut push = |clause: &str, v: Box<dyn ToSql>| {
+            args.push(v);
+            clauses.push(clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(c) = &f.camera {
+            push("camera = ?", Box::new(c.clone()));
+        }
+        if let Some(t) = &f.track_id {
+            push("track_id = ?", Box::new(t.clone()));
+        }
+        if let Some(p) = f.min_position_m {
+            push("position_m >= ?", Box::new(p));
+        }
+        if let Some(p) = f.max_position_m {
+            push("position_m <= ?", Box::new(p));
+        }
+        // The time a frame was taken: the camera's capture time, else when it arrived.
+        if let Some(s) = f.since_ms {
+            push("coalesce(capture_ms, received_ms) >= ?", Box::new(s));
+        }
+        if let Some(u) = f.until_ms {
+            push("coalesce(capture_ms, received_ms) < ?", Box::new(u));
+        }
+        if let Some(t) = &f.defect_type {
+            push("defect_type = ?", Box::new(t.clone()));
+        }
+        if !f.severities.is_empty() {
+            let mut marks = Vec::new();
+            for sev in &f.severities {
+                args.push(Box::new(sev.clone()));
+                marks.push(format!("?{}", args.len()));
+            }
+            clauses.push(format!("severity IN ({})", marks.join(", ")));
+        }
+        if !f.states.is_empty() {
+            let mut marks = Vec::new();
+            for st in &f.states {
+                args.push(Box::new(st.as_str()));
+                marks.push(format!("?{}", args.len()));
+            }
+            clauses.push(format!(
+                "coalesce(lifecycle_state, 'open') IN ({})",
+                marks.join(", ")
+            ));
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM inspections WHERE {} ORDER BY track_id IS NULL, track_id,
+             position_m IS NULL, position_m, id LIMIT {}",
+            clauses.join(" AND "),
+            f.limit.max(1) + 1
+        );
+        self.read(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(args.iter()), row_to_inspection)?;
+            rows.collect()
+        })
     }
 
     fn image(&self, id: i64) -> Result<Option<(Vec<u8>, &'static str)>> {
@@ -1098,6 +1584,37 @@ mod tests {
         }
     }
 
+    /// A batch whose second frame's media cannot be written stores nothing and leaves no file
+    /// of the first behind; a full disk is told apart from other failures.
+    #[test]
+    fn a_failed_batch_leaves_no_rows_and_no_orphan_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), "normal").unwrap();
+        let media = || Media {
+            image: Some((b"png-bytes".to_vec(), "png")),
+            heatmap_png: Some(b"heat".to_vec()),
+            reconstruction_png: Some(b"recon".to_vec()),
+        };
+        let day2 = 86_400_000 * 2;
+        // the second frame's day folder cannot be created: a file is in its way
+        std::fs::create_dir_all(s.media_path("")).unwrap();
+        std::fs::write(s.media_path("19700103"), b"in the way").unwrap();
+        let mut batch = vec![
+            (sample("cam-01", Verdict::Defect, 1_000_000), media()),
+            (sample("cam-02", Verdict::Defect, day2 + 5), media()),
+        ];
+        let err = s.insert_batch(&mut batch).unwrap_err();
+        assert!(!matches!(err, Error::StorageFull(_)), "{err}");
+        assert!(s.list(&InspectionFilter::default()).unwrap().is_empty());
+        let day1 = s.media_path("19700101");
+        let left: Vec<_> = std::fs::read_dir(&day1)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "orphan media left: {left:?}");
+        let full = io_err("writing x".into(), std::io::Error::from_raw_os_error(28));
+        assert!(matches!(full, Error::StorageFull(_)), "{full}");
+    }
+
     #[test]
     fn insert_list_review_and_totals_round_trip() {
         let dir = tempfile::tempdir().unwrap();
@@ -1150,6 +1667,8 @@ mod tests {
                     note: "clip snapped".into(),
                     reviewer: "inspector".into(),
                     reviewed_ms: 1_000_200,
+                    defect: DefectDetails::default(),
+                    lifecycle: None,
                 },
             )
             .unwrap()
@@ -1186,6 +1705,8 @@ mod tests {
             note: String::new(),
             reviewer: "x".into(),
             reviewed_ms: 0,
+            defect: DefectDetails::default(),
+            lifecycle: None,
         }
     }
 
@@ -1450,6 +1971,244 @@ mod tests {
             )
             .is_err());
         assert_eq!(s.calibration_audit(None, None, 10).unwrap().len(), 4);
+    }
+
+    fn confirm(ms: i64, defect_type: &str, severity: &str) -> Review {
+        Review {
+            state: ReviewState::Confirmed,
+            note: "on site".into(),
+            reviewer: "inspector".into(),
+            reviewed_ms: ms,
+            defect: DefectDetails {
+                defect_type: Some(defect_type.into()),
+                severity: Some(severity.into()),
+                rail_side: Some(RailSide::Left),
+                sleeper: Some(42),
+            },
+            lifecycle: None,
+        }
+    }
+
+    fn lifecycle(state: LifecycleState, ms: i64) -> LifecycleEntry {
+        LifecycleEntry {
+            state,
+            by: "admin".into(),
+            at_ms: ms,
+            note: format!("{} at {ms}", state.as_str()),
+        }
+    }
+
+    #[test]
+    fn a_version_5_database_gains_the_defect_catalogue_and_the_repair_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        // A defect the older release confirmed (no type) and one it left unreviewed.
+        let s = migrated_from(
+            dir.path(),
+            5,
+            "INSERT INTO inspections (camera, received_ms, track_id, position_m, a, a_norm, threshold,
+             verdict, model_name, model_version, provider, crops, review_state, review_note, reviewer,
+             reviewed_ms) VALUES ('cam-01', 1, 'L1', 900.0, 0.05, 0.5, 0.1, 'defect', 'm', '1', 'cpu',
+             '[]', 'confirmed', 'old', 'inspector', 2)",
+        );
+        let old = s.get(1).unwrap().unwrap().review.unwrap();
+        assert_eq!(old.defect, DefectDetails::default());
+        let opened = old.lifecycle.expect("an old confirmed defect starts open");
+        assert_eq!(
+            (opened.state, opened.by.as_str(), opened.at_ms),
+            (LifecycleState::Open, "inspector", 2)
+        );
+        assert_eq!(
+            s.history(1).unwrap().unwrap().len(),
+            1,
+            "its opening is in the history"
+        );
+
+        let ids = s
+            .insert_batch(&mut [
+                (sample("cam-01", Verdict::Defect, 10), Media::default()),
+                (sample("cam-02", Verdict::Defect, 20), Media::default()),
+            ])
+            .unwrap();
+        // Reviewed three times: false alarm, then confirmed, then re-classified.
+        s.review(ids[0], &reviewed_dummy()).unwrap();
+        assert!(s
+            .get(ids[0])
+            .unwrap()
+            .unwrap()
+            .review
+            .unwrap()
+            .lifecycle
+            .is_none());
+        assert_eq!(
+            s.set_lifecycle(ids[0], &lifecycle(LifecycleState::RepairOrdered, 30))
+                .unwrap(),
+            LifecycleOutcome::NotConfirmed
+        );
+        s.review(ids[0], &confirm(40, "missing_clip", "immediate"))
+            .unwrap();
+        let latest = s
+            .review(ids[0], &confirm(50, "fractured_clip", "plan"))
+            .unwrap()
+            .unwrap();
+        let r = latest.review.unwrap();
+        assert_eq!(r.defect.defect_type.as_deref(), Some("fractured_clip"));
+        assert_eq!(
+            (r.defect.rail_side, r.defect.sleeper),
+            (Some(RailSide::Left), Some(42))
+        );
+        assert_eq!(
+            r.lifecycle.unwrap().at_ms,
+            40,
+            "a re-confirmation keeps the repair where it stands"
+        );
+
+        // The lifecycle: forward moves allowed, a repaired defect stays repaired.
+        assert!(matches!(
+            s.set_lifecycle(ids[0], &lifecycle(LifecycleState::RepairOrdered, 60))
+                .unwrap(),
+            LifecycleOutcome::Changed(_)
+        ));
+        assert_eq!(
+            s.set_lifecycle(ids[0], &lifecycle(LifecycleState::RepairOrdered, 61))
+                .unwrap(),
+            LifecycleOutcome::Refused(LifecycleState::RepairOrdered)
+        );
+        let LifecycleOutcome::Changed(done) = s
+            .set_lifecycle(ids[0], &lifecycle(LifecycleState::Repaired, 70))
+            .unwrap()
+        else {
+            panic!("repair_ordered -> repaired is allowed")
+        };
+        assert_eq!(
+            done.review.unwrap().lifecycle.unwrap(),
+            lifecycle(LifecycleState::Repaired, 70)
+        );
+        assert_eq!(
+            s.set_lifecycle(ids[0], &lifecycle(LifecycleState::Open, 80))
+                .unwrap(),
+            LifecycleOutcome::Refused(LifecycleState::Repaired)
+        );
+        assert_eq!(
+            s.set_lifecycle(999, &lifecycle(LifecycleState::Open, 80))
+                .unwrap(),
+            LifecycleOutcome::NoInspection
+        );
+        let h = s.history(ids[0]).unwrap().unwrap();
+        let kinds: Vec<String> = h
+            .iter()
+            .map(|e| match e {
+                HistoryEntry::Review(r) => format!(
+                    "{}:{}",
+                    r.state.as_str(),
+                    r.defect.defect_type.as_deref().unwrap_or("-")
+                ),
+                HistoryEntry::Lifecycle { from, entry } => format!(
+                    "{}>{}",
+                    from.map(LifecycleState::as_str).unwrap_or("-"),
+                    entry.state.as_str()
+                ),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "false_alarm:-",
+                "confirmed:missing_clip",
+                "->open",
+                "confirmed:fractured_clip",
+                "open>repair_ordered",
+                "repair_ordered>repaired"
+            ]
+        );
+        assert!(s.history(999).unwrap().is_none());
+
+        // The defect list: confirmed only, filtered, ordered by track and position.
+        s.review(ids[1], &confirm(90, "loose_bolt", "monitor"))
+            .unwrap();
+        let all = s
+            .defects(&DefectFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|i| i.id).collect::<Vec<_>>(),
+            vec![1, ids[0], ids[1]]
+        );
+        let by = |f: DefectFilter| -> Vec<i64> {
+            s.defects(&DefectFilter { limit: 10, ..f })
+                .unwrap()
+                .iter()
+                .map(|i| i.id)
+                .collect()
+        };
+        assert_eq!(
+            by(DefectFilter {
+                severities: vec!["monitor".into(), "plan".into()],
+                ..Default::default()
+            }),
+            vec![ids[0], ids[1]]
+        );
+        assert_eq!(
+            by(DefectFilter {
+                states: vec![LifecycleState::Open],
+                ..Default::default()
+            }),
+            vec![1, ids[1]]
+        );
+        assert_eq!(
+            by(DefectFilter {
+                min_position_m: Some(1000.0),
+                ..Default::default()
+            }),
+            vec![ids[0], ids[1]]
+        );
+        assert_eq!(
+            by(DefectFilter {
+                max_position_m: Some(1000.0),
+                ..Default::default()
+            }),
+            vec![1]
+        );
+        assert_eq!(
+            by(DefectFilter {
+                camera: Some("cam-02".into()),
+                ..Default::default()
+            }),
+            vec![ids[1]]
+        );
+        assert_eq!(
+            by(DefectFilter {
+                defect_type: Some("loose_bolt".into()),
+                ..Default::default()
+            }),
+            vec![ids[1]]
+        );
+        // Time: the capture time (sample: received - 5).
+        assert_eq!(
+            by(DefectFilter {
+                since_ms: Some(15),
+                ..Default::default()
+            }),
+            vec![ids[1]]
+        );
+        assert_eq!(
+            by(DefectFilter {
+                until_ms: Some(15),
+                ..Default::default()
+            }),
+            vec![1, ids[0]]
+        );
+        assert_eq!(
+            s.defects(&DefectFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap()
+            .len(),
+            2,
+            "limit + 1 tells a cut list"
+        );
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl Metrics {
         let rejected = IntCounterVec::new(
             Opts::new(
                 "railscope_rejected_frames_total",
-                "Frames refused, by reason (queue_full, not_ready, bad_image, too_large, unauthorized, unknown_camera, timeout, bad_request, internal).",
+                "Frames refused, by reason (queue_full, camera_busy, frame_in_flight, not_ready, bad_image, too_large, unauthorized, unknown_camera, timeout, bad_request, internal).",
             ),
             &["reason"],
         )
@@ -173,6 +173,8 @@ impl Metrics {
         }
         for r in [
             "queue_full",
+            "camera_busy",
+            "frame_in_flight",
             "not_ready",
             "bad_image",
             "too_large",

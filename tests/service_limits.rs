@@ -476,3 +476,71 @@ fn bodies_trickled_a_byte_a_second_are_answered_408_and_closed() {
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(stored_frames(&s), 2);
 }
+
+/// Head-of-line blocking (issue 13 item 2): cam-01 posts a 36 MP frame (judged a defect, so its
+/// heatmap and reconstruction are drawn) while cam-02 posts a small frame every 250 ms. The
+/// overlays are drawn at most `heatmap.max_side` px (2048) on the longer side, so the store
+/// thread, which every camera's verdicts pass through, is not held for seconds: each small
+/// frame is answered within 1.5 s (`HOL_MAX_SIDE=0` in the environment reruns it at full size
+/// for comparison; docs/performance.md has both figures).
+#[test]
+fn a_large_frame_does_not_hold_up_another_cameras_small_frames() {
+    let tmp = tempfile::tempdir().unwrap();
+    let max_side = std::env::var("HOL_MAX_SIDE").unwrap_or_else(|_| "2048".into());
+    let s = Service::start(
+        &tmp.path().join("store"),
+        &[
+            ("RAILSCOPE__BATCHING__REQUEST_TIMEOUT_MS", "60000"),
+            ("RAILSCOPE__HEATMAP__MAX_SIDE", max_side.as_str()),
+        ],
+    );
+    let big = noise_png(6000, 6000, 5);
+    let small = fixture("test/good/000003.png");
+    let (big_answer, small_ms) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            let t = Instant::now();
+            let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &big, &[]);
+            (r, t.elapsed().as_secs_f64())
+        });
+        let mut lat = Vec::new();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(250));
+            let t = Instant::now();
+            let r = post_frame(
+                &s,
+                "cam-02",
+                Some("demo-key-cam-02"),
+                "image/png",
+                &small,
+                &[],
+            );
+            assert_eq!(r.status, 200, "{}", r.json);
+            lat.push(t.elapsed().as_secs_f64());
+        }
+        (h.join().unwrap(), lat)
+    });
+    let (big, big_s) = big_answer;
+    let worst = small_ms.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "36 MP frame answered in {big_s:.2} s ({}); cam-02's 20 small frames: worst {worst:.2} s, \
+         each {:?}",
+        big.json["timings_ms"],
+        small_ms
+            .iter()
+            .map(|v| (v * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(big.status, 200, "{}", big.json);
+    let url = big.json["heatmap_url"]
+        .as_str()
+        .expect("a defect keeps its heatmap");
+    let png = get(&s.url(url), Some(INSPECTOR)).bytes;
+    let img = image::load_from_memory(&png).unwrap();
+    if max_side == "2048" {
+        assert_eq!((img.width(), img.height()), (2048, 2048));
+        assert!(
+            worst < 1.5,
+            "a small frame waited {worst:.2} s behind the large one"
+        );
+    }
+}

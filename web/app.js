@@ -8,6 +8,7 @@ import { applyInspection, emptyCameras, emptyQueue, isSilent, mergeCameras, queu
 import { createWallView } from './js/views/wall.js';
 import { createReviewView } from './js/views/review.js';
 import { createTrendsView } from './js/views/trends.js';
+import { createDefectsView } from './js/views/defects-view.js';
 import { createCalibrationView } from './js/views/calibration-view.js';
 
 const CAMERA_REFRESH_MS = 10_000;
@@ -55,6 +56,7 @@ const ctx = {
 const views = {
   wall: createWallView(ctx),
   review: createReviewView(ctx),
+  defects: createDefectsView(ctx),
   trends: createTrendsView(ctx),
   calibration: createCalibrationView(ctx),
 };
@@ -73,7 +75,7 @@ function showRoute() {
     if (a.dataset.view === route.view) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  document.title = `railscope · ${{ wall: 'Live wall', review: 'Review queue', trends: 'Trends', calibration: 'Calibration' }[route.view]}`;
+  document.title = `railscope · ${{ wall: 'Live wall', review: 'Review queue', defects: 'Defects', trends: 'Trends', calibration: 'Calibration' }[route.view]}`;
 }
 
 window.addEventListener('hashchange', () => {

@@ -111,6 +111,10 @@ impl ApiError {
     pub fn reject_reason(&self) -> &'static str {
         match self.code {
             "queue_full" => "queue_full",
+            "camera_busy" => "camera_busy",
+            // already counted once a frame by the store thread
+            "insufficient_storage" | "store_unavailable" => "store_failed",
+            "frame_in_flight" => "frame_in_flight",
             "not_ready" => "not_ready",
             "internal" => "internal",
             "bad_image" | "empty_body" | "unsupported_media_type" => "bad_image",

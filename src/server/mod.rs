@@ -6,8 +6,10 @@
 //! reload (`POST /admin/reload`, SIGHUP) and graceful shutdown (SIGTERM/SIGINT drain the
 //! queue before the process exits).
 
+pub mod admission;
 pub mod auth;
 pub mod cameras;
+pub mod defects;
 pub mod errors;
 pub mod routes;
 pub mod views;
@@ -64,6 +66,8 @@ pub struct AppState {
     /// (`server.max_concurrent_decodes`; 0 = twice the cores).
     pub decode_slots: Arc<tokio::sync::Semaphore>,
     pub decode_slot_count: usize,
+    /// Per-camera share of frames in flight, and the frame ids in flight.
+    pub admission: Arc<admission::Admission>,
     draining: AtomicBool,
     /// One reload, threshold apply or clear at a time.
     reload_lock: tokio::sync::Mutex<()>,
@@ -451,6 +455,9 @@ pub fn not_applied(running: &Config, new: &Config) -> Vec<&'static str> {
     if running.calibration != new.calibration {
         out.push("calibration");
     }
+    if running.review != new.review {
+        out.push("review");
+    }
     if cameras(running) != cameras(new) {
         out.push("cameras");
     }
@@ -504,7 +511,7 @@ impl Observer for ServiceObserver {
         publish(&self.events, "inspection", &views::inspection(i));
     }
 
-    fn store_failed(&self, _error: &str) {
+    fn store_failed(&self) {
         self.metrics.reject("store_failed");
     }
 }
@@ -681,6 +688,11 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         cameras,
         decode_slots: Arc::new(tokio::sync::Semaphore::new(decode_slot_count)),
         decode_slot_count,
+        admission: admission::Admission::new(admission::Admission::share(
+            config.batching.max_in_flight_per_camera,
+            config.batching.queue_capacity,
+            config.cameras.len(),
+        )),
         draining: AtomicBool::new(false),
         reload_lock: tokio::sync::Mutex::new(()),
     });

@@ -11,15 +11,16 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::batching::{FrameJob, SubmitError};
+use crate::batching::{Failure, FrameJob, SubmitError};
 use crate::inspector::ImageInput;
 use crate::recalibration::{propose, ProposalMethod};
 use crate::scoring::{Normalization, Verdict};
 use crate::store::{
-    AppliedThreshold, AppliedUpdate, CalibrationChange, FrameMeta, InspectionFilter, Review,
-    ReviewFilter, ReviewState,
+    AppliedThreshold, AppliedUpdate, CalibrationChange, FrameMeta, InspectionFilter, ReviewFilter,
+    ReviewState,
 };
 
+use super::admission::Refusal;
 use super::auth::{session_id, Role, COOKIE};
 use super::errors::ApiError;
 use super::views::{self, parse_time, rfc3339};
@@ -58,7 +59,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 resource("/inspections/{id}/reconstruction", "GET")
                     .route(web::get().to(inspection_reconstruction)),
             )
-            .service(resource("/inspections/{id}/review", "POST").route(web::post().to(review)))
+            .service(
+                resource("/inspections/{id}/review", "POST")
+                    .route(web::post().to(super::defects::review)),
+            )
+            .service(
+                resource("/inspections/{id}/lifecycle", "POST")
+                    .route(web::post().to(super::defects::lifecycle)),
+            )
+            .service(
+                resource("/inspections/{id}/history", "GET")
+                    .route(web::get().to(super::defects::history)),
+            )
+            .service(resource("/defects", "GET").route(web::get().to(super::defects::list_defects)))
+            .service(
+                resource("/defects/catalogue", "GET")
+                    .route(web::get().to(super::defects::catalogue)),
+            )
             .service(resource("/events", "GET").route(web::get().to(events)))
             .service(resource("/stats/trend", "GET").route(web::get().to(trend)))
             .service(resource("/stats/positions", "GET").route(web::get().to(positions)))
@@ -92,7 +109,7 @@ pub async fn no_route(req: HttpRequest) -> Resp {
 }
 
 // Runs blocking work (SQLite, files, ONNX loading) off the event loop.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(f)
@@ -367,7 +384,10 @@ async fn post_frame(
     let camera = path.into_inner();
     let result = frame(&req, &camera, payload, &state).await;
     if let Err(e) = &result {
-        state.metrics.reject(e.reject_reason());
+        // a store failure is counted by the store thread, once a frame, answered or not
+        if e.reject_reason() != "store_failed" {
+            state.metrics.reject(e.reject_reason());
+        }
         tracing::debug!(camera = %camera, code = e.code, "frame refused");
     }
     result
@@ -385,6 +405,12 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         }
         _ => return Err(ApiError::forbidden("frames are posted with a camera's key")),
     }
+    // Fairness first, before the body is read or a decode slot taken: a camera holding its
+    // share of frames in flight is refused while the others go on (server/admission.rs).
+    let mut ticket = state
+        .admission
+        .admit(camera)
+        .map_err(|r| refusal(r, state))?;
     let limit = state.config.server.max_body_bytes;
     let kind = body_kind(req)?;
     // The whole body within body_timeout_s: a body trickled a byte at a time would otherwise
@@ -429,6 +455,14 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
     if state.is_draining() {
         return Err(ApiError::unavailable("not_ready", "shutting down", 5));
     }
+    if let Some(frame_id) = meta.frame_id.clone() {
+        ticket.claim(&frame_id).map_err(|r| refusal(r, state))?;
+        if let Some(first) = stored_frame(state, camera, &frame_id).await? {
+            return Ok(HttpResponse::Ok()
+                .insert_header(("X-Railscope-Replay", "true"))
+                .json(views::inspection(&first)));
+        }
+    }
     // One snapshot: the frame is prepared and scored by the same model even across a reload.
     let model = state.model();
     let preparing = model.clone();
@@ -469,6 +503,7 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         arrived,
         enqueued: Instant::now(),
         reply: tx,
+        hold: Box::new(ticket),
     };
     let Some(batcher) = state.batcher() else {
         return Err(ApiError::unavailable("not_ready", "shutting down", 5));
@@ -500,9 +535,66 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
         Ok(Err(_)) => Err(ApiError::internal(
             "the inspection worker dropped the frame",
         )),
-        Ok(Ok(Err(msg))) => Err(ApiError::internal(msg)),
+        Ok(Ok(Err(Failure::Inference(msg)))) => Err(ApiError::internal(msg)),
+        Ok(Ok(Err(Failure::Store { message, full }))) => Err(if full {
+            ApiError {
+                retry_after: Some(60),
+                ..ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    format!("{message}; the verdict was not stored, retry once space is freed"),
+                )
+            }
+        } else {
+            ApiError::unavailable(
+                "store_unavailable",
+                format!("{message}; the verdict was not stored, retry shortly"),
+                5,
+            )
+        }),
         Ok(Ok(Ok(answer))) => Ok(HttpResponse::Ok().json(views::answer(&answer))),
     }
+}
+
+fn refusal(r: Refusal, state: &AppState) -> ApiError {
+    match r {
+        Refusal::CameraBusy { limit } => ApiError::unavailable(
+            "camera_busy",
+            format!(
+                "this camera already has {limit} frames in flight (batching.max_in_flight_per_camera, \
+                 {} configured cameras share the queue); retry shortly",
+                state.config.cameras.len()
+            ),
+            1,
+        ),
+        Refusal::FrameInFlight => ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "frame_in_flight",
+                "a frame with this X-Frame-Id from this camera is being inspected now; retry shortly for its verdict",
+            )
+        },
+    }
+}
+
+/// The verdict already stored for this camera's frame id within `server.frame_id_window_s`.
+async fn stored_frame(
+    state: &AppState,
+    camera: &str,
+    frame_id: &str,
+) -> Result<Option<crate::store::Inspection>, ApiError> {
+    let window = state.config.server.frame_id_window_s;
+    if window <= 0.0 {
+        return Ok(None);
+    }
+    let since = chrono::Utc::now().timestamp_millis() - (window * 1e3) as i64;
+    let store = state.store.clone();
+    let (camera, frame_id) = (camera.to_string(), frame_id.to_string());
+    web::block(move || store.find_frame(&camera, &frame_id, since))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker pool: {e}")))?
+        .map_err(|e| ApiError::internal(format!("store: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,7 +616,7 @@ struct ListQuery {
     before_id: Option<i64>,
 }
 
-fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+pub(super) fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     match v.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => parse_time(s)
@@ -533,7 +625,7 @@ fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+pub(super) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .map_err(|e| ApiError::bad_request(format!("query: {e}")))
@@ -593,7 +685,7 @@ async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp 
     })))
 }
 
-fn inspection_id(path: &web::Path<String>) -> Result<i64, ApiError> {
+pub(super) fn inspection_id(path: &web::Path<String>) -> Result<i64, ApiError> {
     path.parse::<i64>().map_err(|_| {
         ApiError::bad_request(format!("inspection id {:?} is not a number", path.as_str()))
     })
@@ -676,57 +768,7 @@ async fn inspection_media(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ReviewBody {
-    state: String,
-    #[serde(default)]
-    note: String,
-}
-
-async fn review(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: Bytes,
-    state: web::Data<AppState>,
-) -> Resp {
-    let role = state.auth.reader(&req)?;
-    let id = inspection_id(&path)?;
-    let b: ReviewBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "body must be {{\"state\": \"confirmed\"|\"false_alarm\", \"note\": \"…\"}}: {e}"
-        ))
-    })?;
-    let review_state = match b.state.as_str() {
-        "confirmed" => ReviewState::Confirmed,
-        "false_alarm" => ReviewState::FalseAlarm,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "state: {other:?} (confirmed or false_alarm)"
-            )))
-        }
-    };
-    if b.note.len() > 2000 {
-        return Err(ApiError::bad_request("note is longer than 2000 characters"));
-    }
-    let r = Review {
-        state: review_state,
-        note: b.note,
-        reviewer: role.name().to_string(),
-        reviewed_ms: chrono::Utc::now().timestamp_millis(),
-    };
-    let store = state.store.clone();
-    let updated = blocking(move || store.review(id, &r))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no inspection {id}")))?;
-    state
-        .metrics
-        .reviews
-        .with_label_values(&[updated.meta.camera.as_str(), review_state.as_str()])
-        .inc();
-    let v = views::inspection(&updated);
-    state.publish("review", &v);
-    Ok(HttpResponse::Ok().json(v))
-}
+// Reviews, the repair lifecycle and the defect list: server/defects.rs.
 
 // ---------------------------------------------------------------------------------------------
 // Cameras and calibration

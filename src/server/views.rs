@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::batching::Answer;
 use crate::scoring::Normalization;
-use crate::store::{CalibrationChange, Inspection};
+use crate::store::{CalibrationChange, Inspection, Review};
 
 use super::CalibrationOrigin;
 
@@ -52,11 +52,27 @@ pub fn inspection(i: &Inspection) -> Value {
         "reconstruction_url": i
             .has_reconstruction
             .then(|| format!("/v1/inspections/{}/reconstruction", i.id)),
-        "review": i.review.as_ref().map(|r| json!({
-            "state": r.state,
-            "note": r.note,
-            "reviewer": r.reviewer,
-            "reviewed_at": rfc3339(r.reviewed_ms),
+        "review": i.review.as_ref().map(review),
+    })
+}
+
+/// A review: the decision, the confirmed defect's type, severity, rail side and sleeper, and
+/// where its repair stands (`lifecycle`, null for a false alarm).
+pub fn review(r: &Review) -> Value {
+    json!({
+        "state": r.state,
+        "note": r.note,
+        "reviewer": r.reviewer,
+        "reviewed_at": rfc3339(r.reviewed_ms),
+        "type": r.defect.defect_type,
+        "severity": r.defect.severity,
+        "rail_side": r.defect.rail_side.map(|s| s.as_str()),
+        "sleeper": r.defect.sleeper,
+        "lifecycle": r.lifecycle.as_ref().map(|l| json!({
+            "state": l.state.as_str(),
+            "by": l.by,
+            "at": rfc3339(l.at_ms),
+            "note": l.note,
         })),
     })
 }

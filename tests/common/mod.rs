@@ -81,7 +81,10 @@ pub fn cpu_config() -> railscope::config::Config {
 /// them fails, loudly, rather than passing without having run.
 pub fn require_venv(py: &Path, train_dir: &Path, what: &str) {
     assert!(
-        py.is_file() && train_dir.join("railscope_train/synth/__init__.py").is_file(),
+        py.is_file()
+            && train_dir
+                .join("railscope_train/synth/__init__.py")
+                .is_file(),
         "{what} needs the project venv: {} or {}/railscope_train missing; run `make venv`",
         py.display(),
         train_dir.display()

@@ -61,6 +61,11 @@ export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnau
     inspections: (query) => request('GET', `/v1/inspections${typeof query === 'string' ? (query ? `?${query}` : '') : q(query)}`),
     inspection: (id) => request('GET', `/v1/inspections/${enc(id)}`),
     review: (id, state, note) => request('POST', `/v1/inspections/${enc(id)}/review`, { state, note: note ?? '' }),
+    // A confirmation with its type, severity, rail side and sleeper (js/defects.js confirmBody).
+    reviewWith: (id, body) => request('POST', `/v1/inspections/${enc(id)}/review`, body),
+    catalogue: () => request('GET', '/v1/defects/catalogue'),
+    defects: (query) => request('GET', `/v1/defects${query ?? ''}`),
+    lifecycle: (id, state, note) => request('POST', `/v1/inspections/${enc(id)}/lifecycle`, { state, note: note ?? '' }),
     trend: (params) => request('GET', `/v1/stats/trend${q(params)}`),
     positions: (params) => request('GET', `/v1/stats/positions${q(params)}`),
     scores: (params) => request('GET', `/v1/stats/scores${q(params)}`),

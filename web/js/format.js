@@ -112,7 +112,7 @@ export function fromDatetimeLocal(value) {
 /** Human label for a review state. */
 export function fmtReviewState(review) {
   if (!review) return 'unreviewed';
-  if (review.state === 'confirmed') return 'confirmed defect';
+  if (review.state === 'confirmed') return review.type ? `confirmed: ${review.type.replace(/_/g, ' ')}${review.severity ? ` · ${review.severity}` : ''}` : 'confirmed defect';
   if (review.state === 'false_alarm') return 'false alarm';
   return String(review.state);
 }

@@ -2,7 +2,8 @@
 
 /** The shortcuts, for the help text and the docs. */
 export const SHORTCUTS = Object.freeze([
-  { keys: ['c'], action: 'confirm', label: 'confirm defect' },
+  { keys: ['c'], action: 'confirm', label: 'confirm defect: then 1–9 / 0 picks its type (Esc cancels)' },
+  { keys: ['s'], action: 'severity', label: 'next severity for the confirmation' },
   { keys: ['f'], action: 'false_alarm', label: 'false alarm' },
   { keys: ['j', 'ArrowDown'], action: 'next', label: 'next (older) item' },
   { keys: ['k', 'ArrowUp'], action: 'prev', label: 'previous (newer) item' },

@@ -1,6 +1,6 @@
 // Hash routing (pure): "#/review/42" → { view: 'review', arg: '42' }.
 
-export const VIEWS = Object.freeze(['wall', 'review', 'trends', 'calibration']);
+export const VIEWS = Object.freeze(['wall', 'review', 'defects', 'trends', 'calibration']);
 
 export function parseRoute(hash) {
   const parts = String(hash ?? '').replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);

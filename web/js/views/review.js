@@ -7,6 +7,7 @@ import { escapeHtml as esc, fmtAgo, fmtPosition, fmtReviewState, fmtScore, fmtTi
 import { DEFAULT_FILTERS, filtersToQuery, queueAppended, queueLoaded, queueMove, queueSelect, queueSelected, queueUpsert, queueWithFilters, scoreBar } from '../state.js';
 import { SHORTCUTS, isEditableTarget, shortcutFor } from '../keys.js';
 import { PARTIAL_SLOT_LABEL, cropAt, cropView, framePoint, heatLegend, partialSlots, worstCrop, zoomFactor } from '../heatmap.js';
+import { DEFAULT_CATALOGUE, confirmBody, nextSeverity, typeForKey, typeKey } from '../defects.js';
 
 const PAGE = 50;
 
@@ -40,6 +41,14 @@ export function createReviewView(ctx) {
   let shownId = null;
   let busy = false;
   let loadSeq = 0;
+  // The defect catalogue (types, configured severities); the severity stays as last chosen.
+  let catalogue = DEFAULT_CATALOGUE;
+  let severity = null;
+  let picking = false;
+  api.catalogue?.().then((c) => {
+    if (c?.types?.length && c?.severities?.length) { catalogue = c; severity = null; shownId = null; render(store.get(), null); }
+  }).catch(() => { /* the defaults stay; a 401 returns to the login */ });
+  const currentSeverity = () => (catalogue.severities.includes(severity) ? severity : catalogue.severities[0]);
 
   document.getElementById('shortcut-list').innerHTML = SHORTCUTS.map((s) => `<li>${s.keys.map((k) => `<kbd>${esc(k === 'ArrowDown' ? '↓' : k === 'ArrowUp' ? '↑' : k)}</kbd>`).join(' / ')} ${esc(s.label)}</li>`).join('');
 
@@ -283,9 +292,22 @@ export function createReviewView(ctx) {
             <label for="review-note">Note <kbd>n</kbd></label>
             <textarea id="review-note" rows="2" placeholder="e.g. clip missing on the field side">${esc(item.review?.note ?? '')}</textarea>
           </div>
+          <fieldset class="defect-fields">
+            <legend>Confirmed defect</legend>
+            <span class="field"><label for="review-severity">Severity <kbd>s</kbd></label>
+              <select id="review-severity">${catalogue.severities.map((v) => `<option value="${esc(v)}" ${v === currentSeverity() ? 'selected' : ''}>${esc(v)}</option>`).join('')}</select></span>
+            <span class="field"><label for="review-side">Rail side</label>
+              <select id="review-side"><option value="">–</option>${catalogue.rail_sides.map((v) => `<option value="${esc(v)}" ${item.review?.rail_side === v ? 'selected' : ''}>${esc(v)}</option>`).join('')}</select></span>
+            <span class="field"><label for="review-sleeper">Sleeper no.</label>
+              <input id="review-sleeper" type="number" min="0" step="1" inputmode="numeric" value="${Number.isInteger(item.review?.sleeper) ? item.review.sleeper : ''}"></span>
+          </fieldset>
           <div class="review-actions">
-            <button type="button" class="btn danger" id="btn-confirm">Confirm defect <kbd>c</kbd></button>
+            <button type="button" class="btn danger" id="btn-confirm" aria-expanded="false" aria-controls="type-picker">Confirm defect… <kbd>c</kbd></button>
             <button type="button" class="btn ok" id="btn-false-alarm">False alarm <kbd>f</kbd></button>
+          </div>
+          <div class="type-picker" id="type-picker" role="group" aria-labelledby="type-picker-h" hidden>
+            <p id="type-picker-h"><strong>Defect type</strong> <span class="muted">— press its number (Esc cancels)</span></p>
+            <div class="type-grid">${catalogue.types.map((t, k) => `<button type="button" class="btn small" data-type="${esc(t.id)}"><kbd>${typeKey(k) ?? ''}</kbd> ${esc(t.label)}</button>`).join('')}</div>
           </div>
           <p class="review-state muted" id="detail-review-by"></p>
         </div>
@@ -319,7 +341,10 @@ export function createReviewView(ctx) {
         if (k >= 0) openZoom(item, k);
       });
     }
-    detail.querySelector('#btn-confirm').addEventListener('click', () => review('confirmed'));
+    detail.querySelector('#btn-confirm').addEventListener('click', () => setPicking(!picking));
+    detail.querySelector('#review-severity').addEventListener('change', (e) => { severity = e.target.value; });
+    for (const b of detail.querySelectorAll('#type-picker [data-type]')) b.addEventListener('click', () => review('confirmed', b.dataset.type));
+    picking = false;
     detail.querySelector('#btn-false-alarm').addEventListener('click', () => review('false_alarm'));
     applyViewer();
     updateReviewState(item);
@@ -402,16 +427,30 @@ export function createReviewView(ctx) {
 
   // ------------------------------------------------------------ actions
 
-  async function review(state) {
+  /** Shows or hides the type picker (Confirm defect… / c); a digit then confirms. */
+  function setPicking(on) {
+    const picker = detail.querySelector('#type-picker');
+    if (!picker) return;
+    picking = on;
+    picker.hidden = !on;
+    detail.querySelector('#btn-confirm')?.setAttribute('aria-expanded', String(on));
+  }
+
+  async function review(state, type) {
     const item = queueSelected(store.get().queue);
     if (!item || busy) return;
+    setPicking(false);
     const note = detail.querySelector('#review-note')?.value ?? '';
+    const body = state === 'confirmed'
+      ? confirmBody({ type, severity: currentSeverity(), railSide: detail.querySelector('#review-side')?.value, sleeper: detail.querySelector('#review-sleeper')?.value, note })
+      : { state, note };
     busy = true;
     detail.querySelectorAll('.review-actions button').forEach((b) => { b.disabled = true; });
     try {
-      const updated = await api.review(item.id, state, note);
-      ctx.applyReviewed(updated ?? { ...item, review: { state, note } });
-      ctx.toast(`#${item.id} marked ${state === 'confirmed' ? 'confirmed defect' : 'false alarm'}`);
+      const updated = await api.reviewWith(item.id, body);
+      ctx.applyReviewed(updated ?? { ...item, review: body });
+      const label = catalogue.types.find((t) => t.id === type)?.label ?? type;
+      ctx.toast(`#${item.id} marked ${state === 'confirmed' ? `confirmed defect: ${label}, ${body.severity}` : 'false alarm'}`);
     } catch (e) {
       ctx.toast(`Review of #${item.id} failed: ${e.message}`, 'error');
     } finally {
@@ -425,10 +464,22 @@ export function createReviewView(ctx) {
     // The zoom dialog is modal: Escape closes it, nothing else acts behind it.
     if (detail.querySelector('#zoom-dialog')?.open) return;
     const t = e.target;
+    // The type picker is open: a digit confirms with that type, Escape cancels.
+    if (picking && !e.ctrlKey && !e.metaKey && !e.altKey) {
+      const type = typeForKey(e.key, catalogue.types);
+      if (type) { review('confirmed', type); e.preventDefault(); return; }
+      if (e.key === 'Escape') { setPicking(false); list.focus(); e.preventDefault(); return; }
+    }
     const action = shortcutFor({ key: e.key, ctrlKey: e.ctrlKey, metaKey: e.metaKey, altKey: e.altKey, editable: isEditableTarget({ tagName: t?.tagName, type: t?.type, isContentEditable: t?.isContentEditable }) });
     if (!action) return;
     switch (action) {
-      case 'confirm': review('confirmed'); break;
+      case 'confirm': if (queueSelected(store.get().queue)) setPicking(!picking); break;
+      case 'severity': {
+        severity = nextSeverity(catalogue.severities, currentSeverity());
+        const sel = detail.querySelector('#review-severity');
+        if (sel) sel.value = severity;
+        break;
+      }
       case 'false_alarm': review('false_alarm'); break;
       case 'next': setQueue((q) => queueMove(q, 1)); break;
       case 'prev': setQueue((q) => queueMove(q, -1)); break;

@@ -368,17 +368,30 @@ test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals'
   assert.equal(await selected(), s1);
   await page.keyboard.press('ArrowUp');
 
-  // n focuses the note; c confirms the selected defect with the note.
+  // n focuses the note; s picks the next severity; c opens the type picker and 2 confirms the
+  // selected defect as a fractured clip (two keys), with the note and the severity.
   confirmedId = await selected();
   const countBefore = Number(await page.getAttribute('#queue-summary', 'data-count'));
   await page.keyboard.press('n');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'review-note');
   await page.keyboard.type('clip missing (e2e)');
   await page.keyboard.press('Escape');
+  assert.equal(await page.inputValue('#review-severity'), 'immediate', 'the first configured severity is preselected');
+  await page.keyboard.press('s');
+  assert.equal(await page.inputValue('#review-severity'), 'plan');
   await page.keyboard.press('c');
+  await page.waitForSelector('#type-picker:not([hidden])');
+  assert.equal(await page.getAttribute('#btn-confirm', 'aria-expanded'), 'true');
+  assert.match(await page.textContent('#type-picker [data-type="fractured_clip"]'), /^2\s+fractured clip$/);
+  assert.match(await page.textContent('#type-picker [data-type="other"]'), /^0\s+other$/);
+  await shot('review-type-picker-1366');
+  await page.keyboard.press('2');
   await until('API shows the confirmation', async () => (await api(`/v1/inspections/${confirmedId}`)).json?.review?.state === 'confirmed');
   const confirmed = (await api(`/v1/inspections/${confirmedId}`)).json;
   assert.equal(confirmed.review.note, 'clip missing (e2e)');
+  assert.equal(confirmed.review.type, 'fractured_clip');
+  assert.equal(confirmed.review.severity, 'plan');
+  assert.equal(confirmed.review.lifecycle.state, 'open');
   await page.waitForFunction((id) => !document.getElementById(`q-${id}`), confirmedId);
   const selAfter = await selected();
   assert.notEqual(selAfter, confirmedId, 'the next item is selected');
@@ -397,6 +410,78 @@ test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals'
   await page.waitForSelector(`#q-${falseAlarmId}`);
   await page.click('#f-reset');
   await page.waitForFunction(() => document.getElementById('f-review').value === 'unreviewed' && document.getElementById('f-camera').value === '');
+});
+
+/** RFC 4180 rows (quoted fields, doubled quotes, CRLF). */
+function parseCsv(text) {
+  const rows = [];
+  let row = [], field = '', quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') quoted = false; else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(field); field = ''; } else if (c === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else if (c !== '\r') field += c;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
+test('defects: the confirmed defect is listed, exported as CSV and GeoJSON, and its repair ordered', async () => {
+  await go('defects');
+  const rowSel = `#defect-table tr[data-id="${confirmedId}"]`;
+  await page.waitForSelector(rowSel);
+  assert.match(await page.textContent(rowSel), /fractured clip/);
+  assert.match(await page.textContent('#defect-summary'), /confirmed defect/);
+  const shown = (await api(`/v1/inspections/${confirmedId}`)).json;
+  const dm = Math.round(shown.position_m * 10); // kilometrage km+m to 0.1 m, e.g. 1+234.5
+  const km = `${Math.floor(dm / 10000)}+${String(Math.floor((dm % 10000) / 10)).padStart(3, '0')}.${dm % 10}`;
+
+  // Download CSV: parsed back, the row has km+m, track, type, severity, note and the image link.
+  const [csvDl] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  assert.match(csvDl.suggestedFilename(), /^railscope-defects-.*\.csv$/);
+  const rows = parseCsv(readFileSync(await csvDl.path(), 'utf8'));
+  const col = (name) => rows[0].indexOf(name);
+  const mine = rows.find((r) => r[col('id')] === String(confirmedId));
+  assert.ok(mine, `row ${confirmedId} in ${JSON.stringify(rows)}`);
+  assert.equal(mine[col('km')], km);
+  assert.equal(mine[col('track_id')], shown.track_id);
+  assert.equal(mine[col('type')], 'fractured_clip');
+  assert.equal(mine[col('severity')], 'plan');
+  assert.equal(mine[col('state')], 'open');
+  assert.equal(mine[col('note')], 'clip missing (e2e)');
+  assert.equal(mine[col('camera')], 'cam-01');
+  assert.equal(mine[col('image_url')], `${base}/v1/inspections/${confirmedId}/image`);
+
+  // Download GeoJSON: a FeatureCollection, no invented coordinates, the linear reference kept.
+  const [geoDl] = await Promise.all([page.waitForEvent('download'), page.click('#export-geojson')]);
+  const geo = JSON.parse(readFileSync(await geoDl.path(), 'utf8'));
+  assert.equal(geo.type, 'FeatureCollection');
+  const feat = geo.features.find((f) => f.id === confirmedId);
+  assert.ok(feat, JSON.stringify(geo));
+  assert.equal(feat.geometry, null);
+  assert.deepEqual([feat.properties.km, feat.properties.type, feat.properties.severity], [km, 'fractured_clip', 'plan']);
+  assert.deepEqual(feat.properties.linear_ref, { route: shown.track_id, measure_m: shown.position_m });
+
+  // The printable work order has the same filters.
+  assert.equal(await page.getAttribute('#export-print', 'href'), '/v1/defects?format=html');
+  const print = await page.evaluate(async () => { const r = await fetch('/v1/defects?format=html'); return { ct: r.headers.get('content-type'), text: await r.text() }; });
+  assert.match(print.ct, /^text\/html/);
+  assert.ok(print.text.includes(km) && print.text.includes('@media print'));
+  // A filter narrows the list and the export links.
+  await page.selectOption('#d-severity', 'immediate');
+  await page.waitForFunction((id) => !document.querySelector(`#defect-table tr[data-id="${id}"]`), confirmedId);
+  assert.equal(await page.getAttribute('#export-csv', 'href'), '/v1/defects?format=csv&severity=immediate');
+  await page.selectOption('#d-severity', '');
+  await page.waitForSelector(rowSel);
+  await shot('defects-1366');
+
+  // Order the repair: the lifecycle moves on, with who.
+  await page.click(`${rowSel} button[data-to="repair_ordered"]`);
+  await until('API shows repair_ordered', async () => (await api(`/v1/inspections/${confirmedId}`)).json?.review?.lifecycle?.state === 'repair_ordered');
+  await page.waitForFunction((sel) => /repair ordered/.test(document.querySelector(sel)?.textContent ?? ''), rowSel);
+  const hist = (await api(`/v1/inspections/${confirmedId}/history`)).json.items.map((e) => `${e.kind}:${e.state}`);
+  assert.deepEqual(hist, ['review:confirmed', 'lifecycle:open', 'lifecycle:repair_ordered']);
 });
 
 test('review: a defect without a crop says why (note), with no score and no crop to zoom', async () => {

@@ -17,6 +17,7 @@ test('review shortcuts', () => {
   assert.equal(k('h'), 'toggle_heatmap');
   assert.equal(k('r'), 'toggle_reconstruction');
   assert.equal(k('z'), 'zoom');
+  assert.equal(k('s'), 'severity');
   assert.equal(k('x'), null);
   assert.equal(k('c', { ctrlKey: true }), null, 'ctrl+c stays copy');
   assert.equal(k('f', { metaKey: true }), null);
