@@ -544,3 +544,70 @@ fn a_large_frame_does_not_hold_up_another_cameras_small_frames() {
         );
     }
 }
+
+/// A verdict that cannot be stored (here: today's media folder cannot be created) is answered
+/// 503 `store_unavailable` with Retry-After, counted once as `store_failed` (not also as a bad
+/// request or an internal error), and leaves nothing behind; the next frame, once the fault is
+/// gone, is stored. A full disk gets 507 `insufficient_storage` the same way (the store's unit
+/// test tells ENOSPC apart).
+#[test]
+fn a_verdict_that_cannot_be_stored_is_503_counted_once_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let s = Service::start(&store, &[]);
+    let day = chrono::Utc::now().format("%Y%m%d").to_string();
+    let blocker = store.join("media").join(&day);
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let defect = fixture("test/missing_bolt/000000.png");
+    let r = post_frame(
+        &s,
+        "cam-01",
+        Some(CAM1_KEY),
+        "image/png",
+        &defect,
+        &[("X-Frame-Id", "lost-1")],
+    );
+    assert_eq!(r.status, 503, "{}", r.json);
+    assert_eq!(code(&r), "store_unavailable");
+    assert!(message(&r).contains("not stored"), "{}", r.json);
+    assert_eq!(r.retry_after.as_deref(), Some("5"));
+    let m = metrics(&s);
+    assert_eq!(
+        metric(
+            &m,
+            "railscope_rejected_frames_total{reason=\"store_failed\"}"
+        ),
+        1.0
+    );
+    for other in ["bad_request", "internal"] {
+        assert_eq!(
+            metric(
+                &m,
+                &format!("railscope_rejected_frames_total{{reason=\"{other}\"}}")
+            ),
+            0.0
+        );
+    }
+    assert_eq!(stored_frames(&s), 0);
+    std::fs::remove_file(&blocker).unwrap();
+    // the id was not stored, so the retry is inspected (not replayed) and kept
+    let again = post_frame(
+        &s,
+        "cam-01",
+        Some(CAM1_KEY),
+        "image/png",
+        &defect,
+        &[("X-Frame-Id", "lost-1")],
+    );
+    assert_eq!(again.status, 200, "{}", again.json);
+    assert!(again.header("X-Railscope-Replay").is_none());
+    assert_eq!(stored_frames(&s), 1);
+    let files = std::fs::read_dir(store.join("media").join(&day))
+        .unwrap()
+        .count();
+    assert_eq!(
+        files, 3,
+        "image, heatmap and reconstruction of the one stored defect"
+    );
+}
