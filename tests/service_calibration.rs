@@ -117,7 +117,12 @@ fn an_applied_threshold_outranks_the_calibration_files_across_reload_and_restart
         Some(&cfg),
         &[("RAILSCOPE__ENGINE__CALIBRATION_DIR", cal_env.as_str())],
     );
-    let default_threshold = 0.4707431568959092;
+    // the shipped calibration's threshold, read rather than repeated (it changes with the model)
+    let shipped: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("calibration/nested-edgan.json")).unwrap(),
+    )
+    .unwrap();
+    let default_threshold = shipped["threshold"].as_f64().unwrap();
 
     // Each camera names where its calibration comes from.
     let c1 = camera(&s, "cam-01");
