@@ -480,9 +480,9 @@ fn bodies_trickled_a_byte_a_second_are_answered_408_and_closed() {
 /// Head-of-line blocking (issue 13 item 2): cam-01 posts a 36 MP frame (judged a defect, so its
 /// heatmap and reconstruction are drawn) while cam-02 posts a small frame every 250 ms. The
 /// overlays are drawn at most `heatmap.max_side` px (2048) on the longer side, so the store
-/// thread, which every camera's verdicts pass through, is not held for seconds: each small
-/// frame is answered within 1.5 s (`HOL_MAX_SIDE=0` in the environment reruns it at full size
-/// for comparison; docs/performance.md has both figures).
+/// thread, which every camera's verdicts pass through, is not held for seconds: no small frame
+/// waits more than 0.6 of the large frame's own answer time (0.77 at full size:
+/// `HOL_MAX_SIDE=0` in the environment reruns it so; docs/performance.md has both figures).
 #[test]
 fn a_large_frame_does_not_hold_up_another_cameras_small_frames() {
     let tmp = tempfile::tempdir().unwrap();
@@ -538,9 +538,12 @@ fn a_large_frame_does_not_hold_up_another_cameras_small_frames() {
     let img = image::load_from_memory(&png).unwrap();
     if max_side == "2048" {
         assert_eq!((img.width(), img.height()), (2048, 2048));
+        // A ratio within this run, not a wall-clock bound (this machine's load varies): with
+        // overlays at full size the small frame's wait was 0.77 of the large frame's answer
+        // time (2.91 of 3.76 s), at 2048 px 0.31 (0.70 of 2.25 s; 0.43 on a loaded machine).
         assert!(
-            worst < 1.5,
-            "a small frame waited {worst:.2} s behind the large one"
+            worst < 0.6 * big_s,
+            "a small frame waited {worst:.2} s behind the large one ({big_s:.2} s)"
         );
     }
 }
