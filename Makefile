@@ -235,3 +235,10 @@ bench: build venv data-track
 	$(CARGO) bench --bench pipeline
 	$(RAILSCOPE) bench --write docs/performance.md $(foreach c,$(TRACK_CAMERAS),--track data/track-eval-$(c))
 # --- end rust ---
+
+# The CPU container image (docker/Dockerfile) built with podman on a local Debian base (no registry
+# needed), started on a free loopback port, one frame posted and its verdict checked, health check
+# run, container removed; timings printed (docker/README.md). Not in `make test`.
+.PHONY: image
+image:
+	bash docker/image-check.sh
