@@ -57,10 +57,6 @@ impl Admission {
         }
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// A place in flight for one more frame of `camera`, or `CameraBusy` at its share.
     pub fn admit(self: &Arc<Self>, camera: &str) -> Result<Ticket, Refusal> {
         let mut cameras = self.cameras.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,8 +72,9 @@ impl Admission {
         })
     }
 
-    /// Frames in flight for a camera (for tests and metrics).
-    pub fn in_flight(&self, camera: &str) -> usize {
+    /// Frames in flight for a camera.
+    #[cfg(test)]
+    fn in_flight(&self, camera: &str) -> usize {
         let cameras = self.cameras.lock().unwrap_or_else(|e| e.into_inner());
         cameras.get(camera).map_or(0, |c| c.frames)
     }
