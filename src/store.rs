@@ -601,7 +601,69 @@ pub struct SqliteStore {
     synchronous: String,
 }
 
+/// The conditions of an inspection query, numbered `?1`, `?2`, … in the order their arguments
+/// are pushed, joined with AND (shared by the inspection list and the defect list).
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    args: Vec<Box<dyn ToSql>>,
+}
+
+impl Where {
+    /// A condition with one `?`.
+    fn push(&mut self, clause: &str, v: impl ToSql + 'static) {
+        self.args.push(Box::new(v));
+        self.clauses
+            .push(clause.replace('?', &format!("?{}", self.args.len())));
+    }
+
+    /// `expr IN (…)` over `values`; nothing when there are none.
+    fn any_of<V: ToSql + 'static>(&mut self, expr: &str, values: impl Iterator<Item = V>) {
+        let mut marks = Vec::new();
+        for v in values {
+            self.args.push(Box::new(v));
+            marks.push(format!("?{}", self.args.len()));
+        }
+        if !marks.is_empty() {
+            self.clauses
+                .push(format!("{expr} IN ({})", marks.join(", ")));
+        }
+    }
+
+    /// A track and a range of positions along it.
+    fn track_range(&mut self, track: &Option<String>, min_m: Option<f64>, max_m: Option<f64>) {
+        if let Some(t) = track {
+            self.push("track_id = ?", t.clone());
+        }
+        if let Some(p) = min_m {
+            self.push("position_m >= ?", p);
+        }
+        if let Some(p) = max_m {
+            self.push("position_m <= ?", p);
+        }
+    }
+
+    /// `SELECT … FROM inspections WHERE …` (no WHERE without conditions).
+    fn sql(&self) -> String {
+        let where_ = if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        };
+        format!("SELECT {COLUMNS} FROM inspections{where_}")
+    }
+}
+
 impl SqliteStore {
+    /// The inspections a query selects, with its numbered arguments.
+    fn select(&self, sql: &str, args: &[Box<dyn ToSql>]) -> Result<Vec<Inspection>> {
+        self.read(|c| {
+            let mut st = c.prepare(sql)?;
+            let rows = st.query_map(params_from_iter(args.iter()), row_to_inspection)?;
+            rows.collect()
+        })
+    }
+
     /// [`Store::insert_batch`]'s work: media files first (each listed in `written`), then the
     /// rows in one transaction. Files are named before the rows exist; a crash between the two
     /// leaves an orphan file, never a row pointing at nothing.
@@ -954,59 +1016,36 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, f: &InspectionFilter) -> Result<Vec<Inspection>> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-        let mut push = |clause: &str, v: Box<dyn ToSql>| {
-            args.push(v);
-            clauses.push(clause.replace('?', &format!("?{}", args.len())));
-        };
+        let mut w = Where::default();
         if let Some(c) = &f.camera {
-            push("camera = ?", Box::new(c.clone()));
+            w.push("camera = ?", c.clone());
         }
         if let Some(v) = f.verdict {
-            push("verdict = ?", Box::new(v.as_str()));
+            w.push("verdict = ?", v.as_str());
         }
         if let Some(s) = f.since_ms {
-            push("received_ms >= ?", Box::new(s));
+            w.push("received_ms >= ?", s);
         }
         if let Some(u) = f.until_ms {
-            push("received_ms < ?", Box::new(u));
+            w.push("received_ms < ?", u);
         }
-        if let Some(t) = &f.track_id {
-            push("track_id = ?", Box::new(t.clone()));
-        }
-        if let Some(p) = f.min_position_m {
-            push("position_m >= ?", Box::new(p));
-        }
-        if let Some(p) = f.max_position_m {
-            push("position_m <= ?", Box::new(p));
-        }
+        w.track_range(&f.track_id, f.min_position_m, f.max_position_m);
         if let Some(m) = f.min_score {
-            push("a_norm IS NOT NULL AND a_norm >= ?", Box::new(m));
+            w.push("a_norm IS NOT NULL AND a_norm >= ?", m);
         }
         if let Some(b) = f.before_id {
-            push("id < ?", Box::new(b));
+            w.push("id < ?", b);
         }
         match f.review {
-            Some(ReviewFilter::Unreviewed) => clauses.push("review_state IS NULL".into()),
-            Some(ReviewFilter::Reviewed) => clauses.push("review_state IS NOT NULL".into()),
-            Some(ReviewFilter::State(s)) => push("review_state = ?", Box::new(s.as_str())),
+            Some(ReviewFilter::Unreviewed) => w.clauses.push("review_state IS NULL".into()),
+            Some(ReviewFilter::Reviewed) => w.clauses.push("review_state IS NOT NULL".into()),
+            Some(ReviewFilter::State(s)) => w.push("review_state = ?", s.as_str()),
             None => {}
         }
-        let where_ = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM inspections {where_} ORDER BY id DESC LIMIT {}",
-            f.limit.max(1)
-        );
-        self.read(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(params_from_iter(args.iter()), row_to_inspection)?;
-            rows.collect()
-        })
+        self.select(
+            &format!("{} ORDER BY id DESC LIMIT {}", w.sql(), f.limit.max(1)),
+            &w.args,
+        )
     }
 
     fn review(&self, id: i64, review: &Review) -> Result<Option<Inspection>> {
@@ -1185,64 +1224,35 @@ impl Store for SqliteStore {
     }
 
     fn defects(&self, f: &DefectFilter) -> Result<Vec<Inspection>> {
-        let mut clauses: Vec<String> = vec!["review_state = 'confirmed'".into()];
-        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
-        let mut push = |clause: &str, v: Box<dyn ToSql>| {
-            args.push(v);
-            clauses.push(clause.replace('?', &format!("?{}", args.len())));
-        };
+        let mut w = Where::default();
+        w.clauses.push("review_state = 'confirmed'".into());
         if let Some(c) = &f.camera {
-            push("camera = ?", Box::new(c.clone()));
+            w.push("camera = ?", c.clone());
         }
-        if let Some(t) = &f.track_id {
-            push("track_id = ?", Box::new(t.clone()));
-        }
-        if let Some(p) = f.min_position_m {
-            push("position_m >= ?", Box::new(p));
-        }
-        if let Some(p) = f.max_position_m {
-            push("position_m <= ?", Box::new(p));
-        }
+        w.track_range(&f.track_id, f.min_position_m, f.max_position_m);
         // The time a frame was taken: the camera's capture time, else when it arrived.
         if let Some(s) = f.since_ms {
-            push("coalesce(capture_ms, received_ms) >= ?", Box::new(s));
+            w.push("coalesce(capture_ms, received_ms) >= ?", s);
         }
         if let Some(u) = f.until_ms {
-            push("coalesce(capture_ms, received_ms) < ?", Box::new(u));
+            w.push("coalesce(capture_ms, received_ms) < ?", u);
         }
         if let Some(t) = &f.defect_type {
-            push("defect_type = ?", Box::new(t.clone()));
+            w.push("defect_type = ?", t.clone());
         }
-        if !f.severities.is_empty() {
-            let mut marks = Vec::new();
-            for sev in &f.severities {
-                args.push(Box::new(sev.clone()));
-                marks.push(format!("?{}", args.len()));
-            }
-            clauses.push(format!("severity IN ({})", marks.join(", ")));
-        }
-        if !f.states.is_empty() {
-            let mut marks = Vec::new();
-            for st in &f.states {
-                args.push(Box::new(st.as_str()));
-                marks.push(format!("?{}", args.len()));
-            }
-            clauses.push(format!(
-                "coalesce(lifecycle_state, 'open') IN ({})",
-                marks.join(", ")
-            ));
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM inspections WHERE {} ORDER BY track_id IS NULL, track_id,
-             position_m IS NULL, position_m, id LIMIT {}",
-            clauses.join(" AND "),
-            f.limit.max(1) + 1
+        w.any_of("severity", f.severities.iter().cloned());
+        w.any_of(
+            "coalesce(lifecycle_state, 'open')",
+            f.states.iter().map(|s| s.as_str()),
         );
-        self.read(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(params_from_iter(args.iter()), row_to_inspection)?;
-            rows.collect()
-        })
+        self.select(
+            &format!(
+                "{} ORDER BY track_id IS NULL, track_id, position_m IS NULL, position_m, id LIMIT {}",
+                w.sql(),
+                f.limit.max(1) + 1
+            ),
+            &w.args,
+        )
     }
 
     fn image(&self, id: i64) -> Result<Option<(Vec<u8>, &'static str)>> {
