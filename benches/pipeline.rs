@@ -6,9 +6,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use railscope::config::PreprocessConfig;
-use railscope::package::{InputSection, Photometric};
-use railscope::preprocess::Preprocessor;
-use railscope::scoring;
+use railscope::pipeline::package::{InputSection, Photometric};
+use railscope::pipeline::preprocess::Preprocessor;
+use railscope::pipeline::scoring;
 
 fn time<F: FnMut()>(name: &str, mut f: F) {
     for _ in 0..10 {

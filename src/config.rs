@@ -471,7 +471,7 @@ impl Config {
             ));
         }
         for p in &self.engine.providers {
-            if crate::engine::Provider::parse(p).is_none() {
+            if Provider::parse(p).is_none() {
                 return Err(Error::Config(format!(
                     "engine.providers: unknown provider {p:?} (known: tensorrt, cuda, cpu)"
                 )));
@@ -480,10 +480,7 @@ impl Config {
         if self.engine.max_batch == 0 {
             return Err(Error::Config("engine.max_batch must be at least 1".into()));
         }
-        if !matches!(
-            self.preprocess.roi.as_str(),
-            "whole" | "rects" | "search" | "track"
-        ) {
+        if !ROI_MODES.contains(&self.preprocess.roi.as_str()) {
             return Err(Error::Config(format!(
                 "preprocess.roi must be whole, rects, search or track, not {:?}",
                 self.preprocess.roi
@@ -492,8 +489,7 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
         for c in &self.cameras {
-            crate::inspector::check_camera_id(&c.id)
-                .map_err(|e| Error::Config(format!("cameras: {e}")))?;
+            check_camera_id(&c.id).map_err(|e| Error::Config(format!("cameras: {e}")))?;
             if !seen.insert(c.id.as_str()) {
                 return Err(Error::Config(format!(
                     "cameras: id {:?} appears twice",
@@ -512,13 +508,14 @@ impl Config {
                     c.id
                 )));
             }
-            if let Some(roi) = &c.roi {
-                crate::preprocess::RoiMode::parse(
-                    roi,
-                    &c.rects,
-                    c.geometry.as_ref().unwrap_or(&self.preprocess.geometry),
-                )
-                .map_err(|e| Error::Config(format!("cameras: {:?}: {e}", c.id)))?;
+            // the mode's name here; its rectangles and track geometry where the service builds it
+            if let Some(roi) = c.roi.as_deref() {
+                if !ROI_MODES.contains(&roi) {
+                    return Err(Error::Config(format!(
+                        "cameras: {:?}: roi must be whole, rects, search or track, not {roi:?}",
+                        c.id
+                    )));
+                }
             }
         }
         if self
@@ -588,6 +585,51 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The region modes `preprocess.roi` and a camera's `roi` name (`pipeline::preprocess::RoiMode`).
+pub const ROI_MODES: [&str; 4] = ["whole", "rects", "search", "track"];
+
+/// The execution providers `engine.providers` names, in the engine's order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    TensorRt,
+    Cuda,
+    Cpu,
+}
+
+impl Provider {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "tensorrt" | "trt" => Some(Provider::TensorRt),
+            "cuda" => Some(Provider::Cuda),
+            "cpu" => Some(Provider::Cpu),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::TensorRt => "tensorrt",
+            Provider::Cuda => "cuda",
+            Provider::Cpu => "cpu",
+        }
+    }
+}
+
+/// Camera ids come from clients and become file names: letters, digits, '-', '_' only.
+pub fn check_camera_id(cam: &str) -> Result<()> {
+    if cam.is_empty()
+        || cam.len() > 64
+        || !cam
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::Other(format!(
+            "invalid camera id {cam:?} (use letters, digits, '-' and '_', at most 64)"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

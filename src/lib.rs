@@ -1,39 +1,24 @@
 //! railscope: visual inspection of railway track fasteners.
 //!
-//! Frame path: [`preprocess`] (decode, channels, ROI / [`fastener_search`], resize, normalize)
-//! → [`engine`] (ONNX Runtime, one run per batch) → [`scoring`] (R, L, A, A', verdict)
-//! → [`heatmap`] for inspectors. [`inspector::Inspector`] ties them together for the CLI and
-//! the HTTP service; [`calibrate`], [`evaluate`] and [`bench`] are the offline tools.
+//! Three rooms, each importing only from the ones below it, and two leaves everyone uses
+//! ([`config`], [`error`]):
 //!
-//! Service path: [`server`] (actix-web routes, auth) → [`batching`] (bounded queue, dynamic
-//! batches) → the inspector → [`store`] (SQLite) and [`telemetry`] (Prometheus);
-//! [`recalibration`] turns inspectors' reviews into threshold proposals; [`simulate`] plays
-//! line cameras against a running service.
+//! - [`pipeline`]: bytes → verdict, no HTTP and no SQL. [`pipeline::preprocess`] (decode, ROI,
+//!   [`pipeline::track`] slots or [`pipeline::fastener_search`], resize, normalize) →
+//!   [`pipeline::engine`] (ONNX Runtime) → [`pipeline::scoring`] (R, L, A, A′, verdict) →
+//!   [`pipeline::heatmap`]; [`pipeline::inspector::Inspector`] ties them together around a
+//!   [`pipeline::package`].
+//! - [`service`]: `railscope serve`. [`service::http`] (one file a resource) →
+//!   [`service::admission`] / [`service::batching`] → the inspector → [`service::store`] (SQLite
+//!   and media) and [`service::telemetry`] (Prometheus); [`service::auth`],
+//!   [`service::recalibration`] (threshold proposals from reviews).
+//! - [`offline`]: the other commands: calibrate, evaluate, bench, simulate, harvest, slots.
 
-pub mod batching;
-pub mod bench;
-pub mod calibrate;
 pub mod config;
-pub mod dataset;
-pub mod engine;
 pub mod error;
-pub mod evaluate;
-pub mod fastener_search;
-pub mod harvest;
-pub mod heatmap;
-pub mod inspector;
-pub mod metrics;
-pub mod package;
-pub mod plots;
-pub mod preprocess;
-pub mod recalibration;
-pub mod scoring;
-pub mod server;
-pub mod simulate;
-pub mod slot_eval;
-pub mod store;
-pub mod telemetry;
-pub mod track;
+pub mod offline;
+pub mod pipeline;
+pub mod service;
 
 pub use error::{Error, Result};
-pub use inspector::{FrameResult, ImageInput, Inspector, LoadOptions};
+pub use pipeline::inspector::{FrameResult, ImageInput, Inspector, LoadOptions};

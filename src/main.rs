@@ -7,15 +7,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use railscope::bench::{self, BenchOptions};
-use railscope::calibrate::{self, Method, PAPER_THRESHOLD};
 use railscope::config::Config;
-use railscope::evaluate::{self, progress_bar};
-use railscope::package::calibration_file_name;
-use railscope::preprocess::RoiMode;
-use railscope::simulate::{self, FrameSource, SimCamera, SimOptions};
-use railscope::slot_eval;
-use railscope::track::TrackLocator;
+use railscope::offline::bench::{self, BenchOptions};
+use railscope::offline::calibrate::{self, Method};
+use railscope::offline::evaluate::{self, progress_bar};
+use railscope::offline::simulate::{self, FrameSource, SimCamera, SimOptions};
+use railscope::offline::slot_eval;
+use railscope::pipeline::package::calibration_file_name;
+use railscope::pipeline::preprocess::RoiMode;
+use railscope::pipeline::scoring::PAPER_THRESHOLD;
+use railscope::pipeline::track::TrackLocator;
 use railscope::{Error, ImageInput, Inspector, LoadOptions, Result};
 use std::time::Duration;
 
@@ -293,7 +294,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut files = Vec::new();
             for p in images {
                 if p.is_dir() {
-                    files.extend(railscope::dataset::images_in(&p)?);
+                    files.extend(railscope::offline::dataset::images_in(&p)?);
                 } else {
                     files.push(p);
                 }
@@ -357,7 +358,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 (None, None) => config.preprocess.geometry.clone(),
             };
-            let rep = railscope::harvest::harvest(
+            let rep = railscope::offline::harvest::harvest(
                 &frames,
                 &TrackLocator::from_config(&geometry)?,
                 &out,
@@ -438,8 +439,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Serve { model, bind } => {
             // Kept by the service so a reload (which re-reads the config) honours them too.
-            let overrides = railscope::server::Overrides { model, bind };
-            railscope::server::serve(config, cli.config, overrides)?;
+            let overrides = railscope::service::Overrides { model, bind };
+            railscope::service::serve(config, cli.config, overrides)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {

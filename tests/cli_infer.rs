@@ -7,13 +7,15 @@ use common::*;
 #[test]
 fn infer_a_folder_prints_one_consistent_line_per_image() {
     let model = require_model();
-    let pkg = railscope::package::ModelPackage::load(&model).unwrap();
+    let pkg = railscope::pipeline::package::ModelPackage::load(&model).unwrap();
     let cal_path = pkg
         .default_calibration_dir()
         .join(format!("{}.json", pkg.name()));
-    let cal = railscope::package::Calibration::load(&cal_path).unwrap();
+    let cal = railscope::pipeline::package::Calibration::load(&cal_path).unwrap();
     let folder = fixtures().join("test/good");
-    let n = railscope::dataset::images_in(&folder).unwrap().len();
+    let n = railscope::offline::dataset::images_in(&folder)
+        .unwrap()
+        .len();
     let mut c = bin();
     c.arg("infer")
         .arg("--model")

@@ -4,15 +4,16 @@
 mod common;
 use common::*;
 
-use railscope::engine::{Engine, Provider};
-use railscope::package::ModelPackage;
+use railscope::config::Provider;
+use railscope::pipeline::engine::Engine;
+use railscope::pipeline::package::ModelPackage;
 use railscope::{ImageInput, Inspector, LoadOptions};
 
 fn fixture_bytes(n: usize) -> Vec<(String, Vec<u8>)> {
     let mut v = Vec::new();
     for dir in ["test/good", "test/missing_clip", "test/broken_clip"] {
         let d = fixtures().join(dir);
-        for p in railscope::dataset::images_in(&d).unwrap() {
+        for p in railscope::offline::dataset::images_in(&d).unwrap() {
             v.push((p.display().to_string(), std::fs::read(&p).unwrap()));
         }
     }
@@ -293,7 +294,7 @@ fn a_model_file_that_is_not_onnx_is_a_clear_error() {
     let junk = b"this is not an ONNX graph";
     std::fs::write(d.path().join("model.onnx"), junk).unwrap();
     // Keep the package self-consistent (hash matches) so the runtime itself must refuse it.
-    let sha = railscope::package::sha256_file(&d.path().join("model.onnx")).unwrap();
+    let sha = railscope::pipeline::package::sha256_file(&d.path().join("model.onnx")).unwrap();
     let m = d.path().join("manifest.toml");
     let text = std::fs::read_to_string(&m).unwrap();
     let old = ModelPackage::load(&require_model())

@@ -15,7 +15,7 @@ fn rust_evaluation_reproduces_python_auroc() {
     let py = root().join(".venv/bin/python");
     let train_dir = root().join("models/train");
     require_venv(&py, &train_dir, "the evaluate parity test");
-    let pkg = railscope::package::ModelPackage::load(&model).unwrap();
+    let pkg = railscope::pipeline::package::ModelPackage::load(&model).unwrap();
     let calibration = pkg
         .default_calibration_dir()
         .join(format!("{}.json", pkg.name()));
@@ -173,6 +173,6 @@ fn rust_evaluation_reproduces_python_auroc() {
             assert_eq!(p[k], r[k], "{method} {k}");
         }
         // The Rust file must load as a calibration for this model.
-        railscope::package::Calibration::load(&rs_cal).unwrap();
+        railscope::pipeline::package::Calibration::load(&rs_cal).unwrap();
     }
 }

@@ -5,8 +5,8 @@ mod common;
 use common::*;
 
 use opencv::core::Rect;
-use railscope::fastener_search::{iou, FastenerSearch};
-use railscope::preprocess::{decode, to_gray, DecodeLimits};
+use railscope::pipeline::fastener_search::{iou, FastenerSearch};
+use railscope::pipeline::preprocess::{decode, to_gray, DecodeLimits};
 
 fn ground_truth() -> Vec<(String, Vec<Rect>)> {
     let p = fixtures().join("frames/boxes.json");

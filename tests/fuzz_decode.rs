@@ -16,7 +16,7 @@ mod harness;
 use harness::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunConfig, TestRunner};
-use railscope::preprocess::{decode, DecodeLimits};
+use railscope::pipeline::preprocess::{decode, DecodeLimits};
 
 fn cases(default: u32) -> u32 {
     std::env::var("RAILSCOPE_FUZZ_CASES")

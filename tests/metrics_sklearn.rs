@@ -1,7 +1,7 @@
 //! Metrics against scikit-learn on the same scores (tests/fixtures/metrics_sklearn.json, computed
 //! once with scikit-learn in the project venv).
 
-use railscope::metrics;
+use railscope::pipeline::metrics;
 
 #[test]
 fn auroc_ap_and_threshold_metrics_match_sklearn() {

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-use railscope::scoring::{judge, Normalization};
+use railscope::pipeline::scoring::{judge, Normalization};
 use railscope::{ImageInput, Inspector, LoadOptions};
 
 /// Asserts every (key, ours) within `tol` of the fixture image's value; returns the largest |Δ|.
@@ -156,7 +156,7 @@ fn every_score_variant_equals_python() {
         .unwrap_or(1e-4)
         .min(1e-4);
     if let Some(sha) = doc.get("model_sha256").and_then(|v| v.as_str()) {
-        let pkg = railscope::package::ModelPackage::load(&model).unwrap();
+        let pkg = railscope::pipeline::package::ModelPackage::load(&model).unwrap();
         assert_eq!(
             sha, pkg.manifest.model.sha256,
             "expected_scores.json was made for another model.onnx; regenerate it"
@@ -164,7 +164,7 @@ fn every_score_variant_equals_python() {
     }
     let opts = LoadOptions {
         without_calibration: true,
-        roi: Some(railscope::preprocess::RoiMode::Whole),
+        roi: Some(railscope::pipeline::preprocess::RoiMode::Whole),
         ..Default::default()
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -210,7 +210,10 @@ fn every_score_variant_equals_python() {
 }
 
 /// Each fixture image's crop score through `insp` (whole-frame ROI: one crop per image).
-fn crop_scores(insp: &Inspector, images: &[serde_json::Value]) -> Vec<railscope::scoring::Score> {
+fn crop_scores(
+    insp: &Inspector,
+    images: &[serde_json::Value],
+) -> Vec<railscope::pipeline::scoring::Score> {
     let bytes: Vec<Vec<u8>> = images
         .iter()
         .map(|i| {
@@ -253,7 +256,7 @@ fn ade_gan_scores_equal_python() {
     let tol = doc["tolerance"].as_f64().unwrap_or(1e-4).min(1e-4);
     let opts = LoadOptions {
         without_calibration: true,
-        roi: Some(railscope::preprocess::RoiMode::Whole),
+        roi: Some(railscope::pipeline::preprocess::RoiMode::Whole),
         ..Default::default()
     };
     let insp = Inspector::load(&model, &cpu_config(), &opts).unwrap();
@@ -264,7 +267,7 @@ fn ade_gan_scores_equal_python() {
     );
     assert!(matches!(
         insp.score_rule().kind,
-        railscope::scoring::ScoreKind::AdeGan(_)
+        railscope::pipeline::scoring::ScoreKind::AdeGan(_)
     ));
     assert_eq!(insp.engine().pattern_dim(), Some(10));
     let c = &doc["calibration"];

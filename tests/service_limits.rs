@@ -370,14 +370,13 @@ fn degenerate_frames_and_trailing_data_are_refused_with_422() {
     assert_eq!(stored_frames(&s), 3);
 }
 
-/// One connection that sends its headers, then its body a byte at a time: what it reads back
-/// (status line and body) and when the server closed it.
-fn trickle(port: u16, limit: Duration) -> (String, Option<Duration>) {
+/// One connection that sends `request` ("POST /path") with `headers`, then its body a byte at a
+/// time: what it reads back (status line and body) and when the server closed it.
+fn trickle(port: u16, request: &str, headers: &str, limit: Duration) -> (String, Option<Duration>) {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.write_all(
         format!(
-            "POST /v1/cameras/cam-01/frames HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-             Authorization: Bearer {CAM1_KEY}\r\nContent-Type: image/png\r\n\
+            "{request} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\
              Content-Length: 100000\r\n\r\n"
         )
         .as_bytes(),
@@ -410,7 +409,8 @@ fn trickle(port: u16, limit: Duration) -> (String, Option<Duration>) {
 }
 
 /// Bodies trickled at 1 byte/s are answered 408 (JSON) once `server.body_timeout_s` has
-/// passed, and their connections closed; the service keeps answering.
+/// passed, and their connections closed; the service keeps answering. Frames and the JSON
+/// endpoints alike (login, a review, a calibration).
 #[test]
 fn bodies_trickled_a_byte_a_second_are_answered_408_and_closed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -420,9 +420,38 @@ fn bodies_trickled_a_byte_a_second_are_answered_408_and_closed() {
     );
     let port = s.port;
     let conns = 8;
+    let frame_headers = format!("Authorization: Bearer {CAM1_KEY}\r\nContent-Type: image/png\r\n");
+    let json_posts = [
+        ("POST /v1/login", String::new()),
+        (
+            "POST /v1/inspections/1/review",
+            format!("Authorization: Bearer {INSPECTOR}\r\n"),
+        ),
+        (
+            "PUT /v1/cameras/cam-01/calibration",
+            format!("Authorization: Bearer {ADMIN}\r\n"),
+        ),
+    ];
     let results: Vec<(String, Option<Duration>)> = std::thread::scope(|sc| {
+        let frame_headers = &frame_headers;
         let hs: Vec<_> = (0..conns)
-            .map(|_| sc.spawn(move || trickle(port, Duration::from_secs(10))))
+            .map(|_| {
+                sc.spawn(move || {
+                    trickle(
+                        port,
+                        "POST /v1/cameras/cam-01/frames",
+                        frame_headers,
+                        Duration::from_secs(10),
+                    )
+                })
+            })
+            .collect();
+        let json: Vec<_> = json_posts
+            .iter()
+            .map(|(request, headers)| {
+                let headers = format!("{headers}Content-Type: application/json\r\n");
+                sc.spawn(move || trickle(port, request, &headers, Duration::from_secs(10)))
+            })
             .collect();
         // Meanwhile a camera sending its frame in one go is served as usual.
         let r = post_frame(
@@ -434,8 +463,12 @@ fn bodies_trickled_a_byte_a_second_are_answered_408_and_closed() {
             &[],
         );
         assert_eq!(r.status, 200, "{}", r.json);
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
+        hs.into_iter()
+            .chain(json)
+            .map(|h| h.join().unwrap())
+            .collect()
     });
+    assert_eq!(results.len(), conns + json_posts.len());
     for (text, closed) in &results {
         println!(
             "trickled body: closed after {:?}; answer {:?}",

@@ -1,7 +1,7 @@
 // The heatmap's colour legend and the crop zoom of the review view (pure).
 //
 // The server colours each heatmap pixel by the A′ its crop would have if its worst region looked
-// like that pixel (docs/scoring.md, "Heatmap"; src/heatmap.rs ColourScale::index): A′ from 0 to
+// like that pixel (docs/scoring.md, "Heatmap"; src/pipeline/heatmap.rs ColourScale::index): A′ from 0 to
 // the threshold over the cool half of JET (blue → green), from the threshold to 2 × threshold over
 // the warm half (yellow → red), clamped beyond. The legend here draws the same scale.
 

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from . import scoring
+from .inputs import normalize_batch
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,6 @@ def reptile_init(G, D, step, n: int, known: torch.Tensor, lr: float, gen: torch.
 def pool_scores(G, D, pix_all: torch.Tensor, input_cfg: dict, pooling: scoring.Pooling, device, lam: float = scoring.DEFAULT_LAMBDA,
                 batch: int = 64) -> np.ndarray:
     """The serving score A of every pool image under the current weights (eval mode)."""
-    from .train import normalize_batch
-
     G.eval(), D.eval()
     out = []
     for i in range(0, len(pix_all), batch):

@@ -1,6 +1,6 @@
 """Reference implementation of the anomaly score defined in docs/scoring.md.
 
-Pure NumPy, no I/O: the Rust service's `src/scoring.rs` implements the same formulas and the
+Pure NumPy, no I/O: the Rust service's `src/pipeline/scoring.rs` implements the same formulas and the
 parity fixture `tests/fixtures/expected_scores.json` (written by `railscope_train.parity`) holds
 them to each other within 1e-4.
 

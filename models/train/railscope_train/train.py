@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import calibration, evaluate, robust, scoring
+from . import calibration, evaluate, robust, scoring, warmstart
 from .architectures import GENERATORS
 from .architectures.blocks import Discriminator, init_weights
 from .augment import augment
 from .corruption import corrupt
 from .data import list_split, load_image
 from .export import export_onnx, input_section, write_manifest, write_templates
+from .inputs import normalize_batch
 from .losses import LossWeights, discriminator_loss, generator_losses
 from .package import REPO_ROOT, ModelPackage
 
@@ -41,18 +42,6 @@ def lambda_rule(epochs: int):
     """pix2pix / GANomaly 'lambda' policy: constant for the first half, then linear to ~0."""
     keep = epochs // 2
     return lambda e: 1.0 - max(0, e + 1 - keep) / float(epochs - keep + 1)
-
-
-def normalize_batch(pix: torch.Tensor, input_cfg: dict) -> torch.Tensor:
-    """Pixel values / scale, [N, C, H, W] -> the model's input space; the torch twin of
-    package.normalize_images (docs/model-package.md), so training sees what serving computes."""
-    if input_cfg.get("photometric", "none") == "standardize":
-        mu = pix.mean(dim=(2, 3), keepdim=True)
-        sigma = pix.std(dim=(2, 3), keepdim=True, unbiased=False).clamp_min(1.0 / input_cfg["scale"])
-        return ((pix - mu) / (input_cfg["spread"] * sigma)).clamp(-1.0, 1.0)
-    mean = torch.tensor(input_cfg["mean"], dtype=pix.dtype).view(1, -1, 1, 1)
-    std = torch.tensor(input_cfg["std"], dtype=pix.dtype).view(1, -1, 1, 1)
-    return (pix - mean) / std
 
 
 def pseudo_anomalies(images: np.ndarray, seed: int) -> np.ndarray:
@@ -139,11 +128,19 @@ def train(args) -> Path:
     G = GENERATORS[args.arch](args.channels, args.size, args.base, **({"full_res": not args.z1_half} if args.arch == "nested-edgan" else {})).to(device)
     D = Discriminator(args.channels, args.size, args.base).to(device)
     D.apply(init_weights)
-    if args.init_from:
+    if args.init_from and args.init_from.suffix == ".pt":
         # warm start: weights from an earlier run's checkpoint, fresh optimizers and LR schedule
         ckpt = torch.load(args.init_from, map_location=device, weights_only=False)  # our own file: args hold a Pooling
         G.load_state_dict(ckpt["G"]), D.load_state_dict(ckpt["D"])
         args.init_run = f"run {ckpt['args']['name']}, {ckpt['epoch'] + 1} epochs"
+    elif args.init_from:
+        # warm start from a model package's graph (warmstart.py): no checkpoint needed
+        src = ModelPackage.load(args.init_from.parent if args.init_from.suffix == ".onnx" else args.init_from)
+        sample = normalize_batch(pix_all[torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))[:256]], input_cfg)
+        diff = warmstart.load_package(G.cpu(), D.cpu(), src.onnx_path, sample)
+        G.to(device), D.to(device)
+        args.init_run = f"package {src.name} {src.manifest['model']['version']}"
+        print(f"warm start from {args.init_from}: outputs reproduced to {diff:.1e}", flush=True)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
     sched = [torch.optim.lr_scheduler.LambdaLR(o, lambda_rule(args.epochs)) for o in (opt_g, opt_d)]
@@ -281,7 +278,8 @@ def parse_args(argv=None):
     ap.add_argument("--z1-half", action="store_true",
                     help="nested-edgan: z1 at 1/2 resolution (as the paper), not full resolution (docs/models.md)")
     ap.add_argument("--init-from", type=Path, default=None,
-                    help="start from the G and D weights of a runs/<name>/checkpoint.pt (same arch, size, width)")
+                    help="start from the G and D weights of a runs/<name>/checkpoint.pt, or of a model package "
+                         "(folder or its model.onnx; warmstart.py); same arch, size and width")
     ap.add_argument("--robust", action="store_true",
                     help="Rt-BiGAN training on an uncurated pool (robust.py): meta-learned init, adaptation to --known-good, drop rounds")
     ap.add_argument("--known-good", type=Path, default=None,

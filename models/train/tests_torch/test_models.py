@@ -203,11 +203,11 @@ def test_pseudo_anomalies_damage_one_region_of_each_image():
 
 @pytest.mark.parametrize("photometric", ["none", "standardize"])
 def test_training_normalization_equals_the_package_contract(photometric):
-    """train.normalize_batch (torch, what the generator learns on) and package.normalize_images
+    """inputs.normalize_batch (torch, what the generator learns on) and package.normalize_images
     (NumPy, what serving and the parity fixture use) are twins: hold them together."""
     from railscope_train.export import input_section
     from railscope_train.package import normalize_images
-    from railscope_train.train import normalize_batch
+    from railscope_train.inputs import normalize_batch
 
     cfg = input_section(1, 32, photometric)
     images = np.random.default_rng(3).integers(0, 256, size=(4, 32, 32)).astype(np.uint8)
