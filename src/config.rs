@@ -36,12 +36,16 @@ pub struct ReviewConfig {
     /// The severities an inspector chooses from, most urgent first (the dashboard's default is
     /// the first). Lower-case words with `_`.
     pub severities: Vec<String>,
+    /// The most inspections one bulk review (`POST /v1/review-batches`) may review; a larger
+    /// selection is refused (422 `too_many`).
+    pub max_bulk: usize,
 }
 
 impl Default for ReviewConfig {
     fn default() -> Self {
         Self {
             severities: vec!["immediate".into(), "plan".into(), "monitor".into()],
+            max_bulk: 1000,
         }
     }
 }
@@ -546,6 +550,11 @@ impl Config {
                     "review.severities: {s:?} must be a distinct lower-case word (a-z, 0-9, _)"
                 )));
             }
+        }
+        if self.review.max_bulk == 0 || self.review.max_bulk > 10_000 {
+            return Err(Error::Config(
+                "review.max_bulk must be between 1 and 10000".into(),
+            ));
         }
         if self.calibration.min_reviews_per_class == 0 {
             return Err(Error::Config(

@@ -1153,3 +1153,77 @@ fn min_score_lists_only_inspections_at_or_above_it() {
         );
     }
 }
+
+/// `railscope simulate` says what it sent against what came back (the demo's "flagged 9.4 % of
+/// frames, 8.8 % were sent defective"): its truth counts add up to the answered frames and to the
+/// verdicts, and agree with what the service stored and with each fixture's reference verdict.
+#[test]
+fn the_simulator_reports_what_it_flagged_against_what_it_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let mut c = common::bin();
+    c.args([
+        "simulate",
+        "--url",
+        &s.url(""),
+        "--cameras",
+        "2",
+        "--fps",
+        "0",
+    ])
+    .args([
+        "--frames",
+        "60",
+        "--synthetic",
+        "--defect-rate",
+        "0.5",
+        "--json",
+    ]);
+    let (code, stdout, stderr) = common::run(c);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let n = |k: &str| report["truth"][k].as_u64().unwrap_or(0);
+    let (df, dp, nf, np) = (
+        n("defect_flagged"),
+        n("defect_passed"),
+        n("normal_flagged"),
+        n("normal_passed"),
+    );
+    assert_eq!(report["answered"].as_u64(), Some(60), "{report}");
+    assert_eq!(df + dp + nf + np, 60, "{report}");
+    assert_eq!(
+        Some(df + nf),
+        report["verdicts"]["defect"].as_u64(),
+        "{report}"
+    );
+    assert!(
+        df + dp > 10 && nf + np > 10,
+        "both kinds sent at --defect-rate 0.5: {report}"
+    );
+    // The shipped model flags most fixture defects and few fixture normals (reference verdicts).
+    let refs = expected_scores();
+    let share = |good: bool| {
+        let k: Vec<_> = refs
+            .iter()
+            .filter(|i| i["path"].as_str().unwrap().contains("/good/") == good)
+            .collect();
+        k.iter().filter(|i| i["verdict"] == "defect").count() as f64 / k.len() as f64
+    };
+    assert!(
+        df as f64 / (df + dp) as f64 > share(false) - 0.35,
+        "{report}"
+    );
+    assert!(
+        (nf as f64 / (nf + np) as f64) < share(true) + 0.35,
+        "{report}"
+    );
+    let stored = get(
+        &s.url("/v1/inspections?verdict=defect&limit=500"),
+        Some(INSPECTOR),
+    );
+    assert_eq!(
+        stored.json["items"].as_array().unwrap().len() as u64,
+        df + nf
+    );
+}

@@ -482,7 +482,7 @@ fn proposals_count_only_reviews_of_the_model_version_in_service() {
         common::copy_package(&shipped, &pkg);
         let manifest = std::fs::read_to_string(pkg.join("manifest.toml")).unwrap();
         let marked = manifest.replacen(
-            "version = \"1.1.0\"",
+            &common::shipped_version().0,
             &format!("version = \"{version}\""),
             1,
         );

@@ -466,10 +466,11 @@ fn metrics_move_with_frames_and_pass_promtool() {
         0.0
     );
     assert_eq!(metric(&before, "railscope_queue_capacity"), 256.0);
+    let (_, version) = common::shipped_version();
     assert!(
-        before.contains(
-            "railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.1.0\"} 1"
-        ),
+        before.contains(&format!(
+            "railscope_model_info{{model=\"nested-edgan\",provider=\"cpu\",version=\"{version}\"}} 1"
+        )),
         "{before}"
     );
     for k in 0..5 {
@@ -728,7 +729,7 @@ fn reload_keeps_the_cli_model_and_lists_config_changes_it_does_not_apply() {
     let pkg = tmp.path().join("pkg/nested-edgan");
     common::copy_package(&shipped, &pkg);
     let manifest = std::fs::read_to_string(pkg.join("manifest.toml")).unwrap();
-    let marked = manifest.replacen("version = \"1.1.0\"", "version = \"1.0.0-cli\"", 1);
+    let marked = manifest.replacen(&common::shipped_version().0, "version = \"1.0.0-cli\"", 1);
     assert_ne!(marked, manifest);
     std::fs::write(pkg.join("manifest.toml"), marked).unwrap();
     let base = std::fs::read_to_string(root().join("config/railscope.toml")).unwrap();

@@ -4,7 +4,7 @@
 import { createApi } from './js/api.js';
 import { createStore } from './js/store.js';
 import { parseRoute, routeHash } from './js/router.js';
-import { applyInspection, emptyCameras, emptyQueue, isSilent, mergeCameras, queueUpsert, seedLatest, DEFAULT_FILTERS } from './js/state.js';
+import { applyInspection, badgeCount, countKey, emptyCameras, emptyQueue, filtersToQuery, isSilent, isUnreviewedQueue, mergeCameras, queueCounted, queueUpsert, seedLatest, DEFAULT_FILTERS } from './js/state.js';
 import { createWallView } from './js/views/wall.js';
 import { createReviewView } from './js/views/review.js';
 import { createTrendsView } from './js/views/trends.js';
@@ -12,7 +12,8 @@ import { createDefectsView } from './js/views/defects-view.js';
 import { createCalibrationView } from './js/views/calibration-view.js';
 
 const CAMERA_REFRESH_MS = 10_000;
-const UNREVIEWED_LIMIT = 500;
+/** Counts asked again at most this often after events they cannot follow (reviews elsewhere). */
+const RECOUNT_MS = 1000;
 
 const store = createStore({
   role: null,
@@ -22,20 +23,33 @@ const store = createStore({
   streamState: 'connecting',
   streamOpenedAt: null,
   now: Date.now(),
-  unreviewed: 0,
-  unreviewedMore: false,
+  // The server's count of unreviewed defects (the Review badge; while the review list shows
+  // exactly those, the badge shows the list's own total: one number for both).
+  unreviewed: null,
 });
 
 const $ = (id) => document.getElementById(id);
 const api = createApi(undefined, { onUnauthorized: () => { if (store.get().role) endSession('Your session ended; please log in again.'); } });
 
 // ------------------------------------------------------------------ toasts
-function toast(message, kind = 'info') {
+/** A message at the bottom; with `action` ({label, run}) a button too, and it stays longer. */
+function toast(message, kind = 'info', action = null) {
   const el = document.createElement('div');
   el.className = `toast ${kind === 'error' ? 'error' : ''}`;
-  el.textContent = message;
+  const text = document.createElement('span');
+  text.textContent = message;
+  el.appendChild(text);
+  if (action) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'btn small toast-action';
+    b.textContent = action.label;
+    b.addEventListener('click', () => { el.remove(); action.run(); });
+    el.appendChild(b);
+  }
   $('toasts').appendChild(el);
-  setTimeout(() => el.remove(), kind === 'error' ? 8000 : 3500);
+  setTimeout(() => el.remove(), action ? 20_000 : kind === 'error' ? 8000 : 3500);
+  return el;
 }
 
 // ------------------------------------------------------------------ views
@@ -51,6 +65,7 @@ const ctx = {
   },
   applyReviewed: (insp) => applyReviewEvent(insp),
   refreshCameras: () => refreshCameras(),
+  refreshCounts: () => refreshCounts(),
 };
 
 const views = {
@@ -88,11 +103,15 @@ window.addEventListener('hashchange', () => {
 
 store.subscribe((state, prev) => {
   for (const v of Object.values(views)) v.update(state, prev);
-  if (state.unreviewed !== prev.unreviewed || state.unreviewedMore !== prev.unreviewedMore) {
+  if (state.unreviewed !== prev.unreviewed || state.queue !== prev.queue) {
+    const n = badgeCount(state.queue, state.unreviewed);
     const b = $('review-badge');
-    b.hidden = state.unreviewed === 0;
-    b.textContent = `${state.unreviewed}${state.unreviewedMore ? '+' : ''}`;
-    b.setAttribute('aria-label', `${b.textContent} unreviewed defects`);
+    if (b.dataset.count !== String(n)) {
+      b.hidden = !n;
+      b.dataset.count = String(n);
+      b.textContent = String(n ?? '');
+      b.setAttribute('aria-label', `${n ?? 0} unreviewed defect${n === 1 ? '' : 's'}`);
+    }
   }
   if (state.cameras !== prev.cameras || state.now !== prev.now) {
     const n = state.cameras.order.filter((id) => isSilent(state.cameras.byId[id], state.now)).length;
@@ -133,21 +152,41 @@ async function seedWall() {
   }));
 }
 
-const unreviewedIds = new Set();
-async function refreshUnreviewed() {
-  const page = await api.inspections({ verdict: 'defect', review: 'unreviewed', limit: UNREVIEWED_LIMIT });
-  unreviewedIds.clear();
-  for (const i of page?.items ?? []) unreviewedIds.add(i.id);
-  store.set({ unreviewed: unreviewedIds.size, unreviewedMore: page?.next_before_id != null });
+// Counts are the server's `total` of GET /v1/inspections (the same conditions as the list): the
+// unreviewed defects for the badge and, when the review list has other filters, its own. Live
+// events keep them exact where they can; a change they cannot follow (a review of an item not
+// loaded) asks the server again, at most every RECOUNT_MS.
+async function refreshCounts() {
+  const { queue } = store.get();
+  const key = countKey(queue.filters);
+  const own = queue.loaded && !isUnreviewedQueue(queue.filters);
+  const [unreviewed, listed] = await Promise.all([
+    api.inspections(filtersToQuery(DEFAULT_FILTERS, { limit: 1 })),
+    own ? api.inspections(filtersToQuery(queue.filters, { limit: 1 })) : null,
+  ]);
+  store.set((st) => {
+    const n = unreviewed?.total ?? null;
+    const q = own ? queueCounted(st.queue, key, listed?.total) : queueCounted(st.queue, countKey(DEFAULT_FILTERS), n);
+    return { unreviewed: n, queue: q };
+  });
 }
 
-function trackUnreviewed(insp) {
-  const open = insp.verdict === 'defect' && !insp.review;
-  const had = unreviewedIds.has(insp.id);
-  if (open && !had) unreviewedIds.add(insp.id);
-  else if (!open && had) unreviewedIds.delete(insp.id);
-  else return;
-  store.set({ unreviewed: unreviewedIds.size });
+let countTimer = null;
+function scheduleCount(delay = RECOUNT_MS) {
+  if (countTimer) return;
+  countTimer = setTimeout(() => {
+    countTimer = null;
+    refreshCounts().catch(() => { /* next event or refresh */ });
+  }, delay);
+}
+
+/** The badge's count follows what an event says for sure; anything else is counted again. */
+function trackUnreviewed(kind, insp) {
+  if (kind === 'inspection') {
+    if (insp.verdict === 'defect' && !insp.review) store.set((st) => ({ unreviewed: st.unreviewed == null ? null : st.unreviewed + 1 }));
+  } else {
+    scheduleCount();
+  }
 }
 
 // Events are applied in small batches so a busy line does not re-render per frame.
@@ -165,16 +204,24 @@ function flush() {
     let { cameras, queue } = st;
     for (const [kind, insp, at] of batch) {
       if (kind === 'inspection') cameras = applyInspection(cameras, insp, at);
-      queue = queueUpsert(queue, insp);
+      queue = queueUpsert(queue, insp, { isNew: kind === 'inspection' });
     }
     return { cameras, queue };
   });
-  for (const [, insp] of batch) trackUnreviewed(insp);
+  for (const [kind, insp] of batch) trackUnreviewed(kind, insp);
+  if (store.get().queue.recount) scheduleCount();
 }
 
 function applyReviewEvent(insp) {
   store.set((st) => ({ queue: queueUpsert(st.queue, insp) }));
-  trackUnreviewed(insp);
+  trackUnreviewed('review', insp);
+  if (store.get().queue.recount) scheduleCount();
+}
+
+/** A bulk review or its undo (this page's or another's): the list and the counts are read again. */
+function onReviewBatch() {
+  if (store.get().queue.loaded) views.review.load();
+  scheduleCount(0);
 }
 
 let es = null;
@@ -192,6 +239,7 @@ function openStream() {
   });
   es.addEventListener('inspection', (e) => { try { enqueue('inspection', JSON.parse(e.data)); } catch { /* ignore a bad event */ } });
   es.addEventListener('review', (e) => { try { enqueue('review', JSON.parse(e.data)); } catch { /* ignore */ } });
+  es.addEventListener('review_batch', () => onReviewBatch());
   es.addEventListener('error', () => {
     if (!es) return;
     if (es.readyState === EventSource.CLOSED) {
@@ -213,8 +261,8 @@ async function resync() {
   // After a gap in the stream, counts and the queue may have missed events.
   try {
     await refreshCameras();
-    await refreshUnreviewed();
-    if (store.get().queue.loaded) views.review.load();
+    if (store.get().queue.loaded) await views.review.load();
+    await refreshCounts();
   } catch { /* next refresh */ }
 }
 
@@ -238,16 +286,20 @@ async function startSession(role) {
   openStream();
   showRoute();
   seedWall();
-  refreshUnreviewed().catch(() => {});
+  refreshCounts().catch(() => {});
   tick = setInterval(() => store.set({ now: Date.now() }), 1000);
-  camTimer = setInterval(() => { refreshCameras().catch(() => {}); }, CAMERA_REFRESH_MS);
+  camTimer = setInterval(() => {
+    refreshCameras().catch(() => {});
+    refreshCounts().catch(() => {});
+  }, CAMERA_REFRESH_MS);
 }
 
 function endSession(message) {
   closeStream();
   clearInterval(tick);
   clearInterval(camTimer);
-  store.set({ role: null, cameras: emptyCameras(), queue: emptyQueue(), streamState: 'closed', streamOpenedAt: null, unreviewed: 0 });
+  clearTimeout(countTimer);
+  store.set({ role: null, cameras: emptyCameras(), queue: emptyQueue(), streamState: 'closed', streamOpenedAt: null, unreviewed: null });
   everOpened = false;
   for (const v of Object.values(views)) { v.root.hidden = true; v.hide?.(); }
   document.querySelector('.views-nav').hidden = true;

@@ -61,8 +61,14 @@ impl FrameSource {
         let mut any_split = false;
         for split in ["train", "test"] {
             if dir.join(split).is_dir() {
+                // a split folder without images (a test set's empty train/good) is skipped
+                let samples = match list_split(dir, split) {
+                    Ok(samples) => samples,
+                    Err(Error::Dataset { message, .. }) if message == "no images found" => continue,
+                    Err(e) => return Err(e),
+                };
                 any_split = true;
-                for s in list_split(dir, split)? {
+                for s in samples {
                     let bytes = Arc::new(
                         std::fs::read(&s.path)
                             .map_err(|e| Error::io(s.path.display().to_string(), e))?,
@@ -124,6 +130,9 @@ pub struct SimReport {
     /// Error code (or `connection`) → count.
     pub failed: BTreeMap<String, u64>,
     pub verdicts: BTreeMap<String, u64>,
+    /// Answered frames by what was sent and what came back: `defect_flagged`, `defect_passed`,
+    /// `normal_flagged`, `normal_passed` (the source's folders are the truth).
+    pub truth: BTreeMap<String, u64>,
     pub throughput_fps: f64,
     pub latency_ms: Percentiles,
     pub duration_s: f64,
@@ -136,6 +145,7 @@ struct Tally {
     latencies: Vec<f64>,
     failed: BTreeMap<String, u64>,
     verdicts: BTreeMap<String, u64>,
+    truth: BTreeMap<String, u64>,
     sent: u64,
 }
 
@@ -269,6 +279,9 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                         match outcome {
                             Ok(v) => {
                                 t.latencies.push(ms);
+                                let sent = if defect { "defect" } else { "normal" };
+                                let got = if v == "defect" { "flagged" } else { "passed" };
+                                *t.truth.entry(format!("{sent}_{got}")).or_default() += 1;
                                 *t.verdicts.entry(v).or_default() += 1;
                             }
                             Err(code) => *t.failed.entry(code).or_default() += 1,
@@ -292,6 +305,7 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
         answered,
         failed: t.failed,
         verdicts: t.verdicts,
+        truth: t.truth,
         throughput_fps: answered as f64 / elapsed.max(1e-9),
         latency_ms: percentiles(t.latencies),
         duration_s: elapsed,
@@ -313,8 +327,16 @@ fn content_type(b: &[u8]) -> &'static str {
 impl SimReport {
     pub fn summary(&self) -> String {
         let failed: u64 = self.failed.values().sum();
+        let n = |k: &str| self.truth.get(k).copied().unwrap_or(0);
+        let pct = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
+        let defective = n("defect_flagged") + n("defect_passed");
+        let normal = n("normal_flagged") + n("normal_passed");
+        let flagged = n("defect_flagged") + n("normal_flagged");
         format!(
-            "{} cameras, {:.1} s: sent {}, answered {} ({:.1} frames/s), failed {} {:?}\nverdicts {:?}\nlatency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+            "{} cameras, {:.1} s: sent {}, answered {} ({:.1} frames/s), failed {} {:?}\nverdicts {:?}\n\
+             flagged {:.1} % of answered frames, {:.1} % were sent defective: {} of {} defective frames \
+             flagged, {} of {} normal ones ({:.1} % false alarms)\n\
+             latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
             self.cameras,
             self.duration_s,
             self.sent,
@@ -323,6 +345,13 @@ impl SimReport {
             failed,
             self.failed,
             self.verdicts,
+            pct(flagged, self.answered),
+            pct(defective, self.answered),
+            n("defect_flagged"),
+            defective,
+            n("normal_flagged"),
+            normal,
+            pct(n("normal_flagged"), normal),
             self.latency_ms.p50,
             self.latency_ms.p90,
             self.latency_ms.p99,

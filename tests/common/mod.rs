@@ -33,6 +33,21 @@ pub fn require_model() -> PathBuf {
     m
 }
 
+/// The shipped package's `version = "…"` line of its [model] section, and the version in it.
+pub fn shipped_version() -> (String, String) {
+    let manifest = std::fs::read_to_string(require_model().join("manifest.toml")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .expect("the manifest has a version")
+        .to_string();
+    let version = line
+        .trim_start_matches("version = ")
+        .trim_matches('"')
+        .to_string();
+    (line, version)
+}
+
 /// `RAILSCOPE__*` variables of the developer's shell are not passed on: a spawned binary sees
 /// only what its test sets.
 pub fn isolate(c: &mut Command) {

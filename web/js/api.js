@@ -63,6 +63,9 @@ export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnau
     review: (id, state, note) => request('POST', `/v1/inspections/${enc(id)}/review`, { state, note: note ?? '' }),
     // A confirmation with its type, severity, rail side and sleeper (js/defects.js confirmBody).
     reviewWith: (id, body) => request('POST', `/v1/inspections/${enc(id)}/review`, body),
+    // Bulk review (js/state.js bulkBody): one transaction; the answer is the batch, with its id for the undo.
+    reviewBatch: (body) => request('POST', '/v1/review-batches', body),
+    undoReviewBatch: (id) => request('POST', `/v1/review-batches/${enc(id)}/undo`),
     catalogue: () => request('GET', '/v1/defects/catalogue'),
     defects: (query) => request('GET', `/v1/defects${query ?? ''}`),
     lifecycle: (id, state, note) => request('POST', `/v1/inspections/${enc(id)}/lifecycle`, { state, note: note ?? '' }),

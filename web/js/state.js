@@ -148,18 +148,71 @@ export function isSilent(cam, nowMs, silentAfterMs = SILENT_AFTER_MS) {
 
 // ---------------------------------------------------------------- review queue
 
-export const DEFAULT_FILTERS = Object.freeze({ camera: '', verdict: 'defect', review: 'unreviewed', since: '', until: '' });
+/**
+ * The review filters. `sort`: `newest` (id descending) or `score` (A′ descending, ties by id,
+ * unscored last: the server's order). `min_score` in A′; `from_km` / `to_km` as typed, in km
+ * (sent in metres); all strings as the form holds them ('' = not set).
+ */
+export const DEFAULT_FILTERS = Object.freeze({
+  camera: '', verdict: 'defect', review: 'unreviewed', since: '', until: '', sort: 'newest', min_score: '', track_id: '', from_km: '', to_km: '',
+});
+
+export const SORTS = Object.freeze(['newest', 'score']);
+
+const num = (v) => {
+  const s = String(v ?? '').trim();
+  if (s === '') return null;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : null;
+};
+
+/** Kilometres as typed → metres (to 0.1 m); null when empty or not a number. */
+export function kmToMetres(km) {
+  const n = num(km);
+  return n === null ? null : Math.round(n * 1e4) / 10;
+}
+
+/**
+ * The conditions of the filters as the API names them, empty ones left out, no sort and no
+ * paging: the query of GET /v1/inspections and the `filter` of a bulk review
+ * (POST /v1/review-batches) are built from this one object, so they select the same set.
+ */
+export function filterConditions(f) {
+  const c = {};
+  for (const k of ['camera', 'verdict', 'review', 'since', 'until']) if (f[k]) c[k] = f[k];
+  const track = String(f.track_id ?? '').trim();
+  if (track) c.track_id = track;
+  const lo = kmToMetres(f.from_km);
+  if (lo !== null) c.min_position_m = lo;
+  const hi = kmToMetres(f.to_km);
+  if (hi !== null) c.max_position_m = hi;
+  const min = num(f.min_score);
+  if (min !== null) c.min_score = min;
+  return c;
+}
+
+/** What the count of a filter depends on (not the sort): equal keys, equal counts. */
+export function countKey(filters) {
+  return new URLSearchParams(Object.entries(filterConditions(filters)).map(([k, v]) => [k, String(v)])).toString();
+}
+
+/** Whether the filters select exactly the unreviewed defects (what the Review badge counts). */
+export function isUnreviewedQueue(filters) {
+  return countKey(filters) === countKey(DEFAULT_FILTERS);
+}
 
 export function emptyQueue(filters = DEFAULT_FILTERS) {
-  return { filters: { ...filters }, items: [], nextBeforeId: null, loading: false, loaded: false, error: null, selectedId: null };
+  return {
+    filters: { ...filters }, items: [], nextCursor: null, total: null, recount: false,
+    pinned: null, missingId: null, loading: false, loaded: false, error: null, selectedId: null,
+  };
 }
 
 /** Query string for GET /v1/inspections from filters (empty values left out). */
 export function filtersToQuery(filters, extra = {}) {
   const p = new URLSearchParams();
-  for (const key of ['camera', 'verdict', 'review', 'since', 'until']) {
-    if (filters[key]) p.set(key, filters[key]);
-  }
+  for (const [k, v] of Object.entries(filterConditions(filters))) p.set(k, String(v));
+  if (filters.sort && filters.sort !== 'newest') p.set('sort', filters.sort);
   for (const [k, v] of Object.entries(extra)) if (v !== undefined && v !== null && v !== '') p.set(k, String(v));
   return p.toString();
 }
@@ -183,36 +236,75 @@ export function matchesFilters(insp, filters) {
     default:
       break;
   }
-  const t = parseTime(insp.capture_time ?? insp.received_at);
+  // The server filters times on arrival (received_at), until exclusive.
+  const t = parseTime(insp.received_at ?? insp.capture_time);
   if (filters.since && !(t >= parseTime(filters.since))) return false;
-  if (filters.until && !(t <= parseTime(filters.until))) return false;
+  if (filters.until && !(t < parseTime(filters.until))) return false;
+  const c = filterConditions(filters);
+  if (c.track_id && insp.track_id !== c.track_id) return false;
+  const at = insp.position_m;
+  if (c.min_position_m !== undefined && !(Number.isFinite(at) && at >= c.min_position_m)) return false;
+  if (c.max_position_m !== undefined && !(Number.isFinite(at) && at <= c.max_position_m)) return false;
+  if (c.min_score !== undefined && !(Number.isFinite(insp.A_norm) && insp.A_norm >= c.min_score)) return false;
   return true;
 }
 
-function sortNewestFirst(items) {
-  return [...items].sort((a, b) => b.id - a.id);
+/** The list's order as a comparator: newest first, or highest A′ first (ties by id, unscored last). */
+export function compareItems(sort) {
+  if (sort !== 'score') return (a, b) => b.id - a.id;
+  return (a, b) => {
+    const x = Number.isFinite(a.A_norm), y = Number.isFinite(b.A_norm);
+    if (x && y && a.A_norm !== b.A_norm) return b.A_norm - a.A_norm;
+    if (x !== y) return x ? -1 : 1;
+    return b.id - a.id;
+  };
 }
 
-/** Replace the list with a first page. Keeps the selection when it is still listed. */
+function sorted(items, sort) {
+  return [...items].sort(compareItems(sort));
+}
+
+function nextCursorOf(page) {
+  if (page.next_cursor != null) return String(page.next_cursor);
+  return page.next_before_id != null ? String(page.next_before_id) : null;
+}
+
+function totalOf(page, fallback = null) {
+  return Number.isFinite(page.total) ? page.total : fallback;
+}
+
+/** The linked inspection stays pinned above the list only while the list does not hold it. */
+function unpin(queue) {
+  return queue.pinned && queue.items.some((i) => i.id === queue.pinned.id) ? { ...queue, pinned: null } : queue;
+}
+
+/** Replace the list with a first page. Keeps the selection when it is still listed (or pinned). */
 export function queueLoaded(queue, page) {
-  const items = sortNewestFirst(page.items ?? []);
-  const selectedId = items.some((i) => i.id === queue.selectedId) ? queue.selectedId : (items[0]?.id ?? null);
-  return { ...queue, items, nextBeforeId: page.next_before_id ?? null, loading: false, loaded: true, error: null, selectedId };
+  const items = sorted(page.items ?? [], queue.filters.sort);
+  const keep = (id) => id != null && (items.some((i) => i.id === id) || queue.pinned?.id === id || queue.missingId === id);
+  const selectedId = keep(queue.selectedId) ? queue.selectedId : (items[0]?.id ?? null);
+  return unpin({ ...queue, items, nextCursor: nextCursorOf(page), total: totalOf(page), recount: false, loading: false, loaded: true, error: null, selectedId });
 }
 
-/** Append a further page (paging with before_id), skipping ids already listed. */
+/** Append a further page (paging with the cursor), skipping ids already listed. */
 export function queueAppended(queue, page) {
   const seen = new Set(queue.items.map((i) => i.id));
   const more = (page.items ?? []).filter((i) => !seen.has(i.id));
-  const items = sortNewestFirst([...queue.items, ...more]);
-  return { ...queue, items, nextBeforeId: page.next_before_id ?? null, loading: false, error: null, selectedId: queue.selectedId ?? items[0]?.id ?? null };
+  const items = sorted([...queue.items, ...more], queue.filters.sort);
+  return unpin({ ...queue, items, nextCursor: nextCursorOf(page), total: totalOf(page, queue.total), loading: false, error: null, selectedId: queue.selectedId ?? items[0]?.id ?? null });
+}
+
+/** The server's count for the filters with key `key` (ignored when the filters changed since). */
+export function queueCounted(queue, key, total) {
+  if (!queue.loaded || countKey(queue.filters) !== key || !Number.isFinite(total)) return queue;
+  return { ...queue, total, recount: false };
 }
 
 function removeAt(queue, index) {
   const items = queue.items.slice(0, index).concat(queue.items.slice(index + 1));
   let selectedId = queue.selectedId;
   if (queue.items[index].id === queue.selectedId) {
-    // The next (older) item takes the removed one's place; at the end, the previous one.
+    // The next item takes the removed one's place; at the end, the previous one.
     selectedId = items[Math.min(index, items.length - 1)]?.id ?? null;
   }
   return { ...queue, items, selectedId };
@@ -221,26 +313,33 @@ function removeAt(queue, index) {
 /**
  * A new or updated inspection (SSE `inspection` / `review` event or a review answer): inserted
  * when it matches the filters and falls inside the loaded range, replaced when listed and
- * still matching, removed when listed and no longer matching.
+ * still matching, removed when listed and no longer matching. `isNew`: a frame just inspected
+ * (an `inspection` event), which the total did not count yet. The total follows what is known;
+ * a change it cannot know (a review of an item not loaded: did it match before?) sets
+ * `recount`, and the page asks the server again.
  */
-export function queueUpsert(queue, insp) {
+export function queueUpsert(queue, insp, { isNew = false } = {}) {
+  if (queue.pinned?.id === insp.id) queue = { ...queue, pinned: insp };
   const index = queue.items.findIndex((i) => i.id === insp.id);
   const match = matchesFilters(insp, queue.filters);
+  const total = (d) => (queue.total == null ? null : Math.max(0, queue.total + d));
   if (index >= 0) {
-    if (!match) return removeAt(queue, index);
+    if (!match) return { ...removeAt(queue, index), total: total(-1) };
     const items = queue.items.slice();
     items[index] = insp;
     return { ...queue, items };
   }
-  if (!match || !queue.loaded) return queue;
-  const oldest = queue.items[queue.items.length - 1];
-  // Older than everything loaded while more pages exist: it belongs to a page not loaded yet.
-  if (oldest && insp.id < oldest.id && queue.nextBeforeId != null) return queue;
-  const items = sortNewestFirst([...queue.items, insp]);
-  return { ...queue, items, selectedId: queue.selectedId ?? insp.id };
+  if (!queue.loaded) return queue;
+  if (!match) return isNew ? queue : { ...queue, recount: true };
+  const counted = isNew ? { total: total(+1) } : { recount: true };
+  const last = queue.items[queue.items.length - 1];
+  // After everything loaded while more pages exist: it belongs to a page not loaded yet.
+  if (last && compareItems(queue.filters.sort)(insp, last) > 0 && queue.nextCursor != null) return { ...queue, ...counted };
+  const items = sorted([...queue.items, insp], queue.filters.sort);
+  return unpin({ ...queue, ...counted, items, selectedId: queue.selectedId ?? insp.id });
 }
 
-/** Move the selection by delta (+1 = next/older, −1 = previous/newer), clamped to the list. */
+/** Move the selection by delta (+1 = next, −1 = previous), clamped to the list. */
 export function queueMove(queue, delta) {
   if (!queue.items.length) return queue;
   const index = queue.items.findIndex((i) => i.id === queue.selectedId);
@@ -250,16 +349,84 @@ export function queueMove(queue, delta) {
 }
 
 export function queueSelect(queue, id) {
-  return queue.items.some((i) => i.id === id) ? { ...queue, selectedId: id } : queue;
+  return queue.items.some((i) => i.id === id) || queue.pinned?.id === id ? { ...queue, selectedId: id } : queue;
 }
 
 export function queueSelected(queue) {
-  return queue.items.find((i) => i.id === queue.selectedId) ?? null;
+  return queue.items.find((i) => i.id === queue.selectedId) ?? (queue.pinned?.id === queue.selectedId ? queue.pinned : null);
+}
+
+/**
+ * A deep link (#/review/<id>) found its inspection: selected, and pinned above the list while
+ * the list does not hold it (another filter, a page not loaded).
+ */
+export function queuePinned(queue, insp) {
+  return unpin({ ...queue, pinned: insp, missingId: null, selectedId: insp.id });
+}
+
+/** A deep link named no inspection: nothing selected, and the page says so. */
+export function queueMissing(queue, id) {
+  return { ...queue, pinned: null, missingId: id, selectedId: id };
+}
+
+/** Whether two filter sets select and order the same (a field left and re-entered changes nothing). */
+export function sameFilters(a, b) {
+  return Object.keys(DEFAULT_FILTERS).every((k) => String(a?.[k] ?? '').trim() === String(b?.[k] ?? '').trim());
 }
 
 /** New filters: an empty list to load again (the selection is dropped). */
 export function queueWithFilters(queue, filters) {
   return { ...emptyQueue({ ...DEFAULT_FILTERS, ...filters }), loading: true };
+}
+
+/**
+ * The number of unreviewed defects the Review badge shows: the review list's own total while
+ * it lists exactly those (one number for both), else the app's count of them.
+ */
+export function badgeCount(queue, unreviewed) {
+  if (queue.loaded && isUnreviewedQueue(queue.filters) && Number.isFinite(queue.total)) return queue.total;
+  return Number.isFinite(unreviewed) ? unreviewed : null;
+}
+
+/** The filters in words for a header and a confirmation: "437 unreviewed defects from cam-01 …". */
+export function describeSelection(f, n) {
+  const verdict = f.verdict === 'defect' ? 'defect' : f.verdict === 'normal' ? 'normal frame' : 'inspection';
+  const review = { unreviewed: 'unreviewed ', confirmed: 'confirmed ', false_alarm: 'false-alarm ', reviewed: 'reviewed ' }[f.review] ?? '';
+  const parts = [`${n} ${review}${verdict}${n === 1 ? '' : 's'}`];
+  if (f.camera) parts.push(`from ${f.camera}`);
+  const c = filterConditions(f);
+  if (c.min_score !== undefined) parts.push(`with A′ ≥ ${c.min_score}`);
+  if (c.track_id || c.min_position_m !== undefined || c.max_position_m !== undefined) {
+    const km = (m) => (m / 1000).toFixed(3);
+    const range = c.min_position_m !== undefined && c.max_position_m !== undefined
+      ? `km ${km(c.min_position_m)}–${km(c.max_position_m)}`
+      : c.min_position_m !== undefined ? `from km ${km(c.min_position_m)}` : c.max_position_m !== undefined ? `up to km ${km(c.max_position_m)}` : '';
+    parts.push(c.track_id ? [`on track ${c.track_id}`, range].filter(Boolean).join(' ') : range);
+  }
+  if (f.since || f.until) parts.push('in the chosen time range');
+  return parts.join(' ');
+}
+
+/** The body of a bulk review of everything the filters match, as counted (`expected`, up to `maxId`). */
+export function bulkBody(filters, { state, note = '', expected, maxId, type, severity }) {
+  const body = { filter: { ...filterConditions(filters), max_id: maxId }, expected_count: expected, state, note };
+  if (state === 'confirmed') {
+    if (type) body.type = type;
+    if (severity) body.severity = severity;
+  }
+  return body;
+}
+
+/** What an undo answer says in words: restored, and those skipped because reviewed again since. */
+export function describeUndo(batch) {
+  const restored = batch?.undone?.restored?.length ?? 0;
+  const skipped = batch?.undone?.skipped ?? [];
+  let text = `Undone: ${restored} inspection${restored === 1 ? '' : 's'} restored`;
+  if (skipped.length) {
+    const ids = skipped.slice(0, 5).map((s) => `#${s.id}`).join(', ');
+    text += `; ${skipped.length} left as ${skipped.length === 1 ? 'it is' : 'they are'} (reviewed again since: ${ids}${skipped.length > 5 ? ', …' : ''})`;
+  }
+  return `${text}.`;
 }
 
 // ---------------------------------------------------------------- score bar

@@ -137,9 +137,11 @@ def train(args) -> Path:
         # warm start from a model package's graph (warmstart.py): no checkpoint needed
         src = ModelPackage.load(args.init_from.parent if args.init_from.suffix == ".onnx" else args.init_from)
         sample = normalize_batch(pix_all[torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))[:256]], input_cfg)
-        diff = warmstart.load_package(G.cpu(), D.cpu(), src.onnx_path, sample)
+        # another input size: the generator alone (fully convolutional); the discriminator starts fresh
+        other_size = src.size != (args.size, args.size)
+        diff = warmstart.load_package(G.cpu(), D.cpu(), src.onnx_path, sample, generator_only=other_size)
         G.to(device), D.to(device)
-        args.init_run = f"package {src.name} {src.manifest['model']['version']}"
+        args.init_run = f"package {src.name} {src.manifest['model']['version']}" + (f" (generator, {src.size[0]}²)" if other_size else "")
         print(f"warm start from {args.init_from}: outputs reproduced to {diff:.1e}", flush=True)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))

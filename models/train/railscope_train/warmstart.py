@@ -12,7 +12,10 @@ training: batches whose statistics are near m, v see nearly the same function. T
 classifier is not part of the graph (only its features are) and starts fresh.
 
 `load_package` checks the result against the graph itself through ONNX Runtime and refuses a
-mismatch (a package of another architecture, size or width).
+mismatch (a package of another architecture or width). With `generator_only` it takes the
+generator alone, which is fully convolutional: a package trained at one input size starts a
+generator at another (the discriminator's depth follows the size, so it starts fresh), checked
+on the sample shrunk to the package's size.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 TOLERANCE = 1e-3  # max |torch - onnx| over the three outputs (float32 folding reorders sums)
@@ -113,33 +117,43 @@ def _bn_input_stats(follows: dict, forward) -> dict:
     return stats
 
 
-def load_package(G: nn.Module, D: nn.Module, onnx_path: Path, sample: torch.Tensor) -> float:
+def load_package(G: nn.Module, D: nn.Module, onnx_path: Path, sample: torch.Tensor, generator_only: bool = False) -> float:
     """Load G and D (trunk) from the package graph at `onnx_path`; `sample` [N, C, H, W] are training
     inputs already in the model's input space (N of a few hundred). Returns the max abs difference of
-    the three outputs against ONNX Runtime on `sample[:8]`; raises ValueError above TOLERANCE."""
+    the outputs against ONNX Runtime on `sample[:8]`; raises ValueError above TOLERANCE. With
+    `generator_only`, G alone (D untouched) and the reconstruction alone is compared."""
     G.eval(), D.eval()
     g_convs, g_follow = _conv_order(G, lambda: G(sample[:2]))
     d_convs, d_follow = _conv_order(D.trunk, lambda: D.trunk(sample[:2]))
     graph = _graph_convs(onnx_path)
+    if generator_only:
+        graph = graph[: len(g_convs)]
+        d_convs = []
     if len(graph) != len(g_convs) + len(d_convs):
-        raise ValueError(f"package has {len(graph)} convolutions, this network {len(g_convs)} + {len(d_convs)}")
+        raise ValueError(f"package does not fit this network: {len(graph)} convolutions against {len(g_convs)} + {len(d_convs)}")
     g_w, d_w = graph[: len(g_convs)], graph[len(g_convs):]
     _assign(g_convs, g_follow, g_w, None)  # exact in eval mode; then measure what each BN sees
     _assign(g_convs, g_follow, g_w, _bn_input_stats(g_follow, lambda: G(sample)))
-    _assign(d_convs, d_follow, d_w, None)
-    _assign(d_convs, d_follow, d_w, _bn_input_stats(d_follow, lambda: D.features(torch.cat([sample, G(sample)]))))
-    return check_against_graph(G, D, onnx_path, sample[:8])
+    if not generator_only:
+        _assign(d_convs, d_follow, d_w, None)
+        _assign(d_convs, d_follow, d_w, _bn_input_stats(d_follow, lambda: D.features(torch.cat([sample, G(sample)]))))
+    return check_against_graph(G, None if generator_only else D, onnx_path, sample[:8])
 
 
-def check_against_graph(G: nn.Module, D: nn.Module, onnx_path: Path, x: torch.Tensor) -> float:
+def check_against_graph(G: nn.Module, D: nn.Module | None, onnx_path: Path, x: torch.Tensor) -> float:
+    """Max |torch − ONNX| of the graph's outputs on `x` (shrunk to the graph's input size when it
+    differs; the reconstruction alone when D is None)."""
     import onnxruntime as ort
 
-    G.eval(), D.eval()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    size = sess.get_inputs()[0].shape[-1]
+    if isinstance(size, int) and size != x.shape[-1]:
+        x = F.interpolate(x, size=(size, size), mode="area")
+    G.eval()
     with torch.no_grad():
         recon = G(x)
-        ours = [recon, D.features(x), D.features(recon)]
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    theirs = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[:3]
+        ours = [recon] if D is None else [recon, D.eval().features(x), D.features(recon)]
+    theirs = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[: len(ours)]
     diff = max(float(np.abs(a.numpy() - b).max()) for a, b in zip(ours, theirs))
     if diff > TOLERANCE:
         raise ValueError(f"weights read from {onnx_path} do not reproduce its outputs (max diff {diff:.2e})")

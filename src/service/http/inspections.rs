@@ -6,11 +6,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::pipeline::scoring::Verdict;
-use crate::service::store::{InspectionFilter, ReviewFilter};
+use crate::service::store::{Cursor, InspectionFilter, ListOrder};
 
 use super::errors::{ApiError, Resp};
-use super::params::{blocking, inspection_id, query, time_param};
+use super::params::{blocking, inspection_filter, inspection_id, query, FilterFields};
 use super::views;
 use crate::service::AppState;
 
@@ -25,28 +24,59 @@ struct ListQuery {
     min_position_m: Option<f64>,
     max_position_m: Option<f64>,
     min_score: Option<String>,
+    max_id: Option<i64>,
+    sort: Option<String>,
+    cursor: Option<String>,
     limit: Option<usize>,
     before_id: Option<i64>,
 }
 
+/// A cursor as `next_cursor` writes it: `<id>` newest first; `<A_norm>:<id>` by score
+/// (`null:<id>` for an inspection without an A_norm). The score is written exactly (Rust's
+/// shortest round-trip form), so the next page starts exactly after the last item.
+fn cursor_text(c: Cursor) -> String {
+    match c {
+        Cursor::Id(id) => id.to_string(),
+        Cursor::Score { score: Some(s), id } => format!("{s:?}:{id}"),
+        Cursor::Score { score: None, id } => format!("null:{id}"),
+    }
+}
+
+fn parse_cursor(order: ListOrder, text: &str) -> Result<Cursor, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "cursor: {text:?} is not a cursor of sort={}; pass the previous page's next_cursor",
+            match order {
+                ListOrder::Newest => "newest",
+                ListOrder::Score => "score",
+            }
+        ))
+    };
+    match order {
+        ListOrder::Newest => text.parse::<i64>().map(Cursor::Id).map_err(|_| bad()),
+        ListOrder::Score => {
+            let (score, id) = text.split_once(':').ok_or_else(bad)?;
+            let id = id.parse::<i64>().map_err(|_| bad())?;
+            let score = match score {
+                "null" => None,
+                s => Some(
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(bad)?,
+                ),
+            };
+            Ok(Cursor::Score { score, id })
+        }
+    }
+}
+
+/// `GET /v1/inspections`: newest first (`sort=newest`, paged by `before_id` or `cursor`) or
+/// highest A′ first (`sort=score`, paged by `cursor`), with `total`, the number of inspections
+/// the filter matches (the same conditions a bulk review of this filter selects).
 pub(super) async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp {
     state.auth.reader(&req)?;
     let q: ListQuery = query(&req)?;
-    let verdict =
-        match q.verdict.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(v) => Some(Verdict::parse(v).ok_or_else(|| {
-                ApiError::bad_request(format!("verdict: {v:?} (normal or defect)"))
-            })?),
-        };
-    let review = match q.review.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(r) => Some(ReviewFilter::parse(r).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "review: {r:?} (unreviewed, reviewed, confirmed or false_alarm)"
-            ))
-        })?),
-    };
     let min_score = match q.min_score.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(m) => Some(
@@ -58,28 +88,46 @@ pub(super) async fn list_inspections(req: HttpRequest, state: web::Data<AppState
                 })?,
         ),
     };
+    let order = match q.sort.as_deref().filter(|s| !s.is_empty()) {
+        None | Some("newest") => ListOrder::Newest,
+        Some("score") => ListOrder::Score,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort: {other:?} (newest or score)"
+            )))
+        }
+    };
+    let after = match q.cursor.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(c) => Some(parse_cursor(order, c)?),
+    };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let filter = InspectionFilter {
-        camera: q.camera.filter(|s| !s.is_empty()),
-        verdict,
-        review,
-        since_ms: time_param("since", &q.since)?,
-        until_ms: time_param("until", &q.until)?,
-        track_id: q.track_id.filter(|s| !s.is_empty()),
-        min_position_m: q.min_position_m,
-        max_position_m: q.max_position_m,
-        min_score,
         before_id: q.before_id,
+        after,
+        order,
         limit,
+        ..inspection_filter(FilterFields {
+            camera: q.camera,
+            verdict: q.verdict,
+            review: q.review,
+            since: q.since,
+            until: q.until,
+            track_id: q.track_id,
+            min_position_m: q.min_position_m,
+            max_position_m: q.max_position_m,
+            min_score,
+            max_id: q.max_id,
+        })?
     };
     let store = state.store.clone();
-    let items = blocking(move || store.list(&filter)).await?;
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|i| i.id))
-        .flatten();
+    let (items, total) = blocking(move || store.list_counted(&filter)).await?;
+    let last = (items.len() == limit).then(|| items.last()).flatten();
     Ok(HttpResponse::Ok().json(json!({
         "items": items.iter().map(views::inspection).collect::<Vec<_>>(),
-        "next_before_id": next,
+        "next_before_id": last.filter(|_| order == ListOrder::Newest).map(|i| i.id),
+        "next_cursor": last.map(|i| cursor_text(Cursor::after(order, i))),
+        "total": total,
     })))
 }
 

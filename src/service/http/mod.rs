@@ -10,6 +10,7 @@ pub mod frames;
 pub mod inspections;
 pub mod operations;
 pub mod params;
+pub mod reviews;
 pub mod session;
 pub mod stats;
 pub mod views;
@@ -62,17 +63,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(inspection_reconstruction)),
             )
             .service(
-                resource("/inspections/{id}/review", "POST").route(web::post().to(defects::review)),
+                resource("/inspections/{id}/review", "POST").route(web::post().to(reviews::review)),
             )
             .service(
                 resource("/inspections/{id}/lifecycle", "POST")
-                    .route(web::post().to(defects::lifecycle)),
+                    .route(web::post().to(reviews::lifecycle)),
             )
             .service(
-                resource("/inspections/{id}/history", "GET").route(web::get().to(defects::history)),
+                resource("/inspections/{id}/history", "GET").route(web::get().to(reviews::history)),
+            )
+            .service(
+                resource("/review-batches", "POST")
+                    .route(web::post().to(reviews::create_review_batch)),
+            )
+            .service(
+                resource("/review-batches/{id}", "GET")
+                    .route(web::get().to(reviews::get_review_batch)),
+            )
+            .service(
+                resource("/review-batches/{id}/undo", "POST")
+                    .route(web::post().to(reviews::undo_review_batch)),
             )
             .service(resource("/defects", "GET").route(web::get().to(defects::list_defects)))
-            .service(resource("/defects/catalogue", "GET").route(web::get().to(defects::catalogue)))
+            .service(resource("/defects/catalogue", "GET").route(web::get().to(reviews::catalogue)))
             .service(resource("/events", "GET").route(web::get().to(events)))
             .service(resource("/stats/trend", "GET").route(web::get().to(trend)))
             .service(resource("/stats/positions", "GET").route(web::get().to(positions)))

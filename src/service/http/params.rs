@@ -10,8 +10,12 @@ use actix_web::web;
 use actix_web::HttpRequest;
 use futures_util::StreamExt;
 
+use serde::Deserialize;
+
 use super::errors::ApiError;
 use super::views::parse_time;
+use crate::pipeline::scoring::Verdict;
+use crate::service::store::{InspectionFilter, ReviewFilter};
 use crate::service::AppState;
 
 /// The largest body of a JSON endpoint (login, review, lifecycle, calibration).
@@ -114,5 +118,67 @@ pub(super) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result
 pub(super) fn inspection_id(path: &web::Path<String>) -> Result<i64, ApiError> {
     path.parse::<i64>().map_err(|_| {
         ApiError::bad_request(format!("inspection id {:?} is not a number", path.as_str()))
+    })
+}
+
+/// The conditions of an inspection filter as a client sends them: the list's query string
+/// (`GET /v1/inspections`) and, as JSON, a bulk review's `filter` (`POST /v1/review-batches`),
+/// where a name it does not know is refused rather than ignored (a misspelt condition would
+/// otherwise widen the selection).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FilterFields {
+    pub camera: Option<String>,
+    pub verdict: Option<String>,
+    pub review: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub track_id: Option<String>,
+    pub min_position_m: Option<f64>,
+    pub max_position_m: Option<f64>,
+    pub min_score: Option<f64>,
+    pub max_id: Option<i64>,
+}
+
+fn finite(name: &str, v: Option<f64>) -> Result<Option<f64>, ApiError> {
+    match v {
+        Some(x) if !x.is_finite() => Err(ApiError::bad_request(format!(
+            "{name}: not a finite number"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// The [`InspectionFilter`] of `f` (no paging, limit 0), each value checked into a clear 400;
+/// empty strings are the same as leaving a condition out.
+pub(super) fn inspection_filter(f: FilterFields) -> Result<InspectionFilter, ApiError> {
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let verdict =
+        match given(f.verdict) {
+            None => None,
+            Some(v) => Some(Verdict::parse(&v).ok_or_else(|| {
+                ApiError::bad_request(format!("verdict: {v:?} (normal or defect)"))
+            })?),
+        };
+    let review = match given(f.review) {
+        None => None,
+        Some(r) => Some(ReviewFilter::parse(&r).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "review: {r:?} (unreviewed, reviewed, confirmed or false_alarm)"
+            ))
+        })?),
+    };
+    Ok(InspectionFilter {
+        camera: given(f.camera),
+        verdict,
+        review,
+        since_ms: time_param("since", &f.since)?,
+        until_ms: time_param("until", &f.until)?,
+        track_id: given(f.track_id),
+        min_position_m: finite("min_position_m", f.min_position_m)?,
+        max_position_m: finite("max_position_m", f.max_position_m)?,
+        min_score: finite("min_score", f.min_score)?,
+        max_id: f.max_id,
+        ..Default::default()
     })
 }

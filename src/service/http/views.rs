@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::pipeline::scoring::Normalization;
 use crate::service::batching::Answer;
-use crate::service::store::{CalibrationChange, Inspection, Review};
+use crate::service::store::{CalibrationChange, Inspection, Review, ReviewBatch, UndoResult};
 
 use crate::service::CalibrationOrigin;
 
@@ -74,6 +74,60 @@ pub fn review(r: &Review) -> Value {
             "at": rfc3339(l.at_ms),
             "note": l.note,
         })),
+    })
+}
+
+/// A bulk review (`ReviewBatch` in docs/api.yaml): the review it wrote, what was asked
+/// (`selection`), each inspection with the review state it had before, and its undo (who, when,
+/// which inspections were restored and which were skipped, with why).
+pub fn review_batch(b: &ReviewBatch) -> Value {
+    let r = &b.review;
+    let undone = b.undone.as_ref().map(|(by, at)| {
+        let with = |want: UndoResult| {
+            b.items
+                .iter()
+                .filter(move |i| i.undo == Some(want))
+                .map(|i| i.inspection_id)
+        };
+        json!({
+            "by": by,
+            "at": rfc3339(*at),
+            "restored": with(UndoResult::Restored).collect::<Vec<_>>(),
+            "skipped": with(UndoResult::Skipped)
+                .map(|id| json!({"id": id, "reason": "reviewed again since the bulk review"}))
+                .collect::<Vec<_>>(),
+        })
+    });
+    json!({
+        "id": b.id,
+        "at": rfc3339(r.reviewed_ms),
+        "reviewer": r.reviewer,
+        "state": r.state,
+        "note": r.note,
+        "type": r.defect.defect_type,
+        "severity": r.defect.severity,
+        "rail_side": r.defect.rail_side.map(|s| s.as_str()),
+        "sleeper": r.defect.sleeper,
+        "selection": serde_json::from_str::<Value>(&b.selection_json).unwrap_or(Value::Null),
+        "count": b.items.len(),
+        "items": b.items.iter().map(|i| json!({
+            "id": i.inspection_id,
+            "camera": i.camera,
+            "previous": i.previous.map(|s| s.as_str()).unwrap_or("unreviewed"),
+            "undo": i.undo.map(UndoResult::as_str),
+        })).collect::<Vec<_>>(),
+        "undone": undone,
+    })
+}
+
+/// The live event of a bulk review or its undo (`event: review_batch`): small, whatever the
+/// batch's size; dashboards read the lists and counts again.
+pub fn review_batch_event(b: &ReviewBatch) -> Value {
+    json!({
+        "id": b.id,
+        "state": b.review.state,
+        "count": b.items.len(),
+        "undone": b.undone.is_some(),
     })
 }
 

@@ -133,6 +133,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
         FROM inspections WHERE review_state = 'confirmed';
     CREATE INDEX inspections_confirmed ON inspections (track_id, position_m)
         WHERE review_state = 'confirmed';",
+    // 7: bulk review (triage): a batch is one review applied to many inspections in one
+    // transaction; each item keeps the review state its inspection had before (to undo it)
+    // and the review the batch wrote (an inspection reviewed again since is not undone).
+    // Reviews name their batch; an undo is a review row too (`undo_of_batch`, its state the
+    // one restored, 'unreviewed' for none). The review queue by score.
+    "CREATE TABLE review_batches (
+        id INTEGER PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        reviewer TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('confirmed', 'false_alarm')),
+        note TEXT NOT NULL,
+        defect_type TEXT,
+        severity TEXT,
+        rail_side TEXT,
+        sleeper INTEGER,
+        selection TEXT NOT NULL,
+        undone_ms INTEGER,
+        undone_by TEXT
+    );
+    CREATE TABLE review_batch_items (
+        batch_id INTEGER NOT NULL REFERENCES review_batches (id),
+        inspection_id INTEGER NOT NULL REFERENCES inspections (id),
+        review_id INTEGER NOT NULL REFERENCES reviews (id),
+        prev_state TEXT,
+        prev_note TEXT,
+        prev_reviewer TEXT,
+        prev_reviewed_ms INTEGER,
+        prev_defect_type TEXT,
+        prev_severity TEXT,
+        prev_rail_side TEXT,
+        prev_sleeper INTEGER,
+        undo_result TEXT CHECK (undo_result IN ('restored', 'skipped')),
+        PRIMARY KEY (batch_id, inspection_id)
+    );
+    ALTER TABLE reviews ADD COLUMN batch_id INTEGER REFERENCES review_batches (id);
+    ALTER TABLE reviews ADD COLUMN undo_of_batch INTEGER REFERENCES review_batches (id);
+    CREATE INDEX inspections_queue_score ON inspections (verdict, review_state, a_norm, id);",
 ];
 
 pub(super) fn migrate(c: &mut Connection) -> rusqlite::Result<()> {

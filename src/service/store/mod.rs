@@ -150,6 +150,19 @@ pub struct LifecycleEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HistoryEntry {
     Review(Review),
+    /// A review written by a bulk action (`POST /v1/review-batches`).
+    BatchReview {
+        batch_id: i64,
+        review: Review,
+    },
+    /// A bulk action undone: the review state the inspection had before it was restored
+    /// (`restored: None`: unreviewed again). `by` and `at_ms` say who undid it and when.
+    Undo {
+        batch_id: i64,
+        by: String,
+        at_ms: i64,
+        restored: Option<Review>,
+    },
     Lifecycle {
         from: Option<LifecycleState>,
         entry: LifecycleEntry,
@@ -253,6 +266,43 @@ impl ReviewFilter {
     }
 }
 
+/// The order of the inspection list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Newest first (id descending).
+    #[default]
+    Newest,
+    /// Highest A_norm first, ties by id descending; inspections without an A_norm last (by id
+    /// descending).
+    Score,
+}
+
+/// Where the next page of a list starts: after this item of its order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cursor {
+    /// Newest first: ids below this one.
+    Id(i64),
+    /// By score: after the item with this A_norm (`None`: no A_norm) and id.
+    Score { score: Option<f64>, id: i64 },
+}
+
+impl Cursor {
+    /// The cursor that continues `order` after `i`.
+    pub fn after(order: ListOrder, i: &Inspection) -> Cursor {
+        match order {
+            ListOrder::Newest => Cursor::Id(i.id),
+            ListOrder::Score => Cursor::Score {
+                score: i.a_norm,
+                id: i.id,
+            },
+        }
+    }
+}
+
+/// Which inspections are listed, counted or reviewed in bulk: the conditions
+/// ([`InspectionFilter::camera`] … [`InspectionFilter::max_id`]) are one code path for the three,
+/// so a list's `total` and the size of a bulk review always agree; `before_id`, `after`,
+/// `order` and `limit` only page the list.
 #[derive(Debug, Clone, Default)]
 pub struct InspectionFilter {
     pub camera: Option<String>,
@@ -265,9 +315,106 @@ pub struct InspectionFilter {
     pub max_position_m: Option<f64>,
     /// Only inspections whose A_norm is at or above this; those without an A_norm are left out.
     pub min_score: Option<f64>,
-    /// Newest first; only ids below this (paging).
+    /// Only ids at or below this (what a client counted before it asked for a bulk review).
+    pub max_id: Option<i64>,
+    /// Paging: only ids below this (any order; not counted in the total).
     pub before_id: Option<i64>,
+    /// Paging: only items after this one of `order`.
+    pub after: Option<Cursor>,
+    pub order: ListOrder,
     pub limit: usize,
+}
+
+/// What a bulk review applies to.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// These inspections (each must exist).
+    Ids(Vec<i64>),
+    /// Every inspection the filter's conditions match (its paging is ignored).
+    Filter(InspectionFilter),
+}
+
+/// One review applied to many inspections in one transaction (`POST /v1/review-batches`).
+#[derive(Debug, Clone)]
+pub struct BulkReview {
+    pub selection: Selection,
+    /// The review every selected inspection gets (reviewer, time, note, defect details).
+    pub review: Review,
+    /// Refused (nothing written) unless exactly this many are selected, when given.
+    pub expected_count: Option<i64>,
+    /// Refused (nothing written) when more than this many are selected.
+    pub max: usize,
+    /// What was asked for, as JSON (kept with the batch).
+    pub selection_json: String,
+}
+
+/// How an inspection of a bulk action fared when the action was undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoResult {
+    /// Back to the review state it had before the bulk action.
+    Restored,
+    /// Reviewed again since the bulk action: left as it is.
+    Skipped,
+}
+
+impl UndoResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UndoResult::Restored => "restored",
+            UndoResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// One inspection of a bulk action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchItem {
+    pub inspection_id: i64,
+    pub camera: String,
+    /// Its review state before the bulk action (`None`: unreviewed).
+    pub previous: Option<ReviewState>,
+    /// What undoing the action did to it (`None` while not undone).
+    pub undo: Option<UndoResult>,
+}
+
+/// A bulk review action: the review it wrote, what it selected, every inspection it reviewed,
+/// and whether (by whom, when) it was undone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewBatch {
+    pub id: i64,
+    pub review: Review,
+    pub selection_json: String,
+    pub items: Vec<BatchItem>,
+    /// `(by, at_ms)` once undone.
+    pub undone: Option<(String, i64)>,
+}
+
+/// What a bulk review found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BulkOutcome {
+    Applied(Box<ReviewBatch>),
+    /// Nothing selected.
+    Empty,
+    /// More than the maximum selected (`matched` of them); nothing written.
+    TooMany {
+        matched: i64,
+    },
+    /// Not the `expected_count`; nothing written.
+    CountChanged {
+        expected: i64,
+        matched: i64,
+    },
+    /// Ids that are no inspection; nothing written.
+    Unknown(Vec<i64>),
+}
+
+/// What undoing a bulk review found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UndoOutcome {
+    Undone(ReviewBatch),
+    NoBatch,
+    /// Undone before (the batch says by whom and when); nothing written.
+    AlreadyUndone(ReviewBatch),
 }
 
 /// Running totals of one camera.
@@ -372,8 +519,18 @@ pub trait Store: Send + Sync {
     fn find_frame(&self, camera: &str, frame_id: &str, since_ms: i64)
         -> Result<Option<Inspection>>;
     fn list(&self, filter: &InspectionFilter) -> Result<Vec<Inspection>>;
+    /// One page of [`Store::list`] and the number of inspections the filter matches (its
+    /// paging aside), read together so they agree.
+    fn list_counted(&self, filter: &InspectionFilter) -> Result<(Vec<Inspection>, i64)>;
     /// Records a review (kept in the history for recalibration) and returns the inspection.
     fn review(&self, id: i64, review: &Review) -> Result<Option<Inspection>>;
+    /// Reviews every selected inspection in one transaction, each review kept in the history
+    /// with the batch's id, or nothing (the outcome says why).
+    fn review_bulk(&self, bulk: &BulkReview) -> Result<BulkOutcome>;
+    /// Restores every inspection of a bulk review to the review state it had before (a new
+    /// history entry each; inspections reviewed again since are skipped), once.
+    fn undo_review_batch(&self, batch_id: i64, by: &str, at_ms: i64) -> Result<UndoOutcome>;
+    fn review_batch(&self, batch_id: i64) -> Result<Option<ReviewBatch>>;
     /// Moves a confirmed defect's repair to `entry.state` (kept in its history).
     fn set_lifecycle(&self, id: i64, entry: &LifecycleEntry) -> Result<LifecycleOutcome>;
     /// Every review and lifecycle change of an inspection, oldest first; `None`: no inspection.

@@ -92,15 +92,220 @@ impl Where {
         }
     }
 
-    /// `SELECT … FROM inspections WHERE …` (no WHERE without conditions).
-    fn sql(&self) -> String {
-        let where_ = if self.clauses.is_empty() {
+    /// ` WHERE …` (empty without conditions).
+    fn where_clause(&self) -> String {
+        if self.clauses.is_empty() {
             String::new()
         } else {
             format!(" WHERE {}", self.clauses.join(" AND "))
-        };
-        format!("SELECT {COLUMNS} FROM inspections{where_}")
+        }
     }
+
+    /// `SELECT … FROM inspections WHERE …` (no WHERE without conditions).
+    fn sql(&self) -> String {
+        format!("SELECT {COLUMNS} FROM inspections{}", self.where_clause())
+    }
+
+    /// The conditions of an inspection filter, its paging aside: the one code path of the
+    /// list, its total and bulk review.
+    fn filter(f: &InspectionFilter) -> Where {
+        let mut w = Where::default();
+        if let Some(c) = &f.camera {
+            w.push("camera = ?", c.clone());
+        }
+        if let Some(v) = f.verdict {
+            w.push("verdict = ?", v.as_str());
+        }
+        if let Some(s) = f.since_ms {
+            w.push("received_ms >= ?", s);
+        }
+        if let Some(u) = f.until_ms {
+            w.push("received_ms < ?", u);
+        }
+        w.track_range(&f.track_id, f.min_position_m, f.max_position_m);
+        if let Some(m) = f.min_score {
+            w.push("a_norm IS NOT NULL AND a_norm >= ?", m);
+        }
+        if let Some(m) = f.max_id {
+            w.push("id <= ?", m);
+        }
+        match f.review {
+            Some(ReviewFilter::Unreviewed) => w.clauses.push("review_state IS NULL".into()),
+            Some(ReviewFilter::Reviewed) => w.clauses.push("review_state IS NOT NULL".into()),
+            Some(ReviewFilter::State(s)) => w.push("review_state = ?", s.as_str()),
+            None => {}
+        }
+        w
+    }
+
+    /// [`Where::filter`] and the page: `before_id`, the cursor, the order and the limit.
+    fn page(f: &InspectionFilter) -> (Where, String) {
+        let mut w = Where::filter(f);
+        if let Some(b) = f.before_id {
+            w.push("id < ?", b);
+        }
+        match f.after {
+            None => {}
+            Some(Cursor::Id(id)) => w.push("id < ?", id),
+            // NULL scores come last (SQLite sorts NULL below every number, so last when
+            // descending), by id.
+            Some(Cursor::Score { score: None, id }) => w.push("(a_norm IS NULL AND id < ?)", id),
+            Some(Cursor::Score { score: Some(s), id }) => {
+                w.args.push(Box::new(s));
+                let s_arg = w.args.len();
+                w.args.push(Box::new(id));
+                let id_arg = w.args.len();
+                w.clauses.push(format!(
+                    "(a_norm < ?{s_arg} OR (a_norm = ?{s_arg} AND id < ?{id_arg}) OR a_norm IS NULL)"
+                ));
+            }
+        }
+        let order = match f.order {
+            ListOrder::Newest => "id DESC",
+            ListOrder::Score => "a_norm DESC, id DESC",
+        };
+        (w, format!(" ORDER BY {order} LIMIT {}", f.limit.max(1)))
+    }
+}
+
+/// An inspection's review columns as they stand, to keep with a bulk action (for its undo).
+struct Prior {
+    id: i64,
+    state: Option<String>,
+    note: Option<String>,
+    reviewer: Option<String>,
+    reviewed_ms: Option<i64>,
+    defect_type: Option<String>,
+    severity: Option<String>,
+    rail_side: Option<String>,
+    sleeper: Option<i64>,
+}
+
+const PRIOR_COLUMNS: &str = "id, review_state, review_note, reviewer, reviewed_ms, \
+    defect_type, severity, rail_side, sleeper";
+
+fn row_to_prior(r: &rusqlite::Row<'_>) -> rusqlite::Result<Prior> {
+    Ok(Prior {
+        id: r.get(0)?,
+        state: r.get(1)?,
+        note: r.get(2)?,
+        reviewer: r.get(3)?,
+        reviewed_ms: r.get(4)?,
+        defect_type: r.get(5)?,
+        severity: r.get(6)?,
+        rail_side: r.get(7)?,
+        sleeper: r.get(8)?,
+    })
+}
+
+/// Writes a review of inspection `id` (its columns, a history row naming `batch_id`, and the
+/// opening of a confirmed defect's repair) in the caller's transaction; the history row's id,
+/// or `None` when there is no such inspection.
+fn write_review(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    review: &Review,
+    batch_id: Option<i64>,
+) -> rusqlite::Result<Option<i64>> {
+    let d = &review.defect;
+    let side = d.rail_side.map(RailSide::as_str);
+    let n = tx.execute(
+        "UPDATE inspections SET review_state = ?2, review_note = ?3, reviewer = ?4, reviewed_ms = ?5,
+         defect_type = ?6, severity = ?7, rail_side = ?8, sleeper = ?9 WHERE id = ?1",
+        params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms,
+            d.defect_type, d.severity, side, d.sleeper],
+    )?;
+    if n == 0 {
+        return Ok(None);
+    }
+    tx.execute(
+        "INSERT INTO reviews (inspection_id, state, note, reviewer, created_ms, defect_type, severity,
+         rail_side, sleeper, batch_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms,
+            d.defect_type, d.severity, side, d.sleeper, batch_id],
+    )?;
+    let review_id = tx.last_insert_rowid();
+    // A confirmed defect's repair starts open (a re-confirmation keeps where it stands).
+    if review.state == ReviewState::Confirmed {
+        let opened = tx.execute(
+            "UPDATE inspections SET lifecycle_state = 'open', lifecycle_by = ?2, lifecycle_ms = ?3,
+             lifecycle_note = '' WHERE id = ?1 AND lifecycle_state IS NULL",
+            params![id, review.reviewer, review.reviewed_ms],
+        )?;
+        if opened == 1 {
+            tx.execute(
+                "INSERT INTO defect_lifecycle (inspection_id, after_review_id, from_state, to_state,
+                 actor, note, created_ms) VALUES (?1, ?4, NULL, 'open', ?2, '', ?3)",
+                params![id, review.reviewer, review.reviewed_ms, review_id],
+            )?;
+        }
+    }
+    Ok(Some(review_id))
+}
+
+/// A bulk action with its items, read in the caller's connection or transaction.
+fn read_batch(c: &Connection, batch_id: i64) -> rusqlite::Result<Option<ReviewBatch>> {
+    let head = c
+        .query_row(
+            "SELECT created_ms, reviewer, state, note, defect_type, severity, rail_side, sleeper,
+             selection, undone_ms, undone_by FROM review_batches WHERE id = ?1",
+            [batch_id],
+            |r| {
+                let state: String = r.get(2)?;
+                let side: Option<String> = r.get(6)?;
+                let undone_ms: Option<i64> = r.get(9)?;
+                let undone_by: Option<String> = r.get(10)?;
+                Ok((
+                    Review {
+                        state: ReviewState::parse(&state).unwrap_or(ReviewState::FalseAlarm),
+                        note: r.get(3)?,
+                        reviewer: r.get(1)?,
+                        reviewed_ms: r.get(0)?,
+                        defect: DefectDetails {
+                            defect_type: r.get(4)?,
+                            severity: r.get(5)?,
+                            rail_side: side.as_deref().and_then(RailSide::parse),
+                            sleeper: r.get(7)?,
+                        },
+                        lifecycle: None,
+                    },
+                    r.get::<_, String>(8)?,
+                    undone_ms.map(|ms| (undone_by.unwrap_or_default(), ms)),
+                ))
+            },
+        )
+        .optional()?;
+    let Some((review, selection_json, undone)) = head else {
+        return Ok(None);
+    };
+    let mut st = c.prepare(
+        "SELECT b.inspection_id, i.camera, b.prev_state, b.undo_result
+         FROM review_batch_items b JOIN inspections i ON i.id = b.inspection_id
+         WHERE b.batch_id = ?1 ORDER BY b.inspection_id DESC",
+    )?;
+    let items = st
+        .query_map([batch_id], |r| {
+            let prev: Option<String> = r.get(2)?;
+            let undo: Option<String> = r.get(3)?;
+            Ok(BatchItem {
+                inspection_id: r.get(0)?,
+                camera: r.get(1)?,
+                previous: prev.as_deref().and_then(ReviewState::parse),
+                undo: match undo.as_deref() {
+                    Some("restored") => Some(UndoResult::Restored),
+                    Some("skipped") => Some(UndoResult::Skipped),
+                    _ => None,
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(ReviewBatch {
+        id: batch_id,
+        review,
+        selection_json,
+        items,
+        undone,
+    }))
 }
 
 impl SqliteStore {
@@ -410,84 +615,212 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, f: &InspectionFilter) -> Result<Vec<Inspection>> {
-        let mut w = Where::default();
-        if let Some(c) = &f.camera {
-            w.push("camera = ?", c.clone());
-        }
-        if let Some(v) = f.verdict {
-            w.push("verdict = ?", v.as_str());
-        }
-        if let Some(s) = f.since_ms {
-            w.push("received_ms >= ?", s);
-        }
-        if let Some(u) = f.until_ms {
-            w.push("received_ms < ?", u);
-        }
-        w.track_range(&f.track_id, f.min_position_m, f.max_position_m);
-        if let Some(m) = f.min_score {
-            w.push("a_norm IS NOT NULL AND a_norm >= ?", m);
-        }
-        if let Some(b) = f.before_id {
-            w.push("id < ?", b);
-        }
-        match f.review {
-            Some(ReviewFilter::Unreviewed) => w.clauses.push("review_state IS NULL".into()),
-            Some(ReviewFilter::Reviewed) => w.clauses.push("review_state IS NOT NULL".into()),
-            Some(ReviewFilter::State(s)) => w.push("review_state = ?", s.as_str()),
-            None => {}
-        }
-        self.select(
-            &format!("{} ORDER BY id DESC LIMIT {}", w.sql(), f.limit.max(1)),
-            &w.args,
-        )
+        let (w, tail) = Where::page(f);
+        self.select(&format!("{}{tail}", w.sql()), &w.args)
+    }
+
+    fn list_counted(&self, f: &InspectionFilter) -> Result<(Vec<Inspection>, i64)> {
+        let (page, tail) = Where::page(f);
+        let count = Where::filter(f);
+        self.read(|c| {
+            // One read transaction: the page and the total see the same snapshot (WAL).
+            let tx = c.unchecked_transaction()?;
+            let items = {
+                let mut st = tx.prepare(&format!("{}{tail}", page.sql()))?;
+                let rows = st.query_map(params_from_iter(page.args.iter()), row_to_inspection)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let total: i64 = tx.query_row(
+                &format!("SELECT count(*) FROM inspections{}", count.where_clause()),
+                params_from_iter(count.args.iter()),
+                |r| r.get(0),
+            )?;
+            tx.finish()?;
+            Ok((items, total))
+        })
     }
 
     fn review(&self, id: i64, review: &Review) -> Result<Option<Inspection>> {
         {
-            let d = &review.defect;
-            let side = d.rail_side.map(RailSide::as_str);
             let mut w = self.lock_writer();
             let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
-            let n = tx
-                .execute(
-                    "UPDATE inspections SET review_state = ?2, review_note = ?3, reviewer = ?4, reviewed_ms = ?5,
-                     defect_type = ?6, severity = ?7, rail_side = ?8, sleeper = ?9 WHERE id = ?1",
-                    params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms,
-                        d.defect_type, d.severity, side, d.sleeper],
-                )
-                .map_err(|e| db_err(&self.db_path, e))?;
-            if n == 0 {
+            let written =
+                write_review(&tx, id, review, None).map_err(|e| db_err(&self.db_path, e))?;
+            if written.is_none() {
                 return Ok(None);
-            }
-            tx.execute(
-                "INSERT INTO reviews (inspection_id, state, note, reviewer, created_ms, defect_type, severity,
-                 rail_side, sleeper) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![id, review.state.as_str(), review.note, review.reviewer, review.reviewed_ms,
-                    d.defect_type, d.severity, side, d.sleeper],
-            )
-            .map_err(|e| db_err(&self.db_path, e))?;
-            let review_id = tx.last_insert_rowid();
-            // A confirmed defect's repair starts open (a re-confirmation keeps where it stands).
-            if review.state == ReviewState::Confirmed {
-                let opened = tx
-                    .execute(
-                        "UPDATE inspections SET lifecycle_state = 'open', lifecycle_by = ?2, lifecycle_ms = ?3,
-                         lifecycle_note = '' WHERE id = ?1 AND lifecycle_state IS NULL",
-                        params![id, review.reviewer, review.reviewed_ms],
-                    )
-                    .map_err(|e| db_err(&self.db_path, e))?;
-                if opened == 1 {
-                    tx.execute(
-                        "INSERT INTO defect_lifecycle (inspection_id, after_review_id, from_state, to_state,
-                         actor, note, created_ms) VALUES (?1, ?4, NULL, 'open', ?2, '', ?3)",
-                        params![id, review.reviewer, review.reviewed_ms, review_id],
-                    )
-                    .map_err(|e| db_err(&self.db_path, e))?;
-                }
             }
             tx.commit().map_err(|e| db_err(&self.db_path, e))?;
         }
         self.get(id)
+    }
+
+    fn review_bulk(&self, b: &BulkReview) -> Result<BulkOutcome> {
+        let mut w = self.lock_writer();
+        let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+        let outcome = (|| -> rusqlite::Result<BulkOutcome> {
+            // What is selected, read in the transaction that reviews it.
+            let priors: Vec<Prior> = match &b.selection {
+                Selection::Ids(ids) => {
+                    let mut ids = ids.clone();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    if ids.len() > b.max {
+                        return Ok(BulkOutcome::TooMany {
+                            matched: ids.len() as i64,
+                        });
+                    }
+                    let mut sel = Where::default();
+                    sel.any_of("id", ids.iter().copied());
+                    let mut st = tx.prepare(&format!(
+                        "SELECT {PRIOR_COLUMNS} FROM inspections{} ORDER BY id DESC",
+                        sel.where_clause()
+                    ))?;
+                    let found = st
+                        .query_map(params_from_iter(sel.args.iter()), row_to_prior)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    if found.len() < ids.len() {
+                        let known: std::collections::HashSet<i64> =
+                            found.iter().map(|p| p.id).collect();
+                        return Ok(BulkOutcome::Unknown(
+                            ids.into_iter().filter(|i| !known.contains(i)).collect(),
+                        ));
+                    }
+                    found
+                }
+                Selection::Filter(f) => {
+                    let sel = Where::filter(f);
+                    let mut st = tx.prepare(&format!(
+                        "SELECT {PRIOR_COLUMNS} FROM inspections{} ORDER BY id DESC LIMIT {}",
+                        sel.where_clause(),
+                        b.max + 1
+                    ))?;
+                    let found = st
+                        .query_map(params_from_iter(sel.args.iter()), row_to_prior)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    if found.len() > b.max {
+                        let matched: i64 = tx.query_row(
+                            &format!("SELECT count(*) FROM inspections{}", sel.where_clause()),
+                            params_from_iter(sel.args.iter()),
+                            |r| r.get(0),
+                        )?;
+                        return Ok(BulkOutcome::TooMany { matched });
+                    }
+                    found
+                }
+            };
+            if let Some(expected) = b.expected_count {
+                if expected != priors.len() as i64 {
+                    return Ok(BulkOutcome::CountChanged {
+                        expected,
+                        matched: priors.len() as i64,
+                    });
+                }
+            }
+            if priors.is_empty() {
+                return Ok(BulkOutcome::Empty);
+            }
+            let r = &b.review;
+            let d = &r.defect;
+            tx.execute(
+                "INSERT INTO review_batches (created_ms, reviewer, state, note, defect_type, severity,
+                 rail_side, sleeper, selection) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![r.reviewed_ms, r.reviewer, r.state.as_str(), r.note, d.defect_type,
+                    d.severity, d.rail_side.map(RailSide::as_str), d.sleeper, b.selection_json],
+            )?;
+            let batch_id = tx.last_insert_rowid();
+            for p in &priors {
+                let review_id = write_review(&tx, p.id, r, Some(batch_id))?.unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO review_batch_items (batch_id, inspection_id, review_id, prev_state,
+                     prev_note, prev_reviewer, prev_reviewed_ms, prev_defect_type, prev_severity,
+                     prev_rail_side, prev_sleeper) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![batch_id, p.id, review_id, p.state, p.note, p.reviewer, p.reviewed_ms,
+                        p.defect_type, p.severity, p.rail_side, p.sleeper],
+                )?;
+            }
+            let batch = read_batch(&tx, batch_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            Ok(BulkOutcome::Applied(Box::new(batch)))
+        })()
+        .map_err(|e| db_err(&self.db_path, e))?;
+        if matches!(outcome, BulkOutcome::Applied(_)) {
+            tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        }
+        Ok(outcome)
+    }
+
+    fn undo_review_batch(&self, batch_id: i64, by: &str, at_ms: i64) -> Result<UndoOutcome> {
+        let mut w = self.lock_writer();
+        let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+        let outcome = (|| -> rusqlite::Result<UndoOutcome> {
+            let Some(batch) = read_batch(&tx, batch_id)? else {
+                return Ok(UndoOutcome::NoBatch);
+            };
+            if batch.undone.is_some() {
+                return Ok(UndoOutcome::AlreadyUndone(batch));
+            }
+            type Item = (i64, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+            type Details = (Option<String>, Option<String>, Option<String>, Option<i64>);
+            let items: Vec<(Item, Details)> = {
+                let mut st = tx.prepare(
+                    "SELECT b.inspection_id, b.review_id, b.prev_state, b.prev_note, b.prev_reviewer,
+                     b.prev_reviewed_ms, b.prev_defect_type, b.prev_severity, b.prev_rail_side,
+                     b.prev_sleeper FROM review_batch_items b WHERE b.batch_id = ?1",
+                )?;
+                let rows = st.query_map([batch_id], |r| {
+                    Ok((
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+                        (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            for ((id, review_id, state, note, reviewer, reviewed_ms), (dt, sev, side, sleeper)) in
+                items
+            {
+                let latest: Option<i64> = tx.query_row(
+                    "SELECT max(id) FROM reviews WHERE inspection_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let result = if latest != Some(review_id) {
+                    // Reviewed again since (one by one, or by another bulk action): left alone.
+                    UndoResult::Skipped
+                } else {
+                    tx.execute(
+                        "UPDATE inspections SET review_state = ?2, review_note = ?3, reviewer = ?4,
+                         reviewed_ms = ?5, defect_type = ?6, severity = ?7, rail_side = ?8, sleeper = ?9
+                         WHERE id = ?1",
+                        params![id, state, note, reviewer, reviewed_ms, dt, sev, side, sleeper],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO reviews (inspection_id, state, note, reviewer, created_ms, defect_type,
+                         severity, rail_side, sleeper, undo_of_batch)
+                         VALUES (?1, coalesce(?2, 'unreviewed'), coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![id, state, note, by, at_ms, dt, sev, side, sleeper, batch_id],
+                    )?;
+                    UndoResult::Restored
+                };
+                tx.execute(
+                    "UPDATE review_batch_items SET undo_result = ?3 WHERE batch_id = ?1 AND inspection_id = ?2",
+                    params![batch_id, id, result.as_str()],
+                )?;
+            }
+            tx.execute(
+                "UPDATE review_batches SET undone_ms = ?2, undone_by = ?3 WHERE id = ?1",
+                params![batch_id, at_ms, by],
+            )?;
+            let batch = read_batch(&tx, batch_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            Ok(UndoOutcome::Undone(batch))
+        })()
+        .map_err(|e| db_err(&self.db_path, e))?;
+        if matches!(outcome, UndoOutcome::Undone(_)) {
+            tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        }
+        Ok(outcome)
+    }
+
+    fn review_batch(&self, batch_id: i64) -> Result<Option<ReviewBatch>> {
+        self.read(|c| read_batch(c, batch_id))
     }
 
     fn set_lifecycle(&self, id: i64, entry: &LifecycleEntry) -> Result<LifecycleOutcome> {
@@ -547,9 +880,13 @@ impl Store for SqliteStore {
             // (review id, 0 | 1, row id, entry): each lifecycle change after the review it
             // followed (a confirmation opens the repair), in the order they were written.
             let mut rows: Vec<(i64, u8, i64, HistoryEntry)> = Vec::new();
+            // An undo row restored the review its batch item kept (who decided it, when).
             let mut st = c.prepare(
-                "SELECT id, state, note, reviewer, created_ms, defect_type, severity, rail_side, sleeper
-                 FROM reviews WHERE inspection_id = ?1 ORDER BY id",
+                "SELECT r.id, r.state, r.note, r.reviewer, r.created_ms, r.defect_type, r.severity,
+                 r.rail_side, r.sleeper, r.batch_id, r.undo_of_batch, b.prev_reviewer, b.prev_reviewed_ms
+                 FROM reviews r LEFT JOIN review_batch_items b
+                   ON b.batch_id = r.undo_of_batch AND b.inspection_id = r.inspection_id
+                 WHERE r.inspection_id = ?1 ORDER BY r.id",
             )?;
             let reviews = st.query_map([id], |r| {
                 let state: String = r.get(1)?;
@@ -567,15 +904,37 @@ impl Store for SqliteStore {
                     },
                     lifecycle: None,
                 };
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    ReviewState::parse(&state).map(|state| Review { state, ..review }),
-                ))
+                let restored = ReviewState::parse(&state);
+                let batch_id: Option<i64> = r.get(9)?;
+                let entry = match r.get::<_, Option<i64>>(10)? {
+                    Some(undone) => Some(HistoryEntry::Undo {
+                        batch_id: undone,
+                        by: review.reviewer.clone(),
+                        at_ms: review.reviewed_ms,
+                        restored: match restored {
+                            Some(state) => Some(Review {
+                                state,
+                                reviewer: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                                reviewed_ms: r.get::<_, Option<i64>>(12)?.unwrap_or_default(),
+                                ..review
+                            }),
+                            None => None,
+                        },
+                    }),
+                    None => restored.map(|state| {
+                        let review = Review { state, ..review };
+                        match batch_id {
+                            Some(batch_id) => HistoryEntry::BatchReview { batch_id, review },
+                            None => HistoryEntry::Review(review),
+                        }
+                    }),
+                };
+                Ok((r.get::<_, i64>(0)?, entry))
             })?;
             for row in reviews {
-                let (rid, review) = row?;
-                if let Some(review) = review {
-                    rows.push((rid, 0, rid, HistoryEntry::Review(review)));
+                let (rid, entry) = row?;
+                if let Some(entry) = entry {
+                    rows.push((rid, 0, rid, entry));
                 }
             }
             let mut st = c.prepare(

@@ -563,6 +563,7 @@ fn a_version_5_database_gains_the_defect_catalogue_and_the_repair_lifecycle() {
                 from.map(LifecycleState::as_str).unwrap_or("-"),
                 entry.state.as_str()
             ),
+            other => panic!("no bulk action here: {other:?}"),
         })
         .collect();
     assert_eq!(
@@ -721,4 +722,133 @@ fn expiring_normal_images_keeps_defects_and_verdicts() {
     assert!(s.get(ids[0]).unwrap().is_some());
     assert!(s.image(ids[1]).unwrap().is_some());
     assert!(s.image(ids[2]).unwrap().is_some());
+}
+
+#[test]
+fn a_version_6_database_gains_bulk_review_with_undo_and_the_queue_by_score() {
+    let dir = tempfile::tempdir().unwrap();
+    // A defect the older release confirmed, then frames of this one with scores (two tied, one
+    // without a score).
+    let s = migrated_from(
+        dir.path(),
+        6,
+        "INSERT INTO inspections (camera, received_ms, a, a_norm, threshold, verdict, model_name,
+         model_version, provider, crops, review_state, review_note, reviewer, reviewed_ms,
+         defect_type, lifecycle_state) VALUES ('cam-01', 1, 0.05, 0.9, 0.1, 'defect', 'm', '1',
+         'cpu', '[]', 'confirmed', 'old', 'inspector', 2, 'missing_clip', 'open')",
+    );
+    let mut items: Vec<(Inspection, Media)> = [Some(0.5), Some(0.7), Some(0.5), None]
+        .into_iter()
+        .map(|a| {
+            let mut i = sample("cam-01", Verdict::Defect, 10);
+            i.a_norm = a;
+            (i, Media::default())
+        })
+        .collect();
+    let ids = s.insert_batch(&mut items).unwrap(); // 2..=5
+    let all = InspectionFilter {
+        order: ListOrder::Score,
+        limit: 2,
+        ..Default::default()
+    };
+    let (mut order, mut after) = (Vec::new(), None);
+    loop {
+        let (page, total) = s
+            .list_counted(&InspectionFilter {
+                after,
+                ..all.clone()
+            })
+            .unwrap();
+        assert_eq!(total, 5);
+        order.extend(page.iter().map(|i| i.id));
+        match page.last() {
+            Some(last) if page.len() == 2 => after = Some(Cursor::after(ListOrder::Score, last)),
+            _ => break,
+        }
+    }
+    assert_eq!(order, [1, ids[1], ids[2], ids[0], ids[3]]);
+
+    let bulk = |selection, expected_count, max| BulkReview {
+        selection,
+        review: reviewed_dummy(),
+        expected_count,
+        max,
+        selection_json: "{}".into(),
+    };
+    let everything = Selection::Filter(InspectionFilter::default());
+    assert_eq!(
+        s.review_bulk(&bulk(everything.clone(), None, 4)).unwrap(),
+        BulkOutcome::TooMany { matched: 5 }
+    );
+    assert_eq!(
+        s.review_bulk(&bulk(everything.clone(), Some(4), 10))
+            .unwrap(),
+        BulkOutcome::CountChanged {
+            expected: 4,
+            matched: 5
+        }
+    );
+    assert_eq!(
+        s.review_bulk(&bulk(Selection::Ids(vec![1, 99]), None, 10))
+            .unwrap(),
+        BulkOutcome::Unknown(vec![99])
+    );
+    assert!(s.history(1).unwrap().unwrap().is_empty(), "nothing written");
+    let BulkOutcome::Applied(batch) = s.review_bulk(&bulk(everything, Some(5), 10)).unwrap() else {
+        panic!("applied")
+    };
+    assert_eq!(batch.items.len(), 5);
+    let old = batch.items.iter().find(|i| i.inspection_id == 1).unwrap();
+    assert_eq!(old.previous, Some(ReviewState::Confirmed));
+    assert_eq!(
+        s.get(1).unwrap().unwrap().review.unwrap().state,
+        ReviewState::FalseAlarm
+    );
+    // ids[0] is reviewed again since: the undo leaves it.
+    s.review(ids[0], &confirm(50, "other", "plan")).unwrap();
+    let UndoOutcome::Undone(undone) = s.undo_review_batch(batch.id, "admin", 60).unwrap() else {
+        panic!("undone")
+    };
+    assert_eq!(undone.undone, Some(("admin".into(), 60)));
+    let skipped: Vec<i64> = undone
+        .items
+        .iter()
+        .filter(|i| i.undo == Some(UndoResult::Skipped))
+        .map(|i| i.inspection_id)
+        .collect();
+    assert_eq!(skipped, [ids[0]]);
+    let back = s.get(1).unwrap().unwrap().review.unwrap();
+    assert_eq!(
+        (back.state, back.note.as_str(), back.reviewed_ms),
+        (ReviewState::Confirmed, "old", 2)
+    );
+    assert_eq!(back.defect.defect_type.as_deref(), Some("missing_clip"));
+    assert!(s.get(ids[1]).unwrap().unwrap().review.is_none());
+    assert_eq!(
+        s.get(ids[0]).unwrap().unwrap().review.unwrap().state,
+        ReviewState::Confirmed
+    );
+    match s.history(ids[1]).unwrap().unwrap().as_slice() {
+        [HistoryEntry::BatchReview { batch_id, .. }, HistoryEntry::Undo {
+            batch_id: undone_id,
+            by,
+            restored: None,
+            ..
+        }] => {
+            assert_eq!(
+                (*batch_id, *undone_id, by.as_str()),
+                (batch.id, batch.id, "admin")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        s.undo_review_batch(batch.id, "admin", 70).unwrap(),
+        UndoOutcome::AlreadyUndone(_)
+    ));
+    assert_eq!(
+        s.undo_review_batch(999, "admin", 70).unwrap(),
+        UndoOutcome::NoBatch
+    );
+    assert_eq!(s.review_batch(batch.id).unwrap().unwrap(), undone);
 }

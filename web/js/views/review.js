@@ -1,10 +1,13 @@
-// Review queue: filtered list of inspections (default: unreviewed defects, newest first), the
-// selected frame with its heatmap overlay (and the colour legend in A′), the model's
-// reconstruction beside it, a zoom on one crop, crop boxes, score vs threshold, a note, and the
-// confirm / false-alarm decision, all reachable from the keyboard.
+// Review queue: filtered list of inspections (default: unreviewed defects, newest first or
+// highest score first; camera, time, min A′, track and km filters) with the server's count of
+// everything they match, the selected frame with its heatmap overlay (and the colour legend in
+// A′), the model's reconstruction beside it, a zoom on one crop, crop boxes, score vs threshold,
+// a note, and the confirm / false-alarm decision, all reachable from the keyboard; a bulk
+// review of everything the filters match (behind a confirmation that states the count, with an
+// undo), and deep links (#/review/<id>) that open exactly that inspection.
 
 import { escapeHtml as esc, fmtAgo, fmtPosition, fmtReviewState, fmtScore, fmtTime, fromDatetimeLocal, toDatetimeLocal, parseTime, frameNote, noteTag, scoreRelation } from '../format.js';
-import { DEFAULT_FILTERS, filtersToQuery, queueAppended, queueLoaded, queueMove, queueSelect, queueSelected, queueUpsert, queueWithFilters, scoreBar } from '../state.js';
+import { DEFAULT_FILTERS, bulkBody, sameFilters, describeSelection, describeUndo, filtersToQuery, queueAppended, queueLoaded, queueMissing, queueMove, queuePinned, queueSelect, queueSelected, queueUpsert, queueWithFilters, scoreBar } from '../state.js';
 import { SHORTCUTS, isEditableTarget, shortcutFor } from '../keys.js';
 import { PARTIAL_SLOT_LABEL, cropAt, cropView, framePoint, heatLegend, partialSlots, worstCrop, zoomFactor } from '../heatmap.js';
 import { DEFAULT_CATALOGUE, confirmBody, nextSeverity, typeForKey, typeKey } from '../defects.js';
@@ -20,12 +23,12 @@ function prefs() {
   }
 }
 
-function describeFilters(f, n, more) {
-  const count = `${n}${more ? '+' : ''}`;
-  const verdict = f.verdict === 'defect' ? 'defect' : f.verdict === 'normal' ? 'normal frame' : 'inspection';
-  const review = { unreviewed: 'unreviewed ', confirmed: 'confirmed ', false_alarm: 'false-alarm ', reviewed: 'reviewed ' }[f.review] ?? '';
-  const cam = f.camera ? ` from ${f.camera}` : '';
-  return `${count} ${review}${verdict}${n === 1 && !more ? '' : 's'}${cam}`;
+/** The list's header: the server's count of everything the filters match, and how many are shown. */
+function describeList(q) {
+  if (!Number.isFinite(q.total)) return '';
+  const order = q.filters.sort === 'score' ? 'highest score first' : 'newest first';
+  const shown = q.items.length < q.total ? ` · ${q.items.length} shown` : '';
+  return `${describeSelection(q.filters, q.total)} · ${order}${shown}`;
 }
 
 export function createReviewView(ctx) {
@@ -37,7 +40,15 @@ export function createReviewView(ctx) {
   const detail = document.getElementById('review-detail');
   const summary = document.getElementById('queue-summary');
   const camSelect = document.getElementById('f-camera');
+  const bulkFalse = document.getElementById('bulk-false-alarm');
+  const bulkConfirm = document.getElementById('bulk-confirm');
+  const bulkUndo = document.getElementById('bulk-undo');
+  const bulkDialog = document.getElementById('bulk-dialog');
   let p = prefs();
+  // The id a deep link is opening (fetched when not listed).
+  let linking = null;
+  // This session's last bulk review, until undone: { id, count, state }.
+  let lastBatch = null;
   let shownId = null;
   let busy = false;
   let loadSeq = 0;
@@ -57,6 +68,7 @@ export function createReviewView(ctx) {
   async function load() {
     const seq = ++loadSeq;
     const { filters } = store.get().queue;
+    setQueue((q) => (q.loading ? q : { ...q, loading: true }));
     try {
       const page = await api.inspections(filtersToQuery(filters, { limit: PAGE }));
       if (seq !== loadSeq) return;
@@ -69,10 +81,12 @@ export function createReviewView(ctx) {
 
   async function loadMore() {
     const q = store.get().queue;
-    if (q.nextBeforeId == null || q.loading) return;
+    if (q.nextCursor == null || q.loading) return;
+    const seq = loadSeq;
     setQueue((x) => ({ ...x, loading: true }));
     try {
-      const page = await api.inspections(filtersToQuery(q.filters, { limit: PAGE, before_id: q.nextBeforeId }));
+      const page = await api.inspections(filtersToQuery(q.filters, { limit: PAGE, cursor: q.nextCursor }));
+      if (seq !== loadSeq) return;
       setQueue((x) => queueAppended(x, page));
     } catch (e) {
       setQueue((x) => ({ ...x, loading: false, error: e.message }));
@@ -93,6 +107,11 @@ export function createReviewView(ctx) {
       review: fd.get('review') ?? '',
       since: fromDatetimeLocal(fd.get('since')),
       until: fromDatetimeLocal(fd.get('until')),
+      sort: fd.get('sort') || 'newest',
+      min_score: String(fd.get('min_score') ?? '').trim(),
+      track_id: String(fd.get('track_id') ?? '').trim(),
+      from_km: String(fd.get('from_km') ?? '').trim(),
+      to_km: String(fd.get('to_km') ?? '').trim(),
     };
   }
 
@@ -102,10 +121,17 @@ export function createReviewView(ctx) {
     form.elements.review.value = f.review ?? '';
     form.elements.since.value = f.since ? toDatetimeLocal(parseTime(f.since)) : '';
     form.elements.until.value = f.until ? toDatetimeLocal(parseTime(f.until)) : '';
+    form.elements.sort.value = f.sort || 'newest';
+    form.elements.min_score.value = f.min_score ?? '';
+    form.elements.track_id.value = f.track_id ?? '';
+    form.elements.from_km.value = f.from_km ?? '';
+    form.elements.to_km.value = f.to_km ?? '';
   }
 
   form.addEventListener('change', (e) => {
-    setFilters(readForm());
+    // A field that fires `change` again (on blur after an Enter) must not reload the list.
+    const next = readForm();
+    if (!sameFilters(next, store.get().queue.filters)) setFilters(next);
     // A picked option is done: give the keyboard back to the queue so c/f/j/k work at once.
     if (e.target.tagName === 'SELECT') list.focus();
   });
@@ -120,6 +146,9 @@ export function createReviewView(ctx) {
     const opt = e.target.closest('[role="option"]');
     if (opt) setQueue((q) => queueSelect(q, Number(opt.dataset.id)));
   });
+  bulkFalse.addEventListener('click', () => openBulk('false_alarm'));
+  bulkConfirm.addEventListener('click', () => openBulk('confirmed'));
+  bulkUndo.addEventListener('click', () => undoBulk());
 
   // ------------------------------------------------------------ rendering
 
@@ -134,39 +163,59 @@ export function createReviewView(ctx) {
     }
   }
 
+  function optionHtml(i, q, state, linked = false) {
+    const sel = i.id === q.selectedId;
+    const thumb = i.image_url ?? i.heatmap_url;
+    const tag = noteTag(i);
+    const chip = tag
+      ? `<span class="chip note-tag ${i.verdict === 'defect' ? 'defect' : 'normal'}" data-role="note-tag" title="${esc(i.note)}">${esc(tag)}</span>`
+      : `<span class="chip ${i.verdict === 'defect' ? 'defect' : 'normal'}">${fmtScore(i.A_norm)}</span>`;
+    return `<div class="queue-item${linked ? ' linked' : ''}" role="option" id="q-${i.id}" data-id="${i.id}" aria-selected="${sel}"${linked ? ' data-linked="true"' : ''}>
+      ${thumb ? `<img src="${esc(thumb)}" alt="" loading="lazy">` : '<span class="thumb-empty" aria-hidden="true"></span>'}
+      <span class="qi-top"><span>#${i.id} · ${esc(i.camera)}</span>${chip}</span>
+      <span class="qi-meta">${esc(fmtTime(i.capture_time ?? i.received_at, state.now))} · ${esc(fmtPosition(i.track_id, i.position_m))}</span>
+      <span class="qi-meta">${linked ? '<strong>Opened by link</strong> · not in this list · ' : ''}${esc(fmtReviewState(i.review))}</span>
+    </div>`;
+  }
+
   function renderList(state) {
     const q = state.queue;
+    const pinned = q.pinned ? optionHtml(q.pinned, q, state, true) : '';
     if (!q.loaded && q.loading) {
-      list.innerHTML = '<div class="queue-empty">Loading…</div>';
+      list.innerHTML = `${pinned}<div class="queue-empty">Loading…</div>`;
     } else if (q.error) {
-      list.innerHTML = `<div class="queue-empty error">Could not load: ${esc(q.error)}</div>`;
+      list.innerHTML = `${pinned}<div class="queue-empty error">Could not load: ${esc(q.error)}</div>`;
     } else if (!q.items.length) {
-      list.innerHTML = `<div class="queue-empty">${q.filters.review === 'unreviewed' && q.filters.verdict === 'defect' ? 'Nothing to review. New defects appear here live.' : 'No inspection matches these filters.'}</div>`;
+      list.innerHTML = `${pinned}<div class="queue-empty">${q.filters.review === 'unreviewed' && q.filters.verdict === 'defect' ? 'Nothing to review. New defects appear here live.' : 'No inspection matches these filters.'}</div>`;
     } else {
-      list.innerHTML = q.items
-        .map((i) => {
-          const sel = i.id === q.selectedId;
-          const thumb = i.image_url ?? i.heatmap_url;
-          const tag = noteTag(i);
-          const chip = tag
-            ? `<span class="chip note-tag ${i.verdict === 'defect' ? 'defect' : 'normal'}" data-role="note-tag" title="${esc(i.note)}">${esc(tag)}</span>`
-            : `<span class="chip ${i.verdict === 'defect' ? 'defect' : 'normal'}">${fmtScore(i.A_norm)}</span>`;
-          return `<div class="queue-item" role="option" id="q-${i.id}" data-id="${i.id}" aria-selected="${sel}">
-            ${thumb ? `<img src="${esc(thumb)}" alt="" loading="lazy">` : '<span class="thumb-empty" aria-hidden="true"></span>'}
-            <span class="qi-top"><span>#${i.id} · ${esc(i.camera)}</span>${chip}</span>
-            <span class="qi-meta">${esc(fmtTime(i.capture_time ?? i.received_at, state.now))} · ${esc(fmtPosition(i.track_id, i.position_m))}</span>
-            <span class="qi-meta">${esc(fmtReviewState(i.review))}</span>
-          </div>`;
-        })
-        .join('');
+      list.innerHTML = pinned + q.items.map((i) => optionHtml(i, q, state)).join('');
     }
-    if (q.selectedId != null) list.setAttribute('aria-activedescendant', `q-${q.selectedId}`);
+    const listed = q.selectedId != null && document.getElementById(`q-${q.selectedId}`);
+    if (listed) list.setAttribute('aria-activedescendant', `q-${q.selectedId}`);
     else list.removeAttribute('aria-activedescendant');
-    more.hidden = q.nextBeforeId == null;
+    list.setAttribute('aria-label', `Inspections to review, ${q.filters.sort === 'score' ? 'highest score first' : 'newest first'}`);
+    more.hidden = q.nextCursor == null;
     more.disabled = q.loading;
-    summary.textContent = q.loaded ? describeFilters(q.filters, q.items.length, q.nextBeforeId != null) : '';
-    summary.dataset.count = String(q.items.length);
+    more.textContent = q.filters.sort === 'score' ? 'Load more' : 'Load older';
+    summary.textContent = q.loaded ? describeList(q) : '';
+    summary.dataset.count = Number.isFinite(q.total) ? String(q.total) : '';
+    renderBulkBar(q);
     scrollSelectedIntoView(state);
+  }
+
+  const maxBulk = () => (Number.isInteger(catalogue.max_bulk) && catalogue.max_bulk > 0 ? catalogue.max_bulk : 1000);
+
+  function renderBulkBar(q) {
+    const n = q.loaded && Number.isFinite(q.total) ? q.total : null;
+    const label = document.getElementById('bulk-bar-label');
+    const over = n != null && n > maxBulk();
+    label.textContent = n == null ? 'All matching:' : over ? `All ${n} matching (at most ${maxBulk()} at once: narrow the filters):` : `All ${n} matching:`;
+    // While the list reloads the buttons stay usable: the dialog counts for itself.
+    for (const b of [bulkFalse, bulkConfirm]) {
+      b.disabled = n === 0 || over || bulkDialog.open || (!q.loaded && !q.loading);
+    }
+    bulkUndo.hidden = !lastBatch;
+    if (lastBatch) bulkUndo.textContent = `Undo bulk action (${lastBatch.count} ${lastBatch.state === 'confirmed' ? 'confirmed' : 'false alarms'})`;
   }
 
   function scrollSelectedIntoView(state) {
@@ -224,7 +273,14 @@ export function createReviewView(ctx) {
     const item = queueSelected(state.queue);
     if (!item) {
       shownId = null;
-      detail.innerHTML = `<div class="detail-empty">${state.queue.items.length ? 'Select an inspection.' : 'No inspection selected.'}</div>`;
+      const q = state.queue;
+      let text = q.items.length ? 'Select an inspection.' : 'No inspection selected.';
+      if (q.missingId != null && q.selectedId === q.missingId) {
+        text = `<strong>No inspection #${esc(q.missingId)}.</strong> The link names an inspection that does not exist (a mistyped id, or a database that was reset). The list on the left is not affected.`;
+      } else if (linking != null && q.selectedId === linking) {
+        text = `Opening inspection #${esc(linking)}…`;
+      }
+      detail.innerHTML = `<div class="detail-empty" id="detail-empty" role="status">${text}</div>`;
       return;
     }
     if (item.id === shownId) {
@@ -459,10 +515,139 @@ export function createReviewView(ctx) {
     }
   }
 
+  // ------------------------------------------------------------ bulk review and undo
+
+  /**
+   * "Select all matching": counts what the filters match now (and the newest id, so frames
+   * arriving while the inspector reads are not swept in), states that exact number in a modal
+   * confirmation, and reviews them all in one request; the server refuses (409) if the count
+   * changed meanwhile. Then an Undo (toast and the bar's button) for this session's last one.
+   */
+  async function openBulk(reviewState) {
+    if (bulkDialog.open) return;
+    const { filters } = store.get().queue;
+    const verb = reviewState === 'confirmed' ? 'Confirm' : 'Dismiss';
+    bulkDialog.innerHTML = `<h2 id="bulk-h">${verb}: counting…</h2>`;
+    bulkDialog.showModal();
+    let page;
+    try {
+      page = await api.inspections(filtersToQuery({ ...filters, sort: 'newest' }, { limit: 1 }));
+    } catch (e) {
+      showBulkMessage(`Could not count the matching inspections: ${e.message}`);
+      return;
+    }
+    const n = page?.total ?? 0;
+    const maxId = page?.items?.[0]?.id;
+    if (!n || maxId == null) { showBulkMessage('No inspection matches these filters now: nothing to review.'); return; }
+    if (n > maxBulk()) { showBulkMessage(`${describeSelection(filters, n)}: more than ${maxBulk()} at once. Narrow the filters (camera, min A′, track and km, time).`); return; }
+    const what = reviewState === 'confirmed' ? 'confirmed defects' : 'false alarms';
+    bulkDialog.innerHTML = `<form method="dialog" class="bulk-form" id="bulk-form">
+        <h2 id="bulk-h">${reviewState === 'confirmed' ? `Confirm all ${n} as defects?` : `Dismiss all ${n} as false alarms?`}</h2>
+        <p id="bulk-what" data-count="${n}">${esc(describeSelection(filters, n))} will be marked as <strong>${what}</strong>, each with its own review in its history. You can undo it afterwards.</p>
+        ${reviewState === 'confirmed' ? `<div class="bulk-fields">
+          <span class="field"><label for="bulk-type">Defect type</label><select id="bulk-type">${catalogue.types.map((t) => `<option value="${esc(t.id)}">${esc(t.label)}</option>`).join('')}</select></span>
+          <span class="field"><label for="bulk-severity">Severity</label><select id="bulk-severity">${catalogue.severities.map((v) => `<option value="${esc(v)}" ${v === currentSeverity() ? 'selected' : ''}>${esc(v)}</option>`).join('')}</select></span>
+        </div>` : ''}
+        <label for="bulk-note">Note (kept with every review)</label>
+        <textarea id="bulk-note" rows="2" placeholder="${reviewState === 'confirmed' ? 'e.g. clips missing along the whole stretch' : 'e.g. dirty lens on cam-02 until 10:40'}"></textarea>
+        <p class="error" id="bulk-error" role="alert"></p>
+        <div class="bulk-actions">
+          <button type="button" class="btn ${reviewState === 'confirmed' ? 'danger' : 'ok'}" id="bulk-go">${reviewState === 'confirmed' ? `Confirm ${n}` : `Mark ${n} as false alarm`}</button>
+          <button type="button" class="btn" id="bulk-cancel">Cancel</button>
+        </div>
+      </form>`;
+    bulkDialog.querySelector('#bulk-cancel').addEventListener('click', () => bulkDialog.close());
+    bulkDialog.querySelector('#bulk-go').addEventListener('click', () => runBulk(reviewState, filters, n, maxId));
+    bulkDialog.querySelector('#bulk-cancel').focus();
+  }
+
+  function showBulkMessage(text) {
+    bulkDialog.innerHTML = `<h2 id="bulk-h">Bulk review</h2><p id="bulk-what">${esc(text)}</p><div class="bulk-actions"><button type="button" class="btn" id="bulk-cancel">Close</button></div>`;
+    bulkDialog.querySelector('#bulk-cancel').addEventListener('click', () => bulkDialog.close());
+    bulkDialog.querySelector('#bulk-cancel').focus();
+  }
+
+  async function runBulk(reviewState, filters, n, maxId) {
+    const go = bulkDialog.querySelector('#bulk-go');
+    const err = bulkDialog.querySelector('#bulk-error');
+    go.disabled = true;
+    err.textContent = '';
+    const body = bulkBody(filters, {
+      state: reviewState,
+      note: bulkDialog.querySelector('#bulk-note')?.value ?? '',
+      expected: n,
+      maxId,
+      type: bulkDialog.querySelector('#bulk-type')?.value,
+      severity: bulkDialog.querySelector('#bulk-severity')?.value,
+    });
+    try {
+      const batch = await api.reviewBatch(body);
+      bulkDialog.close();
+      lastBatch = { id: batch.id, count: batch.count, state: batch.state };
+      renderBulkBar(store.get().queue);
+      await load();
+      ctx.refreshCounts?.().catch(() => {});
+      const text = `${batch.count} inspection${batch.count === 1 ? '' : 's'} marked ${batch.state === 'confirmed' ? 'confirmed defects' : 'false alarms'} (bulk review #${batch.id}).`;
+      ctx.toast(text, 'info', { label: 'Undo', run: () => undoBulk(batch.id) });
+      bulkUndo.focus();
+    } catch (e) {
+      go.disabled = false;
+      err.textContent = e.code === 'count_changed'
+        ? `${e.message} Close and start again to see the new count.`
+        : `Nothing was reviewed: ${e.message}`;
+    }
+  }
+
+  async function undoBulk(id = lastBatch?.id) {
+    if (id == null) return;
+    bulkUndo.disabled = true;
+    try {
+      const batch = await api.undoReviewBatch(id);
+      ctx.toast(describeUndo(batch));
+    } catch (e) {
+      ctx.toast(`Undo of bulk review #${id} failed: ${e.message}`, 'error');
+    } finally {
+      if (lastBatch?.id === id) lastBatch = null;
+      bulkUndo.disabled = false;
+      renderBulkBar(store.get().queue);
+      await load();
+      ctx.refreshCounts?.().catch(() => {});
+      list.focus();
+    }
+  }
+
+  // ------------------------------------------------------------ deep links
+
+  /** #/review/<id>: exactly that inspection, from the list when it is there, else fetched by id. */
+  async function openLinked(arg) {
+    const text = String(arg).trim();
+    if (!/^\d{1,15}$/.test(text)) {
+      setQueue((q) => queueMissing(q, text));
+      return;
+    }
+    const id = Number(text);
+    if (store.get().queue.items.some((i) => i.id === id)) {
+      setQueue((q) => queueSelect(q, id));
+      return;
+    }
+    linking = id;
+    setQueue((q) => ({ ...q, selectedId: id, missingId: null }));
+    try {
+      const insp = await api.inspection(id);
+      if (linking === id) setQueue((q) => queuePinned(q, insp));
+    } catch (e) {
+      if (linking !== id) return;
+      if (e.status === 404 || e.status === 400) setQueue((q) => queueMissing(q, id));
+      else ctx.toast(`Could not open inspection #${id}: ${e.message}`, 'error');
+    } finally {
+      if (linking === id) linking = null;
+    }
+  }
+
   function onKey(e) {
     if (root.hidden || e.defaultPrevented) return;
-    // The zoom dialog is modal: Escape closes it, nothing else acts behind it.
-    if (detail.querySelector('#zoom-dialog')?.open) return;
+    // The zoom and bulk dialogs are modal: Escape closes them, nothing else acts behind them.
+    if (detail.querySelector('#zoom-dialog')?.open || bulkDialog.open) return;
     const t = e.target;
     // The type picker is open: a digit confirms with that type, Escape cancels.
     if (picking && !e.ctrlKey && !e.metaKey && !e.altKey) {
@@ -519,7 +704,7 @@ export function createReviewView(ctx) {
     },
     show(state, arg) {
       writeForm(state.queue.filters);
-      if (arg != null && Number.isFinite(Number(arg))) setQueue((q) => queueSelect(q, Number(arg)));
+      if (arg != null) openLinked(arg);
       render(store.get(), null);
       if (!state.queue.loaded && !state.queue.loading) {
         setQueue((q) => ({ ...q, loading: true }));

@@ -547,6 +547,103 @@ test('review: a defect without a crop says why (note), with no score and no crop
   await page.waitForFunction(() => document.getElementById('f-review').value === 'unreviewed' && document.getElementById('f-camera').value === '');
 });
 
+test('review: deep links open the exact inspection; a filtered bulk dismissal states its count and is undone (issue 12)', async () => {
+  // Counts are the server's: wait for the simulated cameras to stop, then the badge, the list's
+  // header and GET /v1/inspections agree on the number of unreviewed defects.
+  await until('the simulator finished', async () => simulator.exitCode !== null, 40_000);
+  await go('review');
+  await page.waitForSelector('#queue-list [role="option"]');
+  const unreviewed = async () => (await api('/v1/inspections?verdict=defect&review=unreviewed&limit=1')).json.total;
+  const countsAgree = async () => {
+    const n = await unreviewed();
+    const badge = await page.getAttribute('#review-badge', 'data-count');
+    const header = await page.getAttribute('#queue-summary', 'data-count');
+    return badge === String(n) && header === String(n) && n;
+  };
+  const n0 = await until('badge = list header = API total', countsAgree);
+  assert.match(await page.textContent('#queue-summary'), new RegExp(`^${n0} unreviewed defects`));
+
+  // A deep link to an inspection the list does not hold (a normal frame): exactly that one.
+  const normal = (await api('/v1/inspections?camera=cam-02&verdict=normal&limit=1')).json.items[0];
+  assert.ok(normal, 'cam-02 sent normal frames');
+  const showsExactly = (id) => page.waitForFunction((x) => document.getElementById('detail-h')?.textContent === `Inspection #${x}`
+    && document.querySelector(`#q-${x}[data-linked="true"][aria-selected="true"]`), id);
+  await page.evaluate((id) => { location.hash = `#/review/${id}`; }, normal.id);
+  await showsExactly(normal.id);
+  const listed = await page.$$eval('#queue-list [role="option"]:not([data-linked])', (els) => els.map((e) => Number(e.dataset.id)));
+  assert.ok(listed.length > 0 && !listed.includes(normal.id), 'the list itself does not hold it');
+  // Opened cold (a link pasted into a new page): the same inspection, not the newest one.
+  await page.goto(`${base}/#/review/${normal.id}`);
+  await page.waitForSelector('#view-review:not([hidden])');
+  await showsExactly(normal.id);
+  // An id that does not exist: said clearly (its 404 is expected, not a page error).
+  const errorsBefore = consoleErrors.length;
+  await page.evaluate(() => { location.hash = '#/review/99999999'; });
+  await page.waitForFunction(() => /No inspection #99999999\./.test(document.getElementById('detail-empty')?.textContent ?? ''));
+  await sleep(300);
+  const unexpected = consoleErrors.splice(errorsBefore).filter((e) => !e.includes('/v1/inspections/99999999'));
+  consoleErrors.push(...unexpected);
+
+  // cam-02's unreviewed defects above a score, on its stretch of track (km), highest score first.
+  const cam2 = (await api('/v1/inspections?camera=cam-02&verdict=defect&review=unreviewed&limit=500')).json.items.filter((i) => Number.isFinite(i.A_norm));
+  const scores = [...new Set(cam2.map((i) => i.A_norm))].sort((a, b) => a - b);
+  assert.ok(scores.length >= 3, `cam-02 has unreviewed defects to triage: ${scores}`);
+  const minScore = String((scores[0] + scores[1]) / 2);
+  const track = cam2[0].track_id;
+  const positions = cam2.map((i) => i.position_m);
+  const fromKm = Math.floor(Math.min(...positions) / 1000);
+  const toKm = Math.ceil(Math.max(...positions) / 1000 + 0.001);
+  await go('review');
+  await page.selectOption('#f-camera', 'cam-02');
+  await page.selectOption('#f-sort', 'score');
+  for (const [sel, v] of [['#f-min-score', minScore], ['#f-track', track], ['#f-from-km', String(fromKm)], ['#f-to-km', String(toKm)]]) {
+    await page.fill(sel, v);
+    await page.dispatchEvent(sel, 'change');
+  }
+  const query = new URLSearchParams({ camera: 'cam-02', verdict: 'defect', review: 'unreviewed', track_id: track, min_position_m: String(fromKm * 1000), max_position_m: String(toKm * 1000), min_score: minScore, sort: 'score', limit: '500' });
+  const expected = (await api(`/v1/inspections?${query}`)).json;
+  const expectedIds = expected.items.map((i) => i.id);
+  assert.equal(expected.total, cam2.filter((i) => i.A_norm >= Number(minScore)).length, 'min_score honoured, total = what it matches');
+  assert.ok(expected.total >= 2 && expected.total < cam2.length);
+  await page.waitForFunction((n) => document.getElementById('queue-summary').dataset.count === String(n), expected.total);
+  await until('the list in score order', async () => JSON.stringify(await page.$$eval('#queue-list [role="option"]:not([data-linked])', (els) => els.map((e) => Number(e.dataset.id)))) === JSON.stringify(expectedIds.slice(0, 50)));
+
+  // Dismiss them all (keyboard): the confirmation states the exact count and the filters.
+  await page.focus('#bulk-false-alarm');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#bulk-dialog[open] #bulk-go');
+  assert.equal(await page.getAttribute('#bulk-what', 'data-count'), String(expected.total));
+  assert.equal(await page.textContent('#bulk-h'), `Dismiss all ${expected.total} as false alarms?`);
+  assert.match(await page.textContent('#bulk-what'), new RegExp(`^${expected.total} unreviewed defects from cam-02 with A′ ≥ .* on track ${track} km`));
+  await page.fill('#bulk-note', 'dirty lens (e2e)');
+  await shot('review-bulk-1366');
+  await page.focus('#bulk-go');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => !document.getElementById('bulk-dialog').open);
+  await page.waitForFunction(() => document.getElementById('queue-summary').dataset.count === '0');
+  const reviews = await Promise.all(expectedIds.map(async (id) => (await api(`/v1/inspections/${id}`)).json.review));
+  for (const r of reviews) assert.deepEqual([r?.state, r?.note, r?.reviewer], ['false_alarm', 'dirty lens (e2e)', 'inspector']);
+  const hist = (await api(`/v1/inspections/${expectedIds[0]}/history`)).json.items;
+  const batchId = hist.at(-1).batch_id;
+  assert.ok(Number.isInteger(batchId), JSON.stringify(hist));
+  assert.equal((await api(`/v1/review-batches/${batchId}`)).json.count, expected.total);
+  await until('the badge counts them out', async () => (await page.getAttribute('#review-badge', 'data-count')) === String(n0 - expected.total));
+
+  // Undo from the toast (keyboard): every one unreviewed again, the counts back.
+  await page.waitForSelector('#toasts .toast-action');
+  await page.focus('#toasts .toast-action');
+  await page.keyboard.press('Enter');
+  await until('unreviewed again', async () => (await Promise.all(expectedIds.map(async (id) => (await api(`/v1/inspections/${id}`)).json.review))).every((r) => r === null));
+  await page.waitForFunction((n) => document.getElementById('queue-summary').dataset.count === String(n), expected.total);
+  const undone = (await api(`/v1/review-batches/${batchId}`)).json.undone;
+  assert.equal(undone.by, 'inspector');
+  assert.deepEqual([...undone.restored].sort(), [...expectedIds].sort());
+  assert.equal(await page.isVisible('#bulk-undo'), false, 'nothing left to undo');
+  await page.click('#f-reset');
+  await page.waitForFunction(() => document.getElementById('f-review').value === 'unreviewed' && document.getElementById('f-camera').value === '' && document.getElementById('f-sort').value === 'newest');
+  assert.equal(await until('badge = list header = API total again', countsAgree), n0);
+});
+
 test('trends: the three charts are drawn', async () => {
   await go('trends');
   await page.waitForSelector('#chart-trend svg.chart circle');

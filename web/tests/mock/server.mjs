@@ -105,12 +105,23 @@ http.createServer(async (req, res) => {
     }) });
   }
   if (p === '/v1/inspections') {
+    const num = (v) => (v === undefined || v === '' ? null : Number(v));
+    const [min, lo, hi, maxId] = [num(q.min_score), num(q.min_position_m), num(q.max_position_m), num(q.max_id)];
     let list = items.filter((i) => (!q.camera || i.camera === q.camera) && (!q.verdict || i.verdict === q.verdict)
       && (!q.review || (q.review === 'unreviewed' ? !i.review : q.review === 'reviewed' ? !!i.review : i.review?.state === q.review))
-      && (!q.since || i.capture_time >= q.since) && (!q.until || i.capture_time <= q.until) && (!q.before_id || i.id < Number(q.before_id)));
+      && (!q.since || i.capture_time >= q.since) && (!q.until || i.capture_time <= q.until)
+      && (min === null || (i.A_norm != null && i.A_norm >= min)) && (!q.track_id || i.track_id === q.track_id)
+      && (lo === null || i.position_m >= lo) && (hi === null || i.position_m <= hi) && (maxId === null || i.id <= maxId));
+    const total = list.length;
+    const byScore = q.sort === 'score';
     list = list.reverse();
+    if (byScore) list.sort((a, b) => (a.A_norm == null) - (b.A_norm == null) || (b.A_norm ?? 0) - (a.A_norm ?? 0) || b.id - a.id);
+    const key = (i) => (byScore ? `${i.A_norm ?? 'null'}:${i.id}` : String(i.id));
+    if (q.before_id) list = list.filter((i) => i.id < Number(q.before_id));
+    if (q.cursor) list = list.slice(list.findIndex((i) => key(i) === q.cursor) + 1);
     const limit = Math.min(500, Number(q.limit ?? 50));
-    return send(res, 200, { items: list.slice(0, limit).map(pub), next_before_id: list.length > limit ? list[limit - 1].id : null });
+    const more = list.length > limit;
+    return send(res, 200, { items: list.slice(0, limit).map(pub), next_before_id: more && !byScore ? list[limit - 1].id : null, next_cursor: more ? key(list[limit - 1]) : null, total });
   }
   let m = /^\/v1\/inspections\/(\d+)(\/(image|heatmap|reconstruction|review))?$/.exec(p);
   if (m) {

@@ -121,7 +121,7 @@ test('queue: paging and out-of-range live items', () => {
   assert.deepEqual(q.items.map((i) => i.id), [10, 9], 'belongs to a page not loaded yet');
   q = queueAppended(q, { items: [insp(9, { verdict: 'defect' }), insp(2, { verdict: 'defect' })], next_before_id: null });
   assert.deepEqual(q.items.map((i) => i.id), [10, 9, 2]);
-  assert.equal(q.nextBeforeId, null);
+  assert.equal(q.nextCursor, null);
   const q2 = queueWithFilters(q, { review: 'reviewed' });
   assert.equal(q2.items.length, 0);
   assert.equal(q2.loading, true);
