@@ -226,6 +226,9 @@ pub struct EngineConfig {
     pub trt_engine_cache_dir: PathBuf,
     /// Intra-op threads for the CPU provider; 0 lets ONNX Runtime choose (one per core).
     pub intra_op_threads: usize,
+    /// Whether ONNX Runtime's intra-op threads spin while waiting for work (its default). Off,
+    /// they sleep and leave the cores to decoding, HTTP and the store between session runs.
+    pub intra_op_spinning: bool,
     /// Largest batch handed to one session run; bigger requests are split.
     pub max_batch: usize,
     /// Run one dummy batch at load so the first real frame does not pay for lazy initialisation.
@@ -244,6 +247,7 @@ impl Default for EngineConfig {
             fp16: false,
             trt_engine_cache_dir: PathBuf::from("target/trt-engine-cache"),
             intra_op_threads: 0,
+            intra_op_spinning: true,
             max_batch: 64,
             warmup: true,
             calibration_dir: None,

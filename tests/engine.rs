@@ -141,6 +141,37 @@ fn a_frame_scores_the_same_alone_and_in_a_batch() {
     assert!(ok.iter().all(|r| r.provider == "cpu" && r.crops.len() == 1));
 }
 
+/// `engine.intra_op_spinning = false` (threads sleep between runs; docs/performance.md) builds a
+/// working session that scores exactly as the default does.
+#[test]
+fn sleeping_intra_op_threads_score_the_same() {
+    require_model();
+    let mut quiet = cpu_config();
+    quiet.engine.intra_op_spinning = false;
+    let imgs = fixture_bytes(4);
+    let inputs: Vec<ImageInput<'_>> = imgs
+        .iter()
+        .map(|(id, b)| ImageInput {
+            id: id.clone(),
+            bytes: b,
+            camera: None,
+        })
+        .collect();
+    let scores = |cfg| {
+        Inspector::load(&model_dir(), &cfg, &LoadOptions::default())
+            .unwrap()
+            .score_batch(&inputs, false)
+            .into_iter()
+            .map(|r| r.unwrap().crops[0].score.a)
+            .collect::<Vec<f64>>()
+    };
+    let (spin, sleep) = (scores(cpu_config()), scores(quiet));
+    assert_eq!(spin.len(), 4);
+    for (a, b) in spin.iter().zip(&sleep) {
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    }
+}
+
 fn broken_package(edit: impl Fn(String) -> String) -> (tempfile::TempDir, String) {
     let d = tempfile::tempdir().unwrap();
     copy_package(&require_model(), d.path());

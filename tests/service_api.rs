@@ -1226,4 +1226,22 @@ fn the_simulator_reports_what_it_flagged_against_what_it_sent() {
         stored.json["items"].as_array().unwrap().len() as u64,
         df + nf
     );
+    // A second run sends new frames (its frame ids are its own), not repeats the service would
+    // answer from the store: every frame of both runs is stored.
+    let mut again = common::bin();
+    again
+        .args([
+            "simulate",
+            "--url",
+            &s.url(""),
+            "--cameras",
+            "2",
+            "--fps",
+            "0",
+        ])
+        .args(["--frames", "20", "--synthetic", "--json"]);
+    let (code, _, stderr) = common::run(again);
+    assert_eq!(code, 0, "{stderr}");
+    let all = get(&s.url("/v1/inspections?limit=1"), Some(INSPECTOR));
+    assert_eq!(all.json["total"].as_u64(), Some(80), "{}", all.json);
 }

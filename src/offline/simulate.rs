@@ -192,6 +192,10 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
     let issued = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = opts.duration.map(|d| start + d);
+    // Frame ids unique across runs, as a real camera's are: the service answers an id it has seen
+    // within `server.frame_id_window_s` with the stored verdict, so a second run reusing ids
+    // would measure that lookup, not an inspection.
+    let run = chrono::Utc::now().timestamp_millis();
     let url = opts.url.trim_end_matches('/').to_string();
     std::thread::scope(|s| {
         for (ci, cam) in opts.cameras.iter().enumerate() {
@@ -243,7 +247,7 @@ pub fn run(opts: &SimOptions, source: &FrameSource) -> Result<SimReport> {
                         .post(&url)
                         .set("Authorization", &format!("Bearer {}", cam.key))
                         .set("Content-Type", content_type(img))
-                        .set("X-Frame-Id", &format!("{}-{k:07}", cam.id))
+                        .set("X-Frame-Id", &format!("{}-{run}-{k:07}", cam.id))
                         .set(
                             "X-Capture-Time",
                             &chrono::Utc::now()

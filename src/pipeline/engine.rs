@@ -611,6 +611,11 @@ fn build_session(
             .with_intra_threads(cfg.intra_op_threads)
             .map_err(|e| e.to_string())?;
     }
+    if !cfg.intra_op_spinning {
+        builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|e| e.to_string())?;
+    }
     builder
         .with_execution_providers([dispatch])
         .map_err(|e| e.to_string())?
