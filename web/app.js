@@ -5,6 +5,8 @@ import { createApi } from './js/api.js';
 import { createStore } from './js/store.js';
 import { parseRoute, routeHash } from './js/router.js';
 import { applyInspection, badgeCount, countKey, emptyCameras, emptyQueue, filtersToQuery, isSilent, isUnreviewedQueue, mergeCameras, queueCounted, queueUpsert, seedLatest, DEFAULT_FILTERS } from './js/state.js';
+import { connectivityAfter, defaultSince, readLastVisit, writeLastVisit } from './js/shift.js';
+import { fmtDuration, fmtTime } from './js/format.js';
 import { createWallView } from './js/views/wall.js';
 import { createReviewView } from './js/views/review.js';
 import { createTrendsView } from './js/views/trends.js';
@@ -26,10 +28,32 @@ const store = createStore({
   // The server's count of unreviewed defects (the Review badge; while the review list shows
   // exactly those, the badge shows the list's own total: one number for both).
   unreviewed: null,
+  // Since when the server cannot be reached (epoch ms), or null: distinct from a silent camera.
+  serverDownSince: null,
+  // The start-of-shift summary: since (epoch ms), the server's answer, an error message.
+  shift: { since: null, data: null, error: null },
 });
 
 const $ = (id) => document.getElementById(id);
-const api = createApi(undefined, { onUnauthorized: () => { if (store.get().role) endSession('Your session ended; please log in again.'); } });
+// Every API answer says the server is reachable; a network failure (or a gateway's 502–504)
+// that it is not. The wall then shows one banner instead of every camera turning silent.
+function noteReach(reached) {
+  store.set((st) => {
+    const next = connectivityAfter({ downSince: st.serverDownSince }, reached, Date.now());
+    return next.downSince === st.serverDownSince ? {} : { serverDownSince: next.downSince };
+  });
+}
+async function trackedFetch(...args) {
+  try {
+    const res = await globalThis.fetch(...args);
+    noteReach(![502, 503, 504].includes(res.status));
+    return res;
+  } catch (e) {
+    noteReach(false);
+    throw e;
+  }
+}
+const api = createApi(trackedFetch, { onUnauthorized: () => { if (store.get().role) endSession('Your session ended; please log in again.'); } });
 
 // ------------------------------------------------------------------ toasts
 /** A message at the bottom; with `action` ({label, run}) a button too, and it stays longer. */
@@ -66,6 +90,12 @@ const ctx = {
   applyReviewed: (insp) => applyReviewEvent(insp),
   refreshCameras: () => refreshCameras(),
   refreshCounts: () => refreshCounts(),
+  // The summary's start: a time (epoch ms), or null for the last visit.
+  setShiftSince: (ms) => {
+    const since = ms ?? defaultSince(lastVisitAtStart, Date.now());
+    store.set((st) => ({ shift: { ...st.shift, since, data: null, error: null } }));
+    refreshSummary().catch(() => {});
+  },
 };
 
 const views = {
@@ -113,8 +143,18 @@ store.subscribe((state, prev) => {
       b.setAttribute('aria-label', `${n ?? 0} unreviewed defect${n === 1 ? '' : 's'}`);
     }
   }
-  if (state.cameras !== prev.cameras || state.now !== prev.now) {
-    const n = state.cameras.order.filter((id) => isSilent(state.cameras.byId[id], state.now)).length;
+  if (state.serverDownSince !== prev.serverDownSince || (state.serverDownSince != null && state.now !== prev.now)) {
+    const b = $('server-banner');
+    const down = state.serverDownSince;
+    b.hidden = down == null;
+    if (down != null) {
+      b.textContent = `Cannot reach the server since ${fmtTime(new Date(down).toISOString(), state.now)} (${fmtDuration(state.now - down)}). `
+        + 'Camera states are unknown until it answers again; retrying.';
+    }
+    document.body.classList.toggle('server-down', down != null);
+  }
+  if (state.cameras !== prev.cameras || state.now !== prev.now || state.serverDownSince !== prev.serverDownSince) {
+    const n = state.serverDownSince != null ? 0 : state.cameras.order.filter((id) => isSilent(state.cameras.byId[id], state.now)).length;
     const b = $('silent-badge');
     b.hidden = n === 0;
     b.textContent = String(n);
@@ -134,6 +174,26 @@ async function refreshCameras() {
   store.set((st) => ({ cameras: mergeCameras(st.cameras, res?.cameras ?? []) }));
   return res;
 }
+
+// The person's previous visit (this browser), read once a session: the summary's default start.
+let lastVisitAtStart = null;
+
+async function refreshSummary() {
+  const { since } = store.get().shift;
+  if (!Number.isFinite(since)) return;
+  try {
+    const data = await api.summary({ since: new Date(since).toISOString() });
+    store.set((st) => (st.shift.since === since ? { shift: { since, data, error: null } } : {}));
+  } catch (e) {
+    store.set((st) => (st.shift.since === since ? { shift: { ...st.shift, error: e.message } } : {}));
+  }
+}
+
+function recordVisit() {
+  if (store.get().role) writeLastVisit(localStorage, Date.now());
+}
+window.addEventListener('pagehide', recordVisit);
+document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'hidden') recordVisit(); });
 
 async function seedWall() {
   // The latest frame that still has an image (normal frames' images are only kept by sampling).
@@ -249,6 +309,8 @@ function openStream() {
       api.me().then(() => { retryTimer = setTimeout(openStream, 3000); }, () => {});
     } else {
       store.set({ streamState: 'reconnecting' });
+      // Is it the server that is gone? Ask at once (a failure shows the server-down banner).
+      api.me().catch(() => {});
     }
   });
 }
@@ -269,6 +331,7 @@ async function resync() {
 // ------------------------------------------------------------------ session
 let tick = null;
 let camTimer = null;
+let probeTimer = null;
 
 async function startSession(role) {
   store.set({ role });
@@ -276,6 +339,8 @@ async function startSession(role) {
   document.querySelector('.views-nav').hidden = false;
   document.querySelector('.session').hidden = false;
   $('role-label').textContent = role;
+  lastVisitAtStart = readLastVisit(localStorage);
+  store.set({ shift: { since: defaultSince(lastVisitAtStart, Date.now()), data: null, error: null } });
   for (const el of document.querySelectorAll('[data-admin]')) el.hidden = role !== 'admin';
   views.calibration.setAdmin(role === 'admin');
   try {
@@ -287,17 +352,23 @@ async function startSession(role) {
   showRoute();
   seedWall();
   refreshCounts().catch(() => {});
+  refreshSummary();
   tick = setInterval(() => store.set({ now: Date.now() }), 1000);
   camTimer = setInterval(() => {
     refreshCameras().catch(() => {});
     refreshCounts().catch(() => {});
+    refreshSummary();
   }, CAMERA_REFRESH_MS);
+  // While the server is unreachable, ask more often, so the banner goes as soon as it answers.
+  probeTimer = setInterval(() => { if (store.get().serverDownSince != null) api.me().catch(() => {}); }, 3000);
 }
 
 function endSession(message) {
+  recordVisit();
   closeStream();
   clearInterval(tick);
   clearInterval(camTimer);
+  clearInterval(probeTimer);
   clearTimeout(countTimer);
   store.set({ role: null, cameras: emptyCameras(), queue: emptyQueue(), streamState: 'closed', streamOpenedAt: null, unreviewed: null });
   everOpened = false;

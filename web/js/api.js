@@ -72,6 +72,8 @@ export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnau
     trend: (params) => request('GET', `/v1/stats/trend${q(params)}`),
     positions: (params) => request('GET', `/v1/stats/positions${q(params)}`),
     scores: (params) => request('GET', `/v1/stats/scores${q(params)}`),
+    // The start-of-shift summary: per camera, what happened since `since` (RFC 3339).
+    summary: (params) => request('GET', `/v1/summary${q(params)}`),
     proposal: (camera, params) => request('GET', `/v1/cameras/${enc(camera)}/calibration/proposal${q(params)}`),
     // The threshold is sent as the number it is, never rounded; reason goes to the audit.
     applyCalibration: (camera, threshold, reason) => request('PUT', `/v1/cameras/${enc(camera)}/calibration`, reason ? { threshold, reason } : { threshold }),

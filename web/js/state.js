@@ -17,7 +17,7 @@ export function emptyCameras() {
 }
 
 function freshLive() {
-  return { latest: null, latestImage: null, arrivals: [], lastArrival: null };
+  return { latest: null, latestImage: null, arrivals: [], lastArrival: null, lastDefectAt: null };
 }
 
 /**
@@ -100,6 +100,7 @@ export function applyInspection(state, insp, nowMs) {
   if (insp.image_url && (!live.latestImage || insp.id >= live.latestImage.id)) live.latestImage = insp;
   live.arrivals = trimArrivals([...live.arrivals, nowMs], nowMs);
   live.lastArrival = nowMs;
+  if (insp.verdict === 'defect') live.lastDefectAt = nowMs;
   cam.live = live;
   const order = state.byId[id] ? state.order : [...state.order, id];
   return { order, byId: { ...state.byId, [id]: cam } };
@@ -114,6 +115,11 @@ export function seedLatest(state, cameraId, items) {
   if (!live.latest || newest.id > live.latest.id) live.latest = newest;
   const withImage = items.find((i) => i.image_url);
   if (withImage && (!live.latestImage || withImage.id > live.latestImage.id)) live.latestImage = withImage;
+  // The newest defect's arrival: the tile's defect emphasis holds for a while after it.
+  for (const i of items) {
+    const t = parseTime(i.received_at ?? i.capture_time);
+    if (i.verdict === 'defect' && Number.isFinite(t) && !(live.lastDefectAt >= t)) live.lastDefectAt = t;
+  }
   return { ...state, byId: { ...state.byId, [cameraId]: { ...old, live } } };
 }
 

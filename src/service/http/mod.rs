@@ -13,6 +13,7 @@ pub mod params;
 pub mod reviews;
 pub mod session;
 pub mod stats;
+pub mod summary;
 pub mod views;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -89,7 +90,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/events", "GET").route(web::get().to(events)))
             .service(resource("/stats/trend", "GET").route(web::get().to(trend)))
             .service(resource("/stats/positions", "GET").route(web::get().to(positions)))
-            .service(resource("/stats/scores", "GET").route(web::get().to(scores))),
+            .service(resource("/stats/scores", "GET").route(web::get().to(scores)))
+            .service(resource("/summary", "GET").route(web::get().to(summary::summary))),
     )
     .service(resource("/admin/reload", "POST").route(web::post().to(reload)));
 }

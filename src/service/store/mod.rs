@@ -435,6 +435,34 @@ pub struct TrendPoint {
     pub defects: i64,
 }
 
+/// What one camera did since a time (the start-of-shift summary, `GET /v1/summary`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CameraSummary {
+    pub camera: String,
+    /// Frames and defects received since `since`.
+    pub frames: i64,
+    pub defects: i64,
+    /// Unreviewed defects: all of them, and those received since `since`.
+    pub unreviewed: i64,
+    pub unreviewed_since: i64,
+    /// Frames and defects received since the baseline's start (the camera's longer-run rate).
+    pub baseline_frames: i64,
+    pub baseline_defects: i64,
+    /// Confirmed defects received since `since`, by severity (`unspecified` without one).
+    pub confirmed_by_severity: Vec<(String, i64)>,
+    /// The track sections seen since `since`.
+    pub tracks: Vec<TrackSeen>,
+}
+
+/// Frames on one track with a position, and the positions' range.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackSeen {
+    pub track_id: String,
+    pub frames: i64,
+    pub min_position_m: Option<f64>,
+    pub max_position_m: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PositionBucket {
     pub track_id: Option<String>,
@@ -546,6 +574,9 @@ pub trait Store: Send + Sync {
     fn trend(&self, camera: Option<&str>, since_ms: i64, bucket_ms: i64)
         -> Result<Vec<TrendPoint>>;
     fn positions(&self, camera: Option<&str>, bucket_m: f64) -> Result<Vec<PositionBucket>>;
+    /// Per camera (with any frame since `baseline_since_ms` or any unreviewed defect): what
+    /// arrived since `since_ms` and since `baseline_since_ms` (arrival time), ordered by camera.
+    fn summary(&self, since_ms: i64, baseline_since_ms: i64) -> Result<Vec<CameraSummary>>;
     /// `(A_norm, verdict)` of the latest `limit` frames.
     fn recent_scores(&self, camera: Option<&str>, limit: usize) -> Result<Vec<(f64, Verdict)>>;
     /// Every reviewed, scored frame of a camera judged by one model version (name and

@@ -1073,6 +1073,87 @@ impl Store for SqliteStore {
         })
     }
 
+    fn summary(&self, since_ms: i64, baseline_since_ms: i64) -> Result<Vec<CameraSummary>> {
+        use std::collections::BTreeMap;
+        fn at(out: &mut BTreeMap<String, CameraSummary>, camera: String) -> &mut CameraSummary {
+            out.entry(camera.clone()).or_insert_with(|| CameraSummary {
+                camera,
+                ..Default::default()
+            })
+        }
+        let n = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<i64> {
+            Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0))
+        };
+        self.read(|c| {
+            let mut out: BTreeMap<String, CameraSummary> = BTreeMap::new();
+            // Counts since the earlier of the two times (the arrival index), split by time.
+            let mut w = Where::default();
+            w.push("received_ms >= ?", since_ms.min(baseline_since_ms));
+            let sql = format!(
+                "SELECT camera,
+                        sum(received_ms >= {s}), sum(received_ms >= {s} AND verdict = 'defect'),
+                        sum(received_ms >= {s} AND verdict = 'defect' AND review_state IS NULL),
+                        sum(received_ms >= {b}), sum(received_ms >= {b} AND verdict = 'defect')
+                 FROM inspections{} GROUP BY camera",
+                w.where_clause(),
+                s = since_ms,
+                b = baseline_since_ms,
+            );
+            let mut st = c.prepare(&sql)?;
+            let mut rows = st.query(params_from_iter(w.args.iter()))?;
+            while let Some(r) = rows.next()? {
+                let e = at(&mut out, r.get(0)?);
+                e.frames = n(r, 1)?;
+                e.defects = n(r, 2)?;
+                e.unreviewed_since = n(r, 3)?;
+                e.baseline_frames = n(r, 4)?;
+                e.baseline_defects = n(r, 5)?;
+            }
+            // Unreviewed defects of all time (the queue index).
+            let mut st = c.prepare(
+                "SELECT camera, count(*) FROM inspections
+                 WHERE verdict = 'defect' AND review_state IS NULL GROUP BY camera",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                at(&mut out, r.get(0)?).unreviewed = n(r, 1)?;
+            }
+            let mut w = Where::default();
+            w.push("received_ms >= ?", since_ms);
+            w.push("review_state = ?", "confirmed");
+            let mut st = c.prepare(&format!(
+                "SELECT camera, coalesce(severity, 'unspecified') AS sev, count(*)
+                 FROM inspections{} GROUP BY camera, sev ORDER BY camera, sev",
+                w.where_clause()
+            ))?;
+            let mut rows = st.query(params_from_iter(w.args.iter()))?;
+            while let Some(r) = rows.next()? {
+                let sev: String = r.get(1)?;
+                let k = n(r, 2)?;
+                at(&mut out, r.get(0)?).confirmed_by_severity.push((sev, k));
+            }
+            let mut w = Where::default();
+            w.push("received_ms >= ?", since_ms);
+            w.clauses.push("track_id IS NOT NULL".into());
+            let mut st = c.prepare(&format!(
+                "SELECT camera, track_id, count(*), min(position_m), max(position_m)
+                 FROM inspections{} GROUP BY camera, track_id ORDER BY camera, track_id",
+                w.where_clause()
+            ))?;
+            let mut rows = st.query(params_from_iter(w.args.iter()))?;
+            while let Some(r) = rows.next()? {
+                let seen = TrackSeen {
+                    track_id: r.get(1)?,
+                    frames: n(r, 2)?,
+                    min_position_m: r.get(3)?,
+                    max_position_m: r.get(4)?,
+                };
+                at(&mut out, r.get(0)?).tracks.push(seen);
+            }
+            Ok(out.into_values().collect())
+        })
+    }
+
     fn positions(&self, camera: Option<&str>, bucket_m: f64) -> Result<Vec<PositionBucket>> {
         let bucket_m = if bucket_m.is_finite() && bucket_m > 0.0 {
             bucket_m

@@ -852,3 +852,62 @@ fn a_version_6_database_gains_bulk_review_with_undo_and_the_queue_by_score() {
     );
     assert_eq!(s.review_batch(batch.id).unwrap().unwrap(), undone);
 }
+
+/// The start-of-shift summary: counts since a time and since the baseline's start, unreviewed
+/// of all time, confirmed by severity and the track sections, per camera.
+#[test]
+fn the_summary_splits_counts_by_time_and_camera() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path(), "normal").unwrap();
+    let at = |camera: &str, verdict: Verdict, ms: i64, track: Option<&str>, pos: Option<f64>| {
+        let mut i = sample(camera, verdict, ms);
+        i.meta.track_id = track.map(Into::into);
+        i.meta.position_m = pos;
+        (i, Media::default())
+    };
+    let mut batch = vec![
+        at("cam-01", Verdict::Defect, 1_000, Some("L1"), Some(10.0)), // before the baseline
+        at("cam-01", Verdict::Defect, 5_000, Some("L1"), Some(20.0)), // baseline only
+        at("cam-01", Verdict::Normal, 5_500, Some("L1"), Some(30.0)),
+        at("cam-01", Verdict::Defect, 10_000, Some("L2"), Some(700.0)), // since
+        at("cam-01", Verdict::Defect, 11_000, Some("L2"), Some(500.0)),
+        at("cam-01", Verdict::Normal, 12_000, None, None),
+        at("cam-02", Verdict::Normal, 10_500, Some("L3"), None),
+    ];
+    let ids = s.insert_batch(&mut batch).unwrap();
+    s.review(ids[3], &confirm(13_000, "missing_clip", "immediate"))
+        .unwrap();
+    s.review(ids[1], &reviewed_dummy()).unwrap();
+
+    let out = s.summary(10_000, 5_000).unwrap();
+    assert_eq!(out.len(), 2);
+    let c1 = &out[0];
+    assert_eq!(c1.camera, "cam-01");
+    assert_eq!((c1.frames, c1.defects), (3, 2));
+    assert_eq!((c1.baseline_frames, c1.baseline_defects), (5, 3));
+    assert_eq!(
+        (c1.unreviewed, c1.unreviewed_since),
+        (2, 1),
+        "ids 0 and 4 unreviewed"
+    );
+    assert_eq!(c1.confirmed_by_severity, vec![("immediate".to_string(), 1)]);
+    assert_eq!(
+        c1.tracks,
+        vec![TrackSeen {
+            track_id: "L2".into(),
+            frames: 2,
+            min_position_m: Some(500.0),
+            max_position_m: Some(700.0),
+        }]
+    );
+    let c2 = &out[1];
+    assert_eq!(
+        (c2.camera.as_str(), c2.frames, c2.defects),
+        ("cam-02", 1, 0)
+    );
+    assert_eq!(c2.tracks[0].min_position_m, None);
+    // A camera with only an old unreviewed defect is still listed.
+    let out = s.summary(20_000, 20_000).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].frames, out[0].unreviewed), (0, 2));
+}

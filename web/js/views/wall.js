@@ -1,14 +1,27 @@
-// Live wall: one tile per camera with the latest kept frame, verdict, score, frames/s, defect
-// rate and a silent-camera warning. Tiles are built once and updated in place.
+// Live wall: the start-of-shift summary (what happened since a chosen time, GET /v1/summary)
+// and one tile per camera with the latest kept frame, verdict, score, frames/s, defect rate,
+// unreviewed defects, the track section and a silent-camera warning (none of which is claimed
+// while the server itself is unreachable). Tiles are built once and updated in place.
 
-import { escapeHtml as esc, fmtAgo, fmtCount, fmtFps, fmtPercent, fmtScore, parseTime, fmtDuration, noteTag, scoreRelation } from '../format.js';
+import { escapeHtml as esc, fmtAgo, fmtCount, fmtFps, fmtPercent, fmtScore, fmtTime, parseTime, fmtDuration, noteTag, scoreRelation, toDatetimeLocal, fromDatetimeLocal } from '../format.js';
+import { describeRate, describeSeverities, describeTracks, rateDeparture, recentDefect, tileState } from '../shift.js';
 import { cameraFps, cameraDefectRate, isSilent, scoreBar } from '../state.js';
 
 export function createWallView(ctx) {
   const root = document.getElementById('view-wall');
   const grid = document.getElementById('wall-grid');
   const summary = document.getElementById('wall-summary');
+  const shiftSinceText = document.getElementById('shift-since-text');
+  const shiftSince = document.getElementById('shift-since');
+  const shiftTotals = document.getElementById('shift-totals');
+  const shiftBody = document.querySelector('#shift-table tbody');
   const tiles = new Map();
+
+  shiftSince.addEventListener('change', () => {
+    const iso = fromDatetimeLocal(shiftSince.value);
+    if (iso) ctx.setShiftSince(parseTime(iso));
+  });
+  document.getElementById('shift-last-visit').addEventListener('click', () => ctx.setShiftSince(null));
 
   function buildTile(cam) {
     const el = document.createElement('article');
@@ -19,7 +32,7 @@ export function createWallView(ctx) {
     el.innerHTML = `
       <div class="tile-head">
         <h2 id="${esc(hid)}">${esc(cam.id)}</h2>
-        <span class="cam-name" title="${esc(cam.name ?? '')}">${esc(cam.name ?? '')}</span>
+        <span class="cam-name" data-field="name">${esc(cam.name ?? '')}</span>
         <span class="chip state" data-field="state"></span>
       </div>
       <div class="tile-frame">
@@ -34,12 +47,15 @@ export function createWallView(ctx) {
           <div class="scorebar" data-field="bar" role="img" aria-label="no score yet"><div class="fill"></div><div class="thr"></div></div></dd></div>
         <div><dt>Frames/s</dt><dd data-field="fps">–</dd></div>
         <div><dt>Defect rate</dt><dd data-field="rate">–</dd></div>
-        <div><dt>Frames</dt><dd data-field="frames">–</dd></div>
-        <div><dt>Defects</dt><dd data-field="defects">–</dd></div>
+        <div><dt>Frames (all time)</dt><dd data-field="frames">–</dd></div>
+        <div><dt>Defects (all time)</dt><dd data-field="defects">–</dd></div>
+        <div><dt>Unreviewed defects</dt><dd data-field="unreviewed">–</dd></div>
+        <div><dt data-field="sincelabel">Since …</dt><dd data-field="since">–</dd></div>
+        <div class="wide"><dt>Track section since</dt><dd data-field="track">–</dd></div>
       </dl>
       <div class="tile-foot"><a href="#/review" data-field="reviewlink">Review defects of ${esc(cam.id)}</a></div>`;
     const f = (name) => el.querySelector(`[data-field="${name}"]`);
-    const t = { el, f: Object.fromEntries(['state', 'img', 'noimg', 'verdict', 'imgage', 'silent', 'score', 'bar', 'fps', 'rate', 'frames', 'defects', 'reviewlink'].map((n) => [n, f(n)])), shownImage: null, loading: null };
+    const t = { el, f: Object.fromEntries(['name', 'state', 'img', 'noimg', 'verdict', 'imgage', 'silent', 'score', 'bar', 'fps', 'rate', 'frames', 'defects', 'unreviewed', 'sincelabel', 'since', 'track', 'reviewlink'].map((n) => [n, f(n)])), shownImage: null, loading: null };
     t.f.reviewlink.addEventListener('click', (e) => {
       e.preventDefault();
       ctx.openReview({ camera: cam.id });
@@ -74,13 +90,19 @@ export function createWallView(ctx) {
 
   function updateTile(t, cam, state) {
     const now = state.now;
-    const silent = isSilent(cam, now);
+    // While the server itself cannot be reached nothing is known of a camera: not "silent".
+    const tstate = tileState(isSilent(cam, now), state.serverDownSince);
+    const silent = tstate === 'silent';
     const latest = cam.live.latest;
     t.el.classList.toggle('is-silent', silent);
+    t.el.classList.toggle('is-unknown', tstate === 'unknown');
     t.el.classList.toggle('no-image', !cam.live.latestImage && !t.imageInsp);
-    t.el.classList.toggle('is-defect', !silent && latest?.verdict === 'defect');
-    t.f.state.textContent = silent ? 'silent' : 'live';
-    t.f.state.className = `chip state ${silent ? 'silent' : 'live'}`;
+    // The defect emphasis holds for a few minutes after the last defect (no flicker per frame).
+    t.el.classList.toggle('is-defect', tstate === 'live' && recentDefect(cam.live.lastDefectAt, now));
+    t.f.state.textContent = tstate === 'unknown' ? 'no data' : tstate;
+    t.f.state.className = `chip state ${tstate}`;
+    t.f.state.title = tstate === 'unknown' ? 'The server cannot be reached: this camera’s state is unknown.' : '';
+    if ((cam.name ?? '') !== t.f.name.textContent) t.f.name.textContent = cam.name ?? '';
     if (silent) {
       const last = cam.live.lastArrival ?? parseTime(cam.last_frame_at);
       t.f.silent.textContent = Number.isFinite(last) && last > 0
@@ -123,6 +145,60 @@ export function createWallView(ctx) {
     t.f.rate.textContent = fmtPercent(cameraDefectRate(cam));
     t.f.frames.textContent = fmtCount(cam.frames ?? 0);
     t.f.defects.textContent = fmtCount(cam.defects ?? 0);
+    updateTileShift(t, cam, state);
+  }
+
+  /** The tile's figures from the start-of-shift summary: unreviewed, since, track section. */
+  function updateTileShift(t, cam, state) {
+    const data = state.shift?.data;
+    const s = data?.cameras?.find((c) => c.camera === cam.id);
+    t.f.sincelabel.textContent = data ? `Defects since ${fmtTime(data.since, state.now)}` : 'Defects since …';
+    if (!s) {
+      for (const k of ['unreviewed', 'since', 'track']) t.f[k].textContent = '–';
+      t.f.since.classList.remove('rate-high', 'rate-low');
+      return;
+    }
+    t.f.unreviewed.textContent = fmtCount(s.unreviewed);
+    t.f.unreviewed.classList.toggle('attention', s.unreviewed > 0);
+    const dep = rateDeparture(s);
+    t.f.since.textContent = `${fmtCount(s.defects)} · ${describeRate(s)}`;
+    t.f.since.classList.toggle('rate-high', dep === 'high');
+    t.f.since.classList.toggle('rate-low', dep === 'low');
+    t.f.since.title = dep ? `The defect rate since ${fmtTime(data.since, state.now)} is ${dep === 'high' ? 'above' : 'below'} this camera’s normal (last 7 days).` : '';
+    t.f.track.textContent = describeTracks(s.tracks);
+  }
+
+  let renderedShift = null;
+  function updateShift(state) {
+    const shift = state.shift ?? {};
+    if (shift === renderedShift) return;
+    renderedShift = shift;
+    if (Number.isFinite(shift.since)) {
+      shiftSinceText.textContent = fmtTime(new Date(shift.since).toISOString(), state.now);
+      if (document.activeElement !== shiftSince) shiftSince.value = toDatetimeLocal(shift.since);
+    }
+    const data = shift.data;
+    if (!data) {
+      shiftTotals.textContent = shift.error ? `The summary could not be read: ${shift.error}` : 'Reading the summary…';
+      shiftBody.replaceChildren();
+      return;
+    }
+    const tot = data.totals;
+    const sev = describeSeverities(tot.confirmed_by_severity);
+    shiftTotals.textContent = `${fmtCount(tot.defects)} new defect${tot.defects === 1 ? '' : 's'} in ${fmtCount(tot.frames)} frames`
+      + ` · ${fmtCount(tot.unreviewed_since)} of them unreviewed · ${fmtCount(tot.unreviewed)} unreviewed in all`
+      + ` · confirmed: ${sev || 'none'}`;
+    shiftTotals.dataset.defects = String(tot.defects);
+    shiftBody.innerHTML = data.cameras.map((c) => {
+      const dep = rateDeparture(c);
+      const rateCls = dep ? ` class="rate-${dep}"` : '';
+      const depText = dep === 'high' ? ' <span class="chip defect">above normal</span>' : dep === 'low' ? ' <span class="chip review">below normal</span>' : '';
+      return `<tr data-camera="${esc(c.camera)}"><th scope="row">${esc(c.camera)} <span class="cam-name">${esc(c.name)}</span></th>`
+        + `<td>${fmtCount(c.frames)}</td><td data-field="defects">${fmtCount(c.defects)}</td>`
+        + `<td${rateCls} data-field="rate">${esc(describeRate(c))}${depText}</td>`
+        + `<td data-field="unreviewed">${fmtCount(c.unreviewed)}${c.unreviewed_since ? ` (${fmtCount(c.unreviewed_since)} new)` : ''}</td>`
+        + `<td>${esc(describeSeverities(c.confirmed_by_severity) || '–')}</td><td>${esc(describeTracks(c.tracks))}</td></tr>`;
+    }).join('');
   }
 
   function update(state) {
@@ -143,16 +219,18 @@ export function createWallView(ctx) {
     for (const [id, t] of tiles) if (!byId[id]) { t.el.remove(); tiles.delete(id); }
     const silent = order.filter((id) => isSilent(byId[id], state.now)).length;
     const fps = order.reduce((a, id) => a + cameraFps(byId[id], state.now, state.streamOpenedAt), 0);
-    summary.textContent = order.length
-      ? `${order.length} camera${order.length === 1 ? '' : 's'} · ${fmtFps(fps)} in all · ${silent ? `${silent} silent` : 'none silent'}`
-      : 'No camera configured.';
+    summary.textContent = !order.length ? 'No camera configured.'
+      : state.serverDownSince != null ? `${order.length} camera${order.length === 1 ? '' : 's'} · state unknown: the server cannot be reached`
+        : `${order.length} camera${order.length === 1 ? '' : 's'} · ${fmtFps(fps)} in all · ${silent ? `${silent} silent` : 'none silent'}`;
+    updateShift(state);
   }
 
   return {
     root,
     update(state, prev) {
       if (root.hidden) return;
-      if (state.cameras !== prev?.cameras || state.now !== prev?.now || state.streamOpenedAt !== prev?.streamOpenedAt) update(state);
+      if (state.cameras !== prev?.cameras || state.now !== prev?.now || state.streamOpenedAt !== prev?.streamOpenedAt
+        || state.shift !== prev?.shift || state.serverDownSince !== prev?.serverDownSince) update(state);
     },
     show(state) { update(state); },
   };

@@ -31,6 +31,8 @@ const DESKTOP = { width: 1366, height: 768 };
 const TABLET = { width: 800, height: 1100 };
 
 let base, port, tmp, server, simulator, ctx, page;
+/** Before anything was stored: the e2e's "last visit" for the start-of-shift summary. */
+const E2E_START = Date.now();
 const children = new Set();
 const consoleErrors = [];
 let loggedIn = false;
@@ -797,4 +799,58 @@ test('tablet width (800×1100): the review view fits', async () => {
 
 test('no console errors', async () => {
   assert.deepEqual(consoleErrors, []);
+});
+
+// After "no console errors": cutting the page off the server makes the browser log failed loads.
+test('start of shift: the summary since the last visit, full camera names; a server outage is one banner, not silent cameras (issue 12)', async () => {
+  await page.setViewportSize(DESKTOP);
+  // The person's last visit (this browser) was before any frame: everything is new.
+  await page.addInitScript((t) => { try { localStorage.setItem('railscope.lastVisit', String(t)); } catch { /* private mode */ } }, E2E_START);
+  await page.reload();
+  await go('wall');
+  const expected = (await api(`/v1/summary?since=${encodeURIComponent(new Date(E2E_START).toISOString())}`)).json;
+  assert.ok(expected.totals.defects > 0, JSON.stringify(expected.totals));
+  await page.waitForSelector('#shift-totals[data-defects]');
+  assert.equal(await page.getAttribute('#shift-totals', 'data-defects'), String(expected.totals.defects));
+  assert.match(await page.textContent('#shift-totals'), new RegExp(`^${expected.totals.defects} new defects? in `));
+  const c1 = expected.cameras.find((c) => c.camera === 'cam-01');
+  assert.equal(Number(await page.textContent('#shift-table tr[data-camera="cam-01"] [data-field="defects"]')), c1.defects);
+  // The tile: unreviewed defects of that camera, the defects since and the track section.
+  assert.equal(Number((await page.textContent('.tile[data-camera="cam-01"] [data-field="unreviewed"]')).replace(/\D/g, '')), c1.unreviewed);
+  assert.match(await page.textContent('.tile[data-camera="cam-01"] [data-field="sincelabel"]'), /^Defects since /);
+  assert.match(await page.textContent('.tile[data-camera="cam-01"] [data-field="track"]'), /km \d/);
+  // Full camera names: wrapped, never cut at "left rail".
+  for (const cam of ['cam-01', 'cam-02']) {
+    const name = await page.$eval(`.tile[data-camera="${cam}"] [data-field="name"]`, (el) => ({ text: el.textContent, cut: el.scrollWidth > el.clientWidth }));
+    assert.match(name.text, /(left|right) rail$/);
+    assert.equal(name.cut, false, `${cam}'s name is shown whole`);
+  }
+  // Another start: a minute ahead, nothing since; back to the last visit.
+  await page.fill('#shift-since', await page.evaluate(() => {
+    const d = new Date(Date.now() + 60_000);
+    const p = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  }));
+  await page.dispatchEvent('#shift-since', 'change');
+  await page.waitForFunction(() => document.getElementById('shift-totals').dataset.defects === '0' && /^0 new defects/.test(document.getElementById('shift-totals').textContent));
+  await page.click('#shift-last-visit');
+  await page.waitForFunction((n) => document.getElementById('shift-totals').textContent.startsWith(`${n} new defect`), expected.totals.defects);
+  await shot('wall-shift-1366');
+
+  // The server cannot be reached: one banner; no camera turns SILENT.
+  assert.equal(await page.isVisible('.tile[data-camera="cam-03"] [data-field="silent"]'), true, 'cam-03 never sent: silent while the server answers');
+  await page.route('**/v1/**', (r) => r.abort());
+  try {
+    await page.waitForSelector('#server-banner:not([hidden])', { timeout: 25_000 });
+    assert.match(await page.textContent('#server-banner'), /Cannot reach the server since \d{2}:\d{2}:\d{2}/);
+    const states = await page.$$eval('.tile [data-field="state"]', (els) => els.map((e) => e.textContent));
+    assert.ok(states.length >= 4 && states.every((s) => s === 'no data'), states.join(', '));
+    assert.equal(await page.isVisible('.tile[data-camera="cam-03"] [data-field="silent"]'), false, 'not silent: unknown');
+    assert.equal(await page.isVisible('#silent-badge'), false);
+    await shot('wall-server-down-1366');
+  } finally {
+    await page.unroute('**/v1/**');
+  }
+  await page.waitForSelector('#server-banner', { state: 'hidden', timeout: 10_000 });
+  await page.waitForSelector('.tile[data-camera="cam-03"] [data-field="silent"]', { state: 'visible' });
 });
