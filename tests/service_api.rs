@@ -669,6 +669,7 @@ fn dashboard_login_cookie_authorizes_reads_and_events_stream_new_frames() {
     );
     let login = agent()
         .post(&s.url("/v1/login"))
+        .set("Content-Type", "application/json")
         .send_string(&json!({"token": INSPECTOR}).to_string())
         .unwrap();
     let cookie = login.header("Set-Cookie").unwrap().to_string();
@@ -1054,7 +1055,12 @@ fn an_applied_threshold_outside_the_sane_range_is_refused_and_nothing_is_written
         br#"{"threshold": NaN}"#,
         br#"{"threshold": -Infinity}"#,
     ] {
-        let r = request("PUT", &put_url, Some(ADMIN), raw);
+        let r = agent()
+            .put(&put_url)
+            .set("Authorization", &format!("Bearer {ADMIN}"))
+            .set("Content-Type", "application/json")
+            .send_bytes(raw);
+        let r = finish(r);
         assert_eq!(
             r.status,
             400,
@@ -1244,4 +1250,79 @@ fn the_simulator_reports_what_it_flagged_against_what_it_sent() {
     assert_eq!(code, 0, "{stderr}");
     let all = get(&s.url("/v1/inspections?limit=1"), Some(INSPECTOR));
     assert_eq!(all.json["total"].as_u64(), Some(80), "{}", all.json);
+}
+
+/// CSRF protection beyond SameSite (issue 12 item 5): a state-changing request a browser sends
+/// from another origin is refused with 403 `forbidden_origin` before anything happens, the same
+/// request from the service's own origin or without an Origin (a program) goes through, and the
+/// JSON endpoints take only `Content-Type: application/json` (415 otherwise: a cross-site form
+/// can send text/plain or form data without a preflight, never JSON).
+#[test]
+fn foreign_origins_and_non_json_bodies_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Service::start(&tmp.path().join("store"), &[]);
+    let r = post_frame(
+        &s,
+        "cam-01",
+        Some(CAM1_KEY),
+        "image/png",
+        &fixture("test/good/000001.png"),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.json);
+    let id = r.json["id"].as_i64().unwrap();
+    let review_url = s.url(&format!("/v1/inspections/{id}/review"));
+    let review = |origin: Option<&str>, content_type: &str| {
+        let mut q = agent()
+            .post(&review_url)
+            .set("Authorization", &format!("Bearer {INSPECTOR}"))
+            .set("Content-Type", content_type);
+        if let Some(o) = origin {
+            q = q.set("Origin", o);
+        }
+        finish(q.send_string(r#"{"state": "false_alarm", "note": "csrf test"}"#))
+    };
+    for origin in [
+        "http://evil.example",
+        "null",
+        &format!("http://127.0.0.1:{}0", s.port),
+    ] {
+        let r = review(Some(origin), "application/json");
+        assert_eq!(r.status, 403, "{origin}: {}", r.json);
+        assert_eq!(r.json["error"]["code"], "forbidden_origin", "{origin}");
+    }
+    let login = finish(
+        agent()
+            .post(&s.url("/v1/login"))
+            .set("Origin", "http://evil.example")
+            .set("Content-Type", "application/json")
+            .send_string(&json!({"token": INSPECTOR}).to_string()),
+    );
+    assert_eq!(login.status, 403, "{}", login.json);
+    assert!(login.header("set-cookie").is_none());
+    for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+        let r = review(None, ct);
+        assert_eq!(r.status, 415, "{ct}: {}", r.json);
+        assert_eq!(r.json["error"]["code"], "unsupported_media_type");
+    }
+    // Nothing of the refused requests was recorded.
+    let i = get(&s.url(&format!("/v1/inspections/{id}")), Some(INSPECTOR));
+    assert!(i.json["review"].is_null(), "{}", i.json);
+    // Same origin (the dashboard) and no origin (a program) go through.
+    let own = review(
+        Some(&format!("http://127.0.0.1:{}", s.port)),
+        "application/json; charset=utf-8",
+    );
+    assert_eq!(own.status, 200, "{}", own.json);
+    let program = review(None, "application/json");
+    assert_eq!(program.status, 200, "{}", program.json);
+    // Reads are not affected by a foreign Origin (CORS governs what a page may read).
+    let read = finish(
+        agent()
+            .get(&s.url("/v1/cameras"))
+            .set("Authorization", &format!("Bearer {INSPECTOR}"))
+            .set("Origin", "http://evil.example")
+            .call(),
+    );
+    assert_eq!(read.status, 200);
 }

@@ -883,6 +883,33 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self' 'unsafe-inline'; img-src 'self'; connect-src 'self'; font-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// CSRF protection beyond the session cookie's SameSite: a state-changing request (anything but
+/// GET, HEAD, OPTIONS) that a browser sent from another origin is refused with 403
+/// `forbidden_origin`. Browsers always send `Origin` on such requests; programs (cameras,
+/// scripts) send none and are not affected.
+fn foreign_origin(req: &actix_web::dev::ServiceRequest) -> Option<http::errors::ApiError> {
+    use actix_web::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    let origin = req.headers().get(actix_web::http::header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or("null");
+    let host = req.connection_info().host().to_ascii_lowercase();
+    let same = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.to_ascii_lowercase() == host);
+    (!same).then(|| {
+        http::errors::ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            format!(
+                "{} from origin {origin:?} refused: not this service's origin ({host})",
+                req.method()
+            ),
+        )
+    })
+}
+
 /// On every response: the security headers, and the service's JSON error format for the
 /// errors actix-web raises itself (an extractor's body limit, a malformed query or path).
 async fn harden(
@@ -893,7 +920,10 @@ async fn harden(
     use actix_web::ResponseError;
     // (Handlers' and extractors' errors arrive as responses carrying the error; routing needs
     // the request to itself, so it is not kept for the rare `Err` a middleware returns.)
-    let mut res = next.call(req).await?.map_into_boxed_body();
+    let mut res = match foreign_origin(&req) {
+        Some(refusal) => req.into_response(refusal.error_response()),
+        None => next.call(req).await?.map_into_boxed_body(),
+    };
     let is_error = res.status().is_client_error() || res.status().is_server_error();
     let convert = match res.response().error() {
         Some(e) => e

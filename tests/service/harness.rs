@@ -219,7 +219,7 @@ fn into_resp(r: ureq::Response) -> Resp {
     }
 }
 
-fn finish(r: Result<ureq::Response, ureq::Error>) -> Resp {
+pub fn finish(r: Result<ureq::Response, ureq::Error>) -> Resp {
     match r {
         Ok(r) => into_resp(r),
         Err(ureq::Error::Status(_, r)) => into_resp(r),

@@ -122,7 +122,7 @@ impl ApiError {
             "internal" => "internal",
             "bad_image" | "empty_body" | "unsupported_media_type" => "bad_image",
             "image_too_large" | "payload_too_large" => "too_large",
-            "unauthorized" | "forbidden" => "unauthorized",
+            "unauthorized" | "forbidden" | "forbidden_origin" => "unauthorized",
             "unknown_camera" => "unknown_camera",
             "timeout" => "timeout",
             _ => "bad_request",

@@ -86,6 +86,29 @@ pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let read = read_body(req, payload, JSON_BODY_LIMIT, "the JSON body limit");
     let body = within_body_timeout(state, read, "send the body in one go").await?;
+    // Only JSON: a cross-site form can post text/plain or form data without a preflight, never
+    // application/json (CSRF protection beside the Origin check in `service::harden`).
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if media.as_deref() != Some("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "the body must be sent as Content-Type: application/json, not {}",
+                media.map_or("none".into(), |m| format!("{m:?}"))
+            ),
+        ));
+    }
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("body must be {shape}: {e}")))
 }
