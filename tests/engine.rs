@@ -26,6 +26,17 @@ fn fixture_bytes(n: usize) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// Camera-less inputs borrowing `imgs`.
+fn image_inputs(imgs: &[(String, Vec<u8>)]) -> Vec<ImageInput<'_>> {
+    imgs.iter()
+        .map(|(id, b)| ImageInput {
+            id: id.clone(),
+            bytes: b,
+            camera: None,
+        })
+        .collect()
+}
+
 #[test]
 fn default_provider_chain_falls_back_and_reports() {
     let pkg = ModelPackage::load(&require_model()).unwrap();
@@ -97,14 +108,7 @@ fn a_frame_scores_the_same_alone_and_in_a_batch() {
     require_model();
     let insp = Inspector::load(&model_dir(), &cpu_config(), &LoadOptions::default()).unwrap();
     let imgs = fixture_bytes(6);
-    let inputs: Vec<ImageInput<'_>> = imgs
-        .iter()
-        .map(|(id, b)| ImageInput {
-            id: id.clone(),
-            bytes: b,
-            camera: None,
-        })
-        .collect();
+    let inputs = image_inputs(&imgs);
     let batch: Vec<f64> = insp
         .score_batch(&inputs, false)
         .into_iter()
@@ -149,14 +153,7 @@ fn sleeping_intra_op_threads_score_the_same() {
     let mut quiet = cpu_config();
     quiet.engine.intra_op_spinning = false;
     let imgs = fixture_bytes(4);
-    let inputs: Vec<ImageInput<'_>> = imgs
-        .iter()
-        .map(|(id, b)| ImageInput {
-            id: id.clone(),
-            bytes: b,
-            camera: None,
-        })
-        .collect();
+    let inputs = image_inputs(&imgs);
     let scores = |cfg| {
         Inspector::load(&model_dir(), &cfg, &LoadOptions::default())
             .unwrap()

@@ -12,12 +12,6 @@ use common::root;
 use harness::*;
 use serde_json::{json, Value};
 
-fn expected_scores() -> Vec<Value> {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/expected_scores.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["images"].as_array().unwrap().clone()
-}
-
 /// A copy of calibration/ so applying a threshold never touches the committed files.
 fn calibration_copy(dir: &std::path::Path) -> String {
     let cal = dir.join("calibration");
@@ -35,7 +29,7 @@ fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
     let s = Service::start(&tmp.path().join("store"), &[]);
     let mut ids = Vec::new();
     let mut verdicts = std::collections::BTreeSet::new();
-    for (k, img) in expected_scores().iter().enumerate() {
+    for (k, img) in reference_scores().iter().enumerate() {
         let rel = img["path"].as_str().unwrap();
         let bytes = std::fs::read(root().join(rel)).unwrap();
         let frame_id = format!("f-{k}");
@@ -166,7 +160,7 @@ fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
 fn a_defects_reconstruction_is_a_frame_sized_png_unlike_the_original() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Service::start(&tmp.path().join("store"), &[]);
-    let scores = expected_scores();
+    let scores = reference_scores();
     let pick = |verdict: &str| {
         let img = scores
             .iter()
@@ -513,7 +507,7 @@ fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
         ],
     );
     let mut defects = Vec::new();
-    for img in expected_scores() {
+    for img in reference_scores() {
         let bytes = std::fs::read(root().join(img["path"].as_str().unwrap())).unwrap();
         let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &bytes, &[]);
         if r.json["verdict"] == "defect" {
@@ -1105,7 +1099,7 @@ fn min_score_lists_only_inspections_at_or_above_it() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Service::start(&tmp.path().join("store"), &[]);
     let mut scores = Vec::new();
-    for img in expected_scores().iter().take(6) {
+    for img in reference_scores().iter().take(6) {
         let bytes = std::fs::read(root().join(img["path"].as_str().unwrap())).unwrap();
         let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &bytes, &[]);
         assert!(r.status == 200 || r.status == 201, "{}", r.json);
@@ -1208,7 +1202,7 @@ fn the_simulator_reports_what_it_flagged_against_what_it_sent() {
         "both kinds sent at --defect-rate 0.5: {report}"
     );
     // The shipped model flags most fixture defects and few fixture normals (reference verdicts).
-    let refs = expected_scores();
+    let refs = reference_scores();
     let share = |good: bool| {
         let k: Vec<_> = refs
             .iter()

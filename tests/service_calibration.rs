@@ -15,12 +15,6 @@ use common::root;
 use harness::*;
 use serde_json::{json, Value};
 
-fn expected_scores() -> Vec<Value> {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/expected_scores.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["images"].as_array().unwrap().clone()
-}
-
 /// A copy of calibration/ (nothing the service does may touch the committed files).
 fn calibration_copy(dir: &Path) -> PathBuf {
     let cal = dir.join("calibration");
@@ -342,7 +336,7 @@ fn an_applied_threshold_outranks_the_calibration_files_across_reload_and_restart
 /// is_good)`.
 fn post_fixtures(s: &Service, goods: usize) -> Vec<(i64, f64, bool)> {
     let mut out = Vec::new();
-    for img in expected_scores() {
+    for img in reference_scores() {
         let good = img["label"] == 0;
         let bytes = std::fs::read(root().join(img["path"].as_str().unwrap())).unwrap();
         for _ in 0..if good { goods } else { 1 } {

@@ -6,26 +6,8 @@ mod common;
 #[path = "service/harness.rs"]
 mod harness;
 
-use common::root;
 use harness::*;
 use serde_json::{json, Value};
-
-/// Every fixture of tests/fixtures/expected_scores.json: (bytes, expected verdict).
-fn fixtures() -> Vec<(Vec<u8>, String)> {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/expected_scores.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                std::fs::read(root().join(i["path"].as_str().unwrap())).unwrap(),
-                i["verdict"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
 
 fn post(s: &Service, camera: &str, bytes: &[u8], frame: &str, track: &str, pos: f64) -> Value {
     let key = format!("demo-key-{camera}");
@@ -68,7 +50,7 @@ fn camera<'a>(v: &'a Value, id: &str) -> &'a Value {
 fn the_summary_counts_what_happened_since_a_time_per_camera() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Service::start(&tmp.path().join("store"), &[]);
-    let fx = fixtures();
+    let fx = reference_frames();
     let defects: Vec<&Vec<u8>> = fx
         .iter()
         .filter(|f| f.1 == "defect")

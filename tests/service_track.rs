@@ -11,28 +11,6 @@ use common::root;
 use harness::*;
 use serde_json::Value;
 
-/// The repo's config with cam-01 looking at whole track frames (`roi = "track"`).
-fn track_camera_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let base = std::fs::read_to_string(root().join("config/railscope.toml")).unwrap();
-    let cfg = base.replace(
-        "api_key = \"demo-key-cam-01\"",
-        "api_key = \"demo-key-cam-01\"\nroi = \"track\"\n\
-         geometry = { orientation = \"across\", px_per_m = 200.0, rails = 1 }",
-    );
-    assert_ne!(cfg, base, "cam-01's entry is in config/railscope.toml");
-    let path = dir.join("railscope.toml");
-    std::fs::write(&path, cfg).unwrap();
-    path
-}
-
-/// A blank mid-gray 512×512 PNG: no rail, no sleeper.
-fn gray_png() -> Vec<u8> {
-    let img = image::GrayImage::from_pixel(512, 512, image::Luma([128u8]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
-
 fn inspection(s: &Service, id: i64) -> Value {
     let r = get(&s.url(&format!("/v1/inspections/{id}")), Some(INSPECTOR));
     assert_eq!(r.status, 200, "{}", r.json);
@@ -42,10 +20,10 @@ fn inspection(s: &Service, id: i64) -> Value {
 #[test]
 fn a_frame_without_track_is_a_defect_that_says_why_and_the_store_keeps_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = track_camera_config(tmp.path());
+    let cfg = track_camera_config(tmp.path(), "cam-01");
     let mut s = Service::start_with_config(&tmp.path().join("store"), Some(&cfg), &[]);
 
-    let blank = gray_png();
+    let blank = blank_png();
     let r = post_frame(&s, "cam-01", Some(CAM1_KEY), "image/png", &blank, &[]);
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(r.json["verdict"], "defect", "{}", r.json);

@@ -10,48 +10,8 @@ mod harness;
 
 use std::collections::HashSet;
 
-use common::root;
 use harness::*;
 use serde_json::{json, Value};
-
-/// Every fixture of tests/fixtures/expected_scores.json: (bytes, expected verdict).
-fn fixtures() -> Vec<(Vec<u8>, String)> {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/expected_scores.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                std::fs::read(root().join(i["path"].as_str().unwrap())).unwrap(),
-                i["verdict"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// The repo's config with cam-04 looking at whole track frames, so a blank frame there is a
-/// defect without a score (A_norm null).
-fn config_with_track_camera(dir: &std::path::Path) -> std::path::PathBuf {
-    let base = std::fs::read_to_string(root().join("config/railscope.toml")).unwrap();
-    let cfg = base.replace(
-        "api_key = \"demo-key-cam-04\"",
-        "api_key = \"demo-key-cam-04\"\nroi = \"track\"\n\
-         geometry = { orientation = \"across\", px_per_m = 200.0, rails = 1 }",
-    );
-    assert_ne!(cfg, base, "cam-04's entry is in config/railscope.toml");
-    let path = dir.join("railscope.toml");
-    std::fs::write(&path, cfg).unwrap();
-    path
-}
-
-fn gray_png() -> Vec<u8> {
-    let img = image::GrayImage::from_pixel(512, 512, image::Luma([128u8]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
 
 fn post(s: &Service, camera: &str, bytes: &[u8], frame: &str, track: &str, pos: f64) -> Value {
     let key = format!("demo-key-{camera}");
@@ -132,11 +92,11 @@ fn by_score(a: &Value, b: &Value) -> std::cmp::Ordering {
 #[test]
 fn the_queue_sorts_by_score_pages_without_gaps_and_counts_what_it_filters() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config_with_track_camera(tmp.path());
+    let cfg = track_camera_config(tmp.path(), "cam-04");
     let s = Service::start_with_config(&tmp.path().join("store"), Some(&cfg), &[]);
     // Every fixture on cam-01 along two tracks, the first ten again (same image, same score:
     // ties), and two blank frames on cam-04 (defects without a score).
-    let fx = fixtures();
+    let fx = reference_frames();
     let mut posted = Vec::new();
     for (k, (bytes, _)) in fx.iter().enumerate() {
         let track = if k % 2 == 0 { "L1" } else { "L2" };
@@ -159,7 +119,7 @@ fn the_queue_sorts_by_score_pages_without_gaps_and_counts_what_it_filters() {
             100.0 * k as f64 + 50.0,
         ));
     }
-    let blank = gray_png();
+    let blank = blank_png();
     for k in 0..2 {
         let r = post(
             &s,
@@ -382,7 +342,7 @@ fn bulk_review_is_bounded_atomic_kept_in_the_history_and_undone_once() {
     );
     let batches = s.url("/v1/review-batches");
     // Twelve defects along L1 at 100 m … 1200 m and two normal frames.
-    let fx = fixtures();
+    let fx = reference_frames();
     let mut d = Vec::new();
     for (bytes, _) in fx.iter().filter(|f| f.1 == "defect").take(12) {
         let k = d.len() + 1;

@@ -49,8 +49,26 @@ pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The labelled samples of `<root>/<split>/` (sorted by type, then file name). `root` may also
-/// point at the split folder itself.
+/// point at the split folder itself. A split without any image is an error.
 pub fn list_split(root: &Path, split: &str) -> Result<Vec<Sample>> {
+    let out = split_samples(root, split)?;
+    if out.is_empty() {
+        let dir = root.join(split);
+        return Err(Error::Dataset {
+            path: if dir.is_dir() {
+                dir
+            } else {
+                root.to_path_buf()
+            },
+            message: "no images found".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// [`list_split`], but a split whose folders hold no image yet (a test set's empty
+/// `train/good/`) gives an empty list.
+pub fn split_samples(root: &Path, split: &str) -> Result<Vec<Sample>> {
     let dir = if root.join(split).is_dir() {
         root.join(split)
     } else {
@@ -84,12 +102,6 @@ pub fn list_split(root: &Path, split: &str) -> Result<Vec<Sample>> {
                 is_defect,
             });
         }
-    }
-    if out.is_empty() {
-        return Err(Error::Dataset {
-            path: dir,
-            message: "no images found".into(),
-        });
     }
     Ok(out)
 }

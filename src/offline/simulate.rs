@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::offline::dataset::{images_in, list_split};
+use crate::offline::dataset::{images_in, split_samples};
 
 /// Where fasteners sit along the track (sleeper spacing).
 const SLEEPER_SPACING_M: f64 = 0.6;
@@ -61,13 +61,9 @@ impl FrameSource {
         let mut any_split = false;
         for split in ["train", "test"] {
             if dir.join(split).is_dir() {
-                // a split folder without images (a test set's empty train/good) is skipped
-                let samples = match list_split(dir, split) {
-                    Ok(samples) => samples,
-                    Err(Error::Dataset { message, .. }) if message == "no images found" => continue,
-                    Err(e) => return Err(e),
-                };
-                any_split = true;
+                // a split folder without images (a test set's empty train/good) adds nothing
+                let samples = split_samples(dir, split)?;
+                any_split |= !samples.is_empty();
                 for s in samples {
                     let bytes = Arc::new(
                         std::fs::read(&s.path)

@@ -341,3 +341,50 @@ pub fn bomb_png() -> Vec<u8> {
     chunk(&mut v, b"IEND", &[]);
     v
 }
+
+/// The reference images of tests/fixtures/expected_scores.json (path, label, R, L, A, A_norm,
+/// verdict as the Python reference computed them for the shipped model).
+pub fn reference_scores() -> Vec<Value> {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/expected_scores.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["images"].as_array().unwrap().clone()
+}
+
+/// Every reference image as (bytes, expected verdict).
+pub fn reference_frames() -> Vec<(Vec<u8>, String)> {
+    reference_scores()
+        .iter()
+        .map(|i| {
+            (
+                std::fs::read(root().join(i["path"].as_str().unwrap())).unwrap(),
+                i["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The repo's config with `camera` looking at whole track frames (`roi = "track"`), written
+/// into `dir`.
+pub fn track_camera_config(dir: &Path, camera: &str) -> PathBuf {
+    let base = std::fs::read_to_string(root().join("config/railscope.toml")).unwrap();
+    let key = format!("api_key = \"demo-key-{camera}\"");
+    let cfg = base.replace(
+        &key,
+        &format!(
+            "{key}\nroi = \"track\"\n\
+             geometry = {{ orientation = \"across\", px_per_m = 200.0, rails = 1 }}"
+        ),
+    );
+    assert_ne!(cfg, base, "{camera}'s entry is in config/railscope.toml");
+    let path = dir.join("railscope.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+/// A blank mid-gray 512×512 PNG: no rail, no sleeper.
+pub fn blank_png() -> Vec<u8> {
+    let img = image::GrayImage::from_pixel(512, 512, image::Luma([128u8]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}

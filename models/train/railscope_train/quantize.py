@@ -17,9 +17,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-import numpy as np
 
-from .data import list_split, load_image
+from .data import list_split
 from .export import to_toml
 from .package import ModelPackage, normalize_images, sha256_file
 
@@ -30,8 +29,7 @@ def quantize_package(src: Path, normals: list[Path], out: Path, batch: int = 8) 
 
     src = src.resolve()
     pkg = ModelPackage.load(src)
-    h, _ = pkg.size
-    x = normalize_images(np.stack([load_image(p, h, pkg.channels) for p in normals]), pkg.manifest)
+    x = normalize_images(pkg.load_images(normals), pkg.manifest)
     name = pkg.onnx_path.name
 
     class Normals(CalibrationDataReader):

@@ -30,6 +30,16 @@ from torch import nn
 TOLERANCE = 1e-3  # max |torch - onnx| over the three outputs (float32 folding reorders sums)
 
 
+def _run_hooked(hooks: list, forward) -> None:
+    """One `forward()` without gradients, then the hooks removed whatever happened."""
+    try:
+        with torch.no_grad():
+            forward()
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def _conv_order(module: nn.Module, forward) -> tuple[list[nn.Conv2d], dict[nn.Conv2d, nn.BatchNorm2d]]:
     """Convolutions in the order `forward` runs them, and the BatchNorm that directly consumes each."""
     order: list[nn.Conv2d] = []
@@ -50,12 +60,7 @@ def _conv_order(module: nn.Module, forward) -> tuple[list[nn.Conv2d], dict[nn.Co
             hooks.append(m.register_forward_hook(after_conv))
         elif isinstance(m, nn.BatchNorm2d):
             hooks.append(m.register_forward_pre_hook(before_bn))
-    try:
-        with torch.no_grad():
-            forward()
-    finally:
-        for h in hooks:
-            h.remove()
+    _run_hooked(hooks, forward)
     return order, follows
 
 
@@ -108,12 +113,7 @@ def _bn_input_stats(follows: dict, forward) -> dict:
         stats[mod] = (inp[0].mean(dim=(0, 2, 3)), inp[0].var(dim=(0, 2, 3), unbiased=False))
 
     hooks = [bn.register_forward_pre_hook(before_bn) for bn in follows.values()]
-    try:
-        with torch.no_grad():
-            forward()
-    finally:
-        for h in hooks:
-            h.remove()
+    _run_hooked(hooks, forward)
     return stats
 
 

@@ -2,14 +2,13 @@
 graph reproduce the graph, train-mode BatchNorm stays near it, and a package of another shape is
 refused."""
 
-import numpy as np
 import pytest
 import torch
 
 from railscope_train import warmstart
 from railscope_train.architectures import GENERATORS
 from railscope_train.architectures.blocks import Discriminator
-from railscope_train.data import list_split, load_image
+from railscope_train.data import list_split
 from railscope_train.package import REPO_ROOT, ModelPackage, normalize_images
 
 SHIPPED = REPO_ROOT / "models" / "nested-edgan"
@@ -17,8 +16,7 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "fasteners"
 
 
 def _normal_inputs(pkg: ModelPackage) -> torch.Tensor:
-    h, _ = pkg.size
-    images = np.stack([load_image(s.path, h, 1) for s in list_split(FIXTURES, "train")])
+    images = pkg.load_images([s.path for s in list_split(FIXTURES, "train")])
     return torch.from_numpy(normalize_images(images, pkg.manifest))
 
 

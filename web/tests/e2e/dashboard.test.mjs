@@ -112,7 +112,7 @@ async function postFrame(camera, file, positionM) {
   return JSON.parse(text);
 }
 
-/** A blank mid-gray 8-bit grayscale PNG (no rail, no sleeper), as in tests/service_track.rs. */
+/** A blank mid-gray 8-bit grayscale PNG (no rail, no sleeper), as in tests/service/harness.rs blank_png. */
 function grayPng(width = 512, height = 512, value = 128) {
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
