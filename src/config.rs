@@ -182,14 +182,35 @@ impl Default for StorageConfig {
     }
 }
 
-/// Bearer tokens of people; cameras have their own keys in `[[cameras]]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Bearer tokens per role and the login throttle; named accounts (`railscope accounts`) live in
+/// the database, cameras have their own keys in `[[cameras]]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AuthConfig {
-    /// May read everything and review defects.
+    /// May read everything and review defects (recorded as `inspector`).
     pub inspector_tokens: Vec<String>,
-    /// Inspector rights plus model reload and applying calibrations.
+    /// Inspector rights plus model reload and applying calibrations (recorded as `admin`).
     pub admin_tokens: Vec<String>,
+    /// Failed logins one account name may have within `failed_login_window_s`; beyond it
+    /// `POST /v1/login` for that name answers 429 `too_many_attempts`, even with the right
+    /// password, until the oldest failure leaves the window. A successful login clears it.
+    pub max_failed_logins_per_name: u32,
+    /// The same, counted per client IP address (over every name and token it tried).
+    pub max_failed_logins_per_ip: u32,
+    /// The sliding window of the two limits above, in seconds.
+    pub failed_login_window_s: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            inspector_tokens: Vec::new(),
+            admin_tokens: Vec::new(),
+            max_failed_logins_per_name: 5,
+            max_failed_logins_per_ip: 20,
+            failed_login_window_s: 900,
+        }
+    }
 }
 
 /// One camera allowed to post frames.
@@ -535,6 +556,16 @@ impl Config {
         {
             return Err(Error::Config(
                 "auth: tokens must be at least 8 characters".into(),
+            ));
+        }
+        if self.auth.max_failed_logins_per_name == 0
+            || self.auth.max_failed_logins_per_ip == 0
+            || self.auth.failed_login_window_s == 0
+        {
+            return Err(Error::Config(
+                "auth: max_failed_logins_per_name, max_failed_logins_per_ip and \
+                 failed_login_window_s must be at least 1"
+                    .into(),
             ));
         }
         if self.review.severities.is_empty() {

@@ -1,4 +1,4 @@
-//! `railscope` command line: infer, calibrate, evaluate, bench, serve, simulate. JSON on stdout, progress and
+//! `railscope` command line: infer, calibrate, evaluate, bench, serve, accounts, simulate. JSON on stdout, progress and
 //! logs on stderr; every failure is an `error: …` line and a non-zero exit, never a panic.
 
 use std::path::{Path, PathBuf};
@@ -187,6 +187,12 @@ enum Command {
         #[arg(long)]
         bind: Option<String>,
     },
+    /// Named dashboard accounts (inspectors and admins) in the service's database
+    /// (storage.path). Passwords are read from stdin, never from the command line.
+    Accounts {
+        #[command(subcommand)]
+        action: AccountsCommand,
+    },
     /// Post frames to a running service as line cameras would; prints throughput, verdicts, latency.
     Simulate {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -230,6 +236,38 @@ enum Command {
         /// Print the report as one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum AccountRole {
+    /// Reads everything and reviews defects.
+    Inspector,
+    /// Also reloads the model and applies calibrations.
+    Admin,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountsCommand {
+    /// Create an account; its password is read from stdin (asked twice, unechoed, on a terminal).
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: AccountRole,
+        /// Read the password as one line of stdin without prompting (for scripts), e.g.
+        /// `printf '%s\n' "$PW" | railscope accounts add alice --role inspector --password-stdin`.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Every account: one JSON line each (name, role, created, disabled).
+    List,
+    /// Disable an account: it can no longer log in and its sessions end at once.
+    Disable { name: String },
+    /// Set a new password (read from stdin as for `add`); the account's sessions end.
+    Password {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -443,6 +481,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             railscope::service::serve(config, cli.config, overrides)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Accounts { action } => {
+            accounts(&config, action)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Simulate {
             url,
             cameras,
@@ -522,6 +564,140 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `railscope accounts …` on the database the service uses (`storage.path`).
+fn accounts(config: &Config, action: AccountsCommand) -> Result<()> {
+    use railscope::service::accounts::{check_name, check_password, hash_password};
+    use railscope::service::store::{Account, SqliteStore, Store};
+    let store = SqliteStore::open(&config.storage.path, &config.storage.synchronous)?;
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    let missing = |name: &str| {
+        Error::Other(format!(
+            "no account {name:?} in {} (railscope accounts list)",
+            store.db_path().display()
+        ))
+    };
+    match action {
+        AccountsCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            check_name(&name).map_err(Error::Other)?;
+            if store.account(&name)?.is_some() {
+                return Err(Error::Other(format!("account {name:?} already exists")));
+            }
+            let password = read_password(!password_stdin)?;
+            check_password(&password).map_err(Error::Other)?;
+            let role = match role {
+                AccountRole::Inspector => "inspector",
+                AccountRole::Admin => "admin",
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            let account = Account {
+                name: name.clone(),
+                role: role.to_string(),
+                password_hash: hash_password(&password)?,
+                created_ms: now,
+                disabled_ms: None,
+            };
+            if !store.create_account(&account)? {
+                return Err(Error::Other(format!("account {name:?} already exists")));
+            }
+            println!(
+                "{}",
+                json!({"account": name, "role": role, "created": time(now)})
+            );
+        }
+        AccountsCommand::List => {
+            for a in store.accounts()? {
+                println!(
+                    "{}",
+                    json!({
+                        "name": a.name,
+                        "role": a.role,
+                        "created": time(a.created_ms),
+                        "disabled": a.disabled_ms.and_then(time),
+                    })
+                );
+            }
+        }
+        AccountsCommand::Disable { name } => {
+            let now = chrono::Utc::now().timestamp_millis();
+            if !store.disable_account(&name, now)? {
+                return Err(missing(&name));
+            }
+            let at = store
+                .account(&name)?
+                .and_then(|a| a.disabled_ms)
+                .unwrap_or(now);
+            println!(
+                "{}",
+                json!({"account": name, "disabled": time(at), "sessions_ended": true})
+            );
+        }
+        AccountsCommand::Password {
+            name,
+            password_stdin,
+        } => {
+            if store.account(&name)?.is_none() {
+                return Err(missing(&name));
+            }
+            let password = read_password(!password_stdin)?;
+            check_password(&password).map_err(Error::Other)?;
+            if !store.set_password(&name, &hash_password(&password)?)? {
+                return Err(missing(&name));
+            }
+            println!(
+                "{}",
+                json!({"account": name, "password_changed": true, "sessions_ended": true})
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A password from stdin: one line (its line ending dropped). With `prompt` and a terminal,
+/// asked on stderr with echo off, twice.
+fn read_password(prompt: bool) -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let tty = prompt && stdin.is_terminal();
+    let stty = |arg: &str| {
+        let _ = std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    let read = |label: &str| -> Result<String> {
+        if tty {
+            eprint!("{label}: ");
+            stty("-echo");
+        }
+        let mut line = String::new();
+        let got = stdin.lock().read_line(&mut line);
+        if tty {
+            stty("echo");
+            eprintln!();
+        }
+        got.map_err(|e| Error::io("reading the password from stdin", e))?;
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        Ok(line.strip_suffix('\r').unwrap_or(line).to_string())
+    };
+    let password = read("password")?;
+    if password.is_empty() {
+        return Err(Error::Other(
+            "no password on stdin (send it as one line, e.g. with --password-stdin)".into(),
+        ));
+    }
+    if tty && read("password again")? != password {
+        return Err(Error::Other("the two passwords differ".into()));
+    }
+    Ok(password)
 }
 
 fn infer(
@@ -713,5 +889,30 @@ mod tests {
             "magic"
         ])
         .is_err());
+        let c = Cli::try_parse_from([
+            "railscope",
+            "accounts",
+            "add",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Accounts {
+                action: AccountsCommand::Add {
+                    role: AccountRole::Admin,
+                    password_stdin: true,
+                    ..
+                }
+            }
+        ));
+        assert!(
+            Cli::try_parse_from(["railscope", "accounts", "add", "bob", "--password", "x"])
+                .is_err(),
+            "no password on the command line"
+        );
     }
 }

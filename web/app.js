@@ -7,6 +7,7 @@ import { parseRoute, routeHash } from './js/router.js';
 import { applyInspection, badgeCount, countKey, emptyCameras, emptyQueue, filtersToQuery, isSilent, isUnreviewedQueue, mergeCameras, queueCounted, queueUpsert, seedLatest, DEFAULT_FILTERS } from './js/state.js';
 import { connectivityAfter, defaultSince, readLastVisit, writeLastVisit } from './js/shift.js';
 import { fmtDuration, fmtTime } from './js/format.js';
+import { loginBody, loginFailureMessage, signedInAs } from './js/login.js';
 import { createWallView } from './js/views/wall.js';
 import { createReviewView } from './js/views/review.js';
 import { createTrendsView } from './js/views/trends.js';
@@ -333,12 +334,14 @@ let tick = null;
 let camTimer = null;
 let probeTimer = null;
 
-async function startSession(role) {
+async function startSession(me) {
+  const role = me?.role ?? 'inspector';
   store.set({ role });
   $('login-view').hidden = true;
   document.querySelector('.views-nav').hidden = false;
   document.querySelector('.session').hidden = false;
   $('role-label').textContent = role;
+  $('who-label').textContent = signedInAs(me);
   lastVisitAtStart = readLastVisit(localStorage);
   store.set({ shift: { since: defaultSince(lastVisitAtStart, Date.now()), data: null, error: null } });
   for (const el of document.querySelectorAll('[data-admin]')) el.hidden = role !== 'admin';
@@ -382,19 +385,28 @@ function endSession(message) {
 
 $('login-form').addEventListener('submit', async (e) => {
   e.preventDefault();
-  const token = $('login-token').value.trim();
+  const tokenOpen = $('login-token-box').open;
+  const { body, error } = loginBody({
+    username: $('login-user').value,
+    password: $('login-password').value,
+    token: $('login-token').value,
+    tokenOpen,
+  });
   const err = $('login-error');
-  if (!token) { err.textContent = 'Enter a token.'; return; }
+  if (error) { err.textContent = error; return; }
   $('login-submit').disabled = true;
   err.textContent = '';
+  const viaToken = 'token' in body;
   try {
-    const res = await api.login(token);
+    const res = await api.login(body);
     $('login-token').value = '';
-    await startSession(res?.role ?? 'inspector');
+    $('login-password').value = '';
+    await startSession(res);
     $('main').focus();
   } catch (ex) {
-    err.textContent = ex.status === 401 ? 'This token was refused.' : `Login failed: ${ex.message}`;
-    $('login-token').select();
+    err.textContent = loginFailureMessage(ex, viaToken);
+    if (viaToken) $('login-token').select();
+    else $('login-password').select();
   } finally {
     $('login-submit').disabled = false;
   }
@@ -417,14 +429,14 @@ $('reload-btn').addEventListener('click', async () => {
 async function boot() {
   try {
     const me = await api.me();
-    await startSession(me?.role ?? 'inspector');
+    await startSession(me);
   } catch {
     $('login-view').hidden = false;
     try {
       $('login-error').textContent = sessionStorage.getItem('railscope.loginMessage') ?? '';
       sessionStorage.removeItem('railscope.loginMessage');
     } catch { /* private mode */ }
-    $('login-token').focus();
+    $('login-user').focus();
   }
 }
 boot();

@@ -1,25 +1,29 @@
-//! Who is calling: a camera (its own key, posts only to itself), an inspector (reads and
-//! reviews) or an admin (also reloads and applies calibrations). Programs send their token as
-//! `Authorization: Bearer`; the dashboard logs in once and then carries a session id in the
+//! Who is calling ([`Caller`]: who and [`Role`]): a camera (its own key, posts only to itself),
+//! an inspector (reads and reviews) or an admin (also reloads and applies calibrations). Programs
+//! send their token as `Authorization: Bearer`; the dashboard logs in once (a config token, or
+//! a named account's password: [`super::accounts`]) and then carries a session id in the
 //! HttpOnly `railscope_session` cookie (so `<img>` and `EventSource` work). The cookie never
-//! holds the token, logging out ends the session, and sessions expire. Tokens are compared in
-//! constant time and never logged.
+//! holds the token; sessions are stored in SQLite under the SHA-256 of their id, so a restart
+//! logs nobody out; logging out ends the session, disabling an account ends its sessions, and
+//! sessions expire after 12 h. Tokens are compared in constant time and never logged.
 
-use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::HttpRequest;
+use actix_web::{web, HttpRequest};
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
+use super::accounts::{self, LoginThrottle};
 use super::http::errors::ApiError;
+use super::store::{Store, StoredSession};
 
 pub const COOKIE: &str = "railscope_session";
 
 /// A dashboard session lasts one shift.
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -39,19 +43,47 @@ impl Role {
     pub fn can_read(&self) -> bool {
         matches!(self, Role::Inspector | Role::Admin)
     }
+    /// A person's role by its stored name (`inspector`, `admin`).
+    pub fn of_person(name: &str) -> Option<Role> {
+        match name {
+            "inspector" => Some(Role::Inspector),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who is calling and with what rights. `who` is what reviews, lifecycle changes and
+/// calibration changes record: the account name, or for a config token its role's name
+/// (`inspector`, `admin`, names no account may take), or a camera's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub who: String,
+    pub role: Role,
+}
+
+impl Caller {
+    fn token(role: Role) -> Self {
+        let who = match &role {
+            Role::Camera(id) => id.clone(),
+            r => r.name().to_string(),
+        };
+        Caller { who, role }
+    }
 }
 
 pub struct Auth {
     cameras: Vec<(String, String)>,
     inspectors: Vec<String>,
     admins: Vec<String>,
-    /// Session id → role and start, for logged-in dashboards. In memory: a restart logs
-    /// everyone out, which the dashboard answers with its login panel.
-    sessions: Mutex<HashMap<String, (Role, Instant)>>,
+    /// Accounts and dashboard sessions (SQLite: a restart logs nobody out, and an account
+    /// disabled by `railscope accounts disable` loses its sessions at once).
+    store: Arc<dyn Store>,
+    pub throttle: LoginThrottle,
 }
 
 impl Auth {
-    pub fn from_config(c: &Config) -> Self {
+    pub fn new(c: &Config, store: Arc<dyn Store>) -> Self {
         Self {
             cameras: c
                 .cameras
@@ -60,37 +92,51 @@ impl Auth {
                 .collect(),
             inspectors: c.auth.inspector_tokens.clone(),
             admins: c.auth.admin_tokens.clone(),
-            sessions: Mutex::new(HashMap::new()),
+            store,
+            throttle: LoginThrottle::new(&c.auth),
         }
     }
 
-    /// Starts a dashboard session for `role`; returns its id (256 random bits, hex).
-    pub fn start_session(&self, role: Role) -> std::io::Result<String> {
+    /// Starts a dashboard session for `caller` (a person); returns its id (256 random bits,
+    /// hex). Only the id's SHA-256 is stored.
+    pub async fn start_session(&self, caller: &Caller) -> Result<String, ApiError> {
         let mut bytes = [0u8; 32];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| ApiError::internal(format!("session id: {e}")))?;
         let id = hex::encode(bytes);
-        let mut m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, (_, started)| started.elapsed() < SESSION_TTL);
-        m.insert(id.clone(), (role, Instant::now()));
+        let now = chrono::Utc::now().timestamp_millis();
+        let session = StoredSession {
+            key_sha256: session_key(&id),
+            who: caller.who.clone(),
+            role: caller.role.name().to_string(),
+            started_ms: now,
+            expires_ms: now + SESSION_TTL.as_millis() as i64,
+        };
+        let store = self.store.clone();
+        run_blocking(move || store.insert_session(&session)).await?;
         Ok(id)
     }
 
-    pub fn end_session(&self, id: &str) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    pub async fn end_session(&self, id: &str) -> Result<(), ApiError> {
+        let (store, key) = (self.store.clone(), session_key(id));
+        run_blocking(move || store.delete_session(&key)).await
     }
 
-    fn session_role(&self, id: &str) -> Option<Role> {
-        let m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(id)
-            .filter(|(_, started)| started.elapsed() < SESSION_TTL)
-            .map(|(role, _)| role.clone())
+    async fn session_caller(&self, id: &str) -> Result<Option<Caller>, ApiError> {
+        // Only what a session id can look like reaches the database.
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let (store, key) = (self.store.clone(), session_key(id));
+        let now = chrono::Utc::now().timestamp_millis();
+        let found = run_blocking(move || store.session(&key, now)).await?;
+        Ok(found.and_then(|s| Role::of_person(&s.role).map(|role| Caller { who: s.who, role })))
     }
 
-    /// The role of a token. Every candidate is compared, so timing does not tell which matched.
-    pub fn identify(&self, token: &str) -> Option<Role> {
+    /// The caller a token stands for. Every candidate is compared, so timing does not tell
+    /// which matched.
+    pub fn identify(&self, token: &str) -> Option<Caller> {
         let mut found = None;
         for a in &self.admins {
             if ct_eq(a, token) {
@@ -107,32 +153,74 @@ impl Auth {
                 found = Some(Role::Camera(cam.clone()));
             }
         }
-        found
+        found.map(Caller::token)
     }
 
-    pub fn role_of(&self, req: &HttpRequest) -> Result<Role, ApiError> {
-        let role = match bearer_token(req) {
+    /// The account `name` if `password` is its password and it is not disabled. Verified on
+    /// the blocking pool; an unknown or disabled name is verified against a dummy hash, so all
+    /// three failures take about as long and look the same.
+    pub async fn login_password(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<Caller>, ApiError> {
+        let store = self.store.clone();
+        let (name, password) = (name.to_string(), password.to_string());
+        run_blocking(move || {
+            let account = store.account(&name)?.filter(|a| a.disabled_ms.is_none());
+            let hash = account.as_ref().map(|a| a.password_hash.as_str());
+            let ok = accounts::verify_password(hash, &password);
+            Ok(account
+                .filter(|_| ok)
+                .and_then(|a| Role::of_person(&a.role).map(|role| Caller { who: a.name, role })))
+        })
+        .await
+    }
+
+    /// Who sent `req`: its bearer token, else its session cookie.
+    pub async fn caller(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
+        let caller = match bearer_token(req) {
             Some(t) => self.identify(&t),
-            None => session_id(req).and_then(|id| self.session_role(&id)),
+            None => match session_id(req) {
+                Some(id) => self.session_caller(&id).await?,
+                None => None,
+            },
         };
-        role.ok_or_else(ApiError::unauthorized)
+        caller.ok_or_else(ApiError::unauthorized)
     }
 
-    pub fn reader(&self, req: &HttpRequest) -> Result<Role, ApiError> {
-        let role = self.role_of(req)?;
-        if role.can_read() {
-            Ok(role)
+    /// An inspector or an admin.
+    pub async fn reader(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
+        let caller = self.caller(req).await?;
+        if caller.role.can_read() {
+            Ok(caller)
         } else {
             Err(ApiError::forbidden("needs an inspector or admin token"))
         }
     }
 
-    pub fn admin(&self, req: &HttpRequest) -> Result<Role, ApiError> {
-        match self.role_of(req)? {
-            Role::Admin => Ok(Role::Admin),
-            _ => Err(ApiError::forbidden("needs an admin token")),
+    pub async fn admin(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
+        let caller = self.caller(req).await?;
+        match caller.role {
+            Role::Admin => Ok(caller),
+            _ => Err(ApiError::forbidden("needs an admin token or account")),
         }
     }
+}
+
+/// The key a session is stored under: the SHA-256 of its id (hex), so a copy of the database
+/// holds no usable session.
+pub fn session_key(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker pool: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {
@@ -164,9 +252,10 @@ fn ct_eq(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::CameraConfig;
+    use crate::service::store::SqliteStore;
 
     #[test]
-    fn roles_come_from_the_right_lists() {
+    fn callers_come_from_the_right_lists() {
         let mut c = Config::default();
         c.auth.inspector_tokens = vec!["inspector-1".into()];
         c.auth.admin_tokens = vec!["admin-token".into()];
@@ -175,22 +264,23 @@ mod tests {
             api_key: "key-cam-01".into(),
             ..Default::default()
         }];
-        let a = Auth::from_config(&c);
-        assert_eq!(a.identify("inspector-1"), Some(Role::Inspector));
-        assert_eq!(a.identify("admin-token"), Some(Role::Admin));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path(), "normal").unwrap());
+        let a = Auth::new(&c, store);
+        let who = |t: &str| a.identify(t).map(|c| (c.who, c.role));
         assert_eq!(
-            a.identify("key-cam-01"),
-            Some(Role::Camera("cam-01".into()))
+            who("inspector-1"),
+            Some(("inspector".into(), Role::Inspector))
+        );
+        assert_eq!(who("admin-token"), Some(("admin".into(), Role::Admin)));
+        assert_eq!(
+            who("key-cam-01"),
+            Some(("cam-01".into(), Role::Camera("cam-01".into())))
         );
         assert_eq!(a.identify("key-cam-0"), None);
         assert_eq!(a.identify(""), None);
         assert!(ct_eq("abc", "abc") && !ct_eq("abc", "abd") && !ct_eq("abc", "abcd"));
-
-        let id = a.start_session(Role::Inspector).unwrap();
-        assert_eq!(id.len(), 64);
-        assert_ne!(id, a.start_session(Role::Inspector).unwrap());
-        assert_eq!(a.session_role(&id), Some(Role::Inspector));
-        a.end_session(&id);
-        assert_eq!(a.session_role(&id), None);
+        assert_eq!(session_key("x").len(), 64);
+        assert_ne!(session_key("x"), "x");
     }
 }

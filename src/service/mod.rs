@@ -6,6 +6,7 @@
 //! reload (`POST /admin/reload`, SIGHUP) and graceful shutdown (SIGTERM/SIGINT drain the
 //! queue before the process exits).
 
+pub mod accounts;
 pub mod admission;
 pub mod auth;
 pub mod batching;
@@ -519,8 +520,9 @@ impl Observer for ServiceObserver {
 
 /// Swaps in a freshly loaded model and calibration. Frames already prepared finish on the old
 /// model; the next ones use the new one; nothing fails in between. Every camera whose
-/// calibration changes gets an audit entry by `actor` (the caller's role, or `signal`), written
-/// before the swap: a reload whose audit cannot be written does not happen.
+/// calibration changes gets an audit entry by `actor` (who asked: an account's name or a
+/// token's role, or `signal`), written before the swap: a reload whose audit cannot be written
+/// does not happen.
 pub async fn reload(state: Arc<AppState>, actor: &str) -> std::result::Result<Value, String> {
     let _one_at_a_time = state.reload_lock.lock().await;
     let config = Config::load(state.config_path.as_deref()).map(|mut c| {
@@ -621,6 +623,12 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         "service start: the calibration in force differs from the last one recorded",
     )?;
     record_changes(store.as_ref(), &changes)?;
+    let purged = store.purge_sessions(chrono::Utc::now().timestamp_millis())?;
+    if purged > 0 {
+        tracing::info!(purged, "expired dashboard sessions deleted");
+    }
+    // The hash an unknown account name is verified against, so the first is not faster.
+    accounts::prime();
     let model = served.inspector.clone();
     let metrics = Arc::new(Metrics::new());
     let camera_ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
@@ -676,7 +684,7 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         n => n,
     };
     let state = Arc::new(AppState {
-        auth: Auth::from_config(&config),
+        auth: Auth::new(&config, store.clone()),
         config: config.clone(),
         config_path,
         overrides,

@@ -2,11 +2,13 @@
 // POST /v1/login; every failure becomes an ApiError with the server's stable error code.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfterS = null) {
     super(message || code || `HTTP ${status}`);
     this.name = 'ApiError';
     this.status = status;
     this.code = code || (status === 0 ? 'network' : `http_${status}`);
+    /** Seconds from the Retry-After header (429, 503), or null. */
+    this.retryAfterS = retryAfterS;
   }
 }
 
@@ -20,7 +22,8 @@ export async function errorFrom(res) {
   } catch {
     /* not JSON */
   }
-  return new ApiError(res.status, code, message || `${res.status} ${res.statusText || ''}`.trim());
+  const retry = Number.parseInt(res.headers?.get?.('Retry-After') ?? '', 10);
+  return new ApiError(res.status, code, message || `${res.status} ${res.statusText || ''}`.trim(), Number.isFinite(retry) ? retry : null);
 }
 
 export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnauthorized } = {}) {
@@ -54,7 +57,8 @@ export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnau
   const enc = encodeURIComponent;
   return {
     request,
-    login: (token) => request('POST', '/v1/login', { token }),
+    // An account: login({ username, password }); a config token: login({ token }).
+    login: (credentials) => request('POST', '/v1/login', credentials),
     logout: () => request('POST', '/v1/logout'),
     me: () => request('GET', '/v1/me'),
     cameras: () => request('GET', '/v1/cameras'),

@@ -17,7 +17,7 @@ use super::views::{self, rfc3339};
 use crate::service::{AppState, CalibrationOrigin};
 
 pub(super) async fn cameras(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let now = chrono::Utc::now().timestamp_millis();
     let silent_ms = (state.config.server.silent_after_s * 1e3) as i64;
     let served = state.served();
@@ -67,7 +67,7 @@ pub(super) async fn calibration_proposal(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let camera = path.into_inner();
     known_camera(&state, &camera)?;
     let q: ProposalQuery = query(&req)?;
@@ -159,7 +159,7 @@ pub(super) async fn apply_calibration(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Resp {
-    let role = state.auth.admin(&req)?;
+    let caller = state.auth.admin(&req).await?;
     let camera = path.into_inner();
     known_camera(&state, &camera)?;
     let b: ThresholdBody = json_body(
@@ -191,7 +191,7 @@ pub(super) async fn apply_calibration(
     let m = served.inspector.package().manifest.model.clone();
     let dir = served.inspector.calibration_dir().to_path_buf();
     let now = chrono::Utc::now().timestamp_millis();
-    let by = role.name().to_string();
+    let by = caller.who.clone();
     let mut origin = CalibrationOrigin::Applied {
         by: by.clone(),
         at_ms: now,
@@ -246,7 +246,7 @@ pub(super) async fn clear_calibration(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
-    let role = state.auth.admin(&req)?;
+    let caller = state.auth.admin(&req).await?;
     let camera = path.into_inner();
     known_camera(&state, &camera)?;
     let _one_at_a_time = state.calibration_lock().await;
@@ -271,7 +271,7 @@ pub(super) async fn clear_calibration(
         id: 0,
         at_ms: chrono::Utc::now().timestamp_millis(),
         camera: camera.clone(),
-        actor: role.name().to_string(),
+        actor: caller.who.clone(),
         action: "clear".into(),
         old_threshold: Some(current.threshold),
         new_threshold: norm.threshold,
@@ -304,7 +304,7 @@ struct AuditQuery {
 /// The calibration audit, newest first: every threshold change with who, when, camera, old,
 /// new, sources and why.
 pub(super) async fn calibration_audit(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let q: AuditQuery = query(&req)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let camera = q.camera.filter(|c| !c.is_empty());

@@ -401,7 +401,7 @@ fn type_label_or_blank(t: &str) -> &str {
 /// camera, track, position range, time (capture time, else arrival), severity, lifecycle state
 /// and type; as JSON, CSV, GeoJSON or a printable work order.
 pub async fn list_defects(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let q: DefectQuery = query(&req)?;
     let format = format_of(&q.format, &req)?;
     let severities = &state.config.review.severities;

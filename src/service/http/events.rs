@@ -10,7 +10,7 @@ use super::errors::Resp;
 use crate::service::AppState;
 
 pub(super) async fn events(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let rx = state.events.subscribe();
     let stop = state.shutdown.subscribe();
     let keepalive = tokio::time::interval(Duration::from_secs(15));

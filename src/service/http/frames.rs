@@ -264,7 +264,7 @@ pub(super) async fn post_frame(
 
 async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &AppState) -> Resp {
     let arrived = Instant::now();
-    match state.auth.role_of(req)? {
+    match state.auth.caller(req).await?.role {
         Role::Camera(own) if own == camera => {}
         Role::Camera(own) => {
             known_camera(state, camera)?;

@@ -75,7 +75,7 @@ fn parse_cursor(order: ListOrder, text: &str) -> Result<Cursor, ApiError> {
 /// highest A′ first (`sort=score`, paged by `cursor`), with `total`, the number of inspections
 /// the filter matches (the same conditions a bulk review of this filter selects).
 pub(super) async fn list_inspections(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let q: ListQuery = query(&req)?;
     let min_score = match q.min_score.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -136,7 +136,7 @@ pub(super) async fn get_inspection(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let id = inspection_id(&path)?;
     let store = state.store.clone();
     match blocking(move || store.get(id)).await? {
@@ -183,7 +183,7 @@ async fn inspection_media(
     state: web::Data<AppState>,
     kind: MediaKind,
 ) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let id = inspection_id(&path)?;
     let store = state.store.clone();
     let found = blocking(move || match kind {

@@ -9,8 +9,8 @@ use super::errors::{ApiError, Resp};
 use crate::service::AppState;
 
 pub(super) async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    let role = state.auth.admin(&req)?;
-    let info = crate::service::reload(state.into_inner(), role.name())
+    let caller = state.auth.admin(&req).await?;
+    let info = crate::service::reload(state.into_inner(), &caller.who)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e))?;
     Ok(HttpResponse::Ok().json(info))

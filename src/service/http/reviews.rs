@@ -89,9 +89,9 @@ fn defect_details(
     Ok(d)
 }
 
-/// The review a body asks for, by `role`, now: state, note (at most 2000 characters) and the
+/// The review a body asks for, by `who`, now: state, note (at most 2000 characters) and the
 /// defect details, each checked.
-fn review_of(b: ReviewBody, role: &str, severities: &[String]) -> Result<Review, ApiError> {
+fn review_of(b: ReviewBody, who: &str, severities: &[String]) -> Result<Review, ApiError> {
     let review_state = match b.state.as_str() {
         "confirmed" => ReviewState::Confirmed,
         "false_alarm" => ReviewState::FalseAlarm,
@@ -108,7 +108,7 @@ fn review_of(b: ReviewBody, role: &str, severities: &[String]) -> Result<Review,
     Ok(Review {
         state: review_state,
         note: b.note,
-        reviewer: role.to_string(),
+        reviewer: who.to_string(),
         reviewed_ms: chrono::Utc::now().timestamp_millis(),
         defect,
         lifecycle: None,
@@ -123,10 +123,10 @@ pub async fn review(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Resp {
-    let role = state.auth.reader(&req)?;
+    let caller = state.auth.reader(&req).await?;
     let id = inspection_id(&path)?;
     let b: ReviewBody = json_body(&req, payload, &state, "{\"state\": \"confirmed\"|\"false_alarm\", \"note\": \"…\", \"type\": \"…\", \"severity\": \"…\", \"rail_side\": \"left\"|\"right\", \"sleeper\": 17}").await?;
-    let r = review_of(b, role.name(), &state.config.review.severities)?;
+    let r = review_of(b, &caller.who, &state.config.review.severities)?;
     let review_state = r.state;
     let store = state.store.clone();
     let updated = blocking(move || store.review(id, &r))
@@ -191,7 +191,7 @@ pub async fn create_review_batch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Resp {
-    let role = state.auth.reader(&req)?;
+    let caller = state.auth.reader(&req).await?;
     let b: BulkBody = json_body(
         &req,
         payload,
@@ -246,7 +246,7 @@ pub async fn create_review_batch(
             rail_side: b.rail_side,
             sleeper: b.sleeper,
         },
-        role.name(),
+        &caller.who,
         &state.config.review.severities,
     )?;
     let bulk = BulkReview {
@@ -308,7 +308,7 @@ pub async fn get_review_batch(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let id = batch_id(&path)?;
     let store = state.store.clone();
     match blocking(move || store.review_batch(id)).await? {
@@ -325,9 +325,9 @@ pub async fn undo_review_batch(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
-    let role = state.auth.reader(&req)?;
+    let caller = state.auth.reader(&req).await?;
     let id = batch_id(&path)?;
-    let by = role.name().to_string();
+    let by = caller.who.clone();
     let at_ms = chrono::Utc::now().timestamp_millis();
     let store = state.store.clone();
     match blocking(move || store.undo_review_batch(id, &by, at_ms)).await? {
@@ -364,7 +364,7 @@ pub async fn lifecycle(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Resp {
-    let role = state.auth.reader(&req)?;
+    let caller = state.auth.reader(&req).await?;
     let id = inspection_id(&path)?;
     let b: LifecycleBody = json_body(
         &req,
@@ -384,7 +384,7 @@ pub async fn lifecycle(
     }
     let entry = LifecycleEntry {
         state: to,
-        by: role.name().to_string(),
+        by: caller.who.clone(),
         at_ms: chrono::Utc::now().timestamp_millis(),
         note: b.note,
     };
@@ -435,7 +435,7 @@ pub async fn history(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let id = inspection_id(&path)?;
     let store = state.store.clone();
     let entries = blocking(move || store.history(id))
@@ -488,7 +488,7 @@ pub async fn history(
 
 /// `GET /v1/defects/catalogue`: what a confirmation may record.
 pub async fn catalogue(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     Ok(HttpResponse::Ok().json(json!({
         "types": DEFECT_TYPES.iter().map(|t| json!({"id": t, "label": type_label(t)})).collect::<Vec<_>>(),
         "severities": state.config.review.severities,

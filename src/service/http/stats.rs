@@ -23,7 +23,7 @@ struct StatsQuery {
 }
 
 pub(super) async fn trend(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let q: StatsQuery = query(&req)?;
     let bucket_s = q.bucket_s.unwrap_or(60).clamp(1, 86_400);
     let since = time_param("since", &q.since)?
@@ -47,7 +47,7 @@ pub(super) async fn trend(req: HttpRequest, state: web::Data<AppState>) -> Resp 
 }
 
 pub(super) async fn positions(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let q: StatsQuery = query(&req)?;
     let bucket_m = q.bucket_m.unwrap_or(100.0);
     if !(bucket_m.is_finite() && bucket_m > 0.0) {
@@ -60,7 +60,7 @@ pub(super) async fn positions(req: HttpRequest, state: web::Data<AppState>) -> R
 }
 
 pub(super) async fn scores(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let q: StatsQuery = query(&req)?;
     let bins = q.bins.unwrap_or(40).clamp(1, 200);
     let camera = q.camera.filter(|s| !s.is_empty());

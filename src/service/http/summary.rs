@@ -34,7 +34,7 @@ fn rate(defects: i64, frames: i64) -> f64 {
 }
 
 pub(super) async fn summary(req: HttpRequest, state: web::Data<AppState>) -> Resp {
-    state.auth.reader(&req)?;
+    state.auth.reader(&req).await?;
     let q: SummaryQuery = query(&req)?;
     let now = chrono::Utc::now().timestamp_millis();
     let since = time_param("since", &q.since)?.unwrap_or(now - DEFAULT_SINCE_MS);

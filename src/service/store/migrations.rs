@@ -170,6 +170,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE reviews ADD COLUMN batch_id INTEGER REFERENCES review_batches (id);
     ALTER TABLE reviews ADD COLUMN undo_of_batch INTEGER REFERENCES review_batches (id);
     CREATE INDEX inspections_queue_score ON inspections (verdict, review_state, a_norm, id);",
+    // 8: named people. Accounts with an argon2id PHC password hash (`disabled_ms` set: no
+    // login, no session); dashboard sessions keyed by the SHA-256 of the session id (never the
+    // id itself), so a restart logs nobody out.
+    "CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('inspector', 'admin')),
+        password_hash TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        disabled_ms INTEGER
+    );
+    CREATE TABLE sessions (
+        key_sha256 TEXT PRIMARY KEY,
+        who TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('inspector', 'admin')),
+        started_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_who ON sessions (who);
+    CREATE INDEX sessions_expires ON sessions (expires_ms);",
 ];
 
 pub(super) fn migrate(c: &mut Connection) -> rusqlite::Result<()> {

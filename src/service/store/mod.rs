@@ -538,6 +538,31 @@ pub enum AppliedUpdate {
     Clear,
 }
 
+/// A person who logs in to the dashboard with a name and password (`railscope accounts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub name: String,
+    /// `inspector` or `admin`.
+    pub role: String,
+    /// argon2id, PHC string format (`$argon2id$v=19$m=…`); never the password.
+    pub password_hash: String,
+    pub created_ms: i64,
+    /// Set: the account can no longer log in and its sessions have ended.
+    pub disabled_ms: Option<i64>,
+}
+
+/// A dashboard session as stored: keyed by the SHA-256 (hex) of its id, never the id itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSession {
+    pub key_sha256: String,
+    /// The account name, or the role's name for a session begun with a config token.
+    pub who: String,
+    /// `inspector` or `admin` (for an account, its role as it stands now when read back).
+    pub role: String,
+    pub started_ms: i64,
+    pub expires_ms: i64,
+}
+
 /// What the service needs from storage.
 pub trait Store: Send + Sync {
     /// Stores a batch atomically (files first, then one transaction) and returns the ids.
@@ -613,6 +638,25 @@ pub trait Store: Send + Sync {
     fn expire_normal_images(&self, before_ms: i64) -> Result<usize>;
     /// A cheap write, for readiness.
     fn check_writable(&self) -> Result<()>;
+
+    /// Adds an account; `false` (nothing written) when the name is taken.
+    fn create_account(&self, account: &Account) -> Result<bool>;
+    fn account(&self, name: &str) -> Result<Option<Account>>;
+    /// Every account, by name.
+    fn accounts(&self) -> Result<Vec<Account>>;
+    /// Disables an account and ends its sessions, in one transaction; `false`: no such account
+    /// (an account already disabled keeps its first `disabled_ms`).
+    fn disable_account(&self, name: &str, at_ms: i64) -> Result<bool>;
+    /// Replaces an account's password hash and ends its sessions; `false`: no such account.
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<bool>;
+    /// Stores a new session and deletes the expired ones (as of `session.started_ms`).
+    fn insert_session(&self, session: &StoredSession) -> Result<()>;
+    /// The session with this key if it has not expired at `now_ms` and, when it belongs to an
+    /// account, that account is not disabled (its role as it stands now).
+    fn session(&self, key_sha256: &str, now_ms: i64) -> Result<Option<StoredSession>>;
+    fn delete_session(&self, key_sha256: &str) -> Result<()>;
+    /// Deletes sessions expired at `now_ms`; returns how many.
+    fn purge_sessions(&self, now_ms: i64) -> Result<usize>;
 }
 
 mod media;

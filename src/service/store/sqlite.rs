@@ -504,6 +504,16 @@ fn db_err(path: &Path, e: rusqlite::Error) -> Error {
     }
 }
 
+fn row_to_account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        name: r.get(0)?,
+        role: r.get(1)?,
+        password_hash: r.get(2)?,
+        created_ms: r.get(3)?,
+        disabled_ms: r.get(4)?,
+    })
+}
+
 /// The schema's CHECK constraint admits only the two verdicts.
 fn stored_verdict(s: &str) -> Verdict {
     Verdict::parse(s).unwrap_or(Verdict::Normal)
@@ -1369,6 +1379,123 @@ impl Store for SqliteStore {
             let _ = std::fs::remove_file(self.media.path(rel));
         }
         Ok(doomed.len())
+    }
+
+    fn create_account(&self, a: &Account) -> Result<bool> {
+        let w = self.lock_writer();
+        let n = w
+            .execute(
+                "INSERT INTO accounts (name, role, password_hash, created_ms, disabled_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+                params![a.name, a.role, a.password_hash, a.created_ms, a.disabled_ms],
+            )
+            .map_err(|e| db_err(&self.db_path, e))?;
+        Ok(n == 1)
+    }
+
+    fn account(&self, name: &str) -> Result<Option<Account>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT name, role, password_hash, created_ms, disabled_ms FROM accounts
+                 WHERE name = ?1",
+                [name],
+                row_to_account,
+            )
+            .optional()
+        })
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT name, role, password_hash, created_ms, disabled_ms FROM accounts
+                 ORDER BY name",
+            )?;
+            let rows = st.query_map([], row_to_account)?;
+            rows.collect()
+        })
+    }
+
+    fn disable_account(&self, name: &str, at_ms: i64) -> Result<bool> {
+        let mut w = self.lock_writer();
+        let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+        let n = tx
+            .execute(
+                "UPDATE accounts SET disabled_ms = COALESCE(disabled_ms, ?2) WHERE name = ?1",
+                params![name, at_ms],
+            )
+            .map_err(|e| db_err(&self.db_path, e))?;
+        tx.execute("DELETE FROM sessions WHERE who = ?1", [name])
+            .map_err(|e| db_err(&self.db_path, e))?;
+        tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        Ok(n == 1)
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        let mut w = self.lock_writer();
+        let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+        let n = tx
+            .execute(
+                "UPDATE accounts SET password_hash = ?2 WHERE name = ?1",
+                params![name, password_hash],
+            )
+            .map_err(|e| db_err(&self.db_path, e))?;
+        tx.execute("DELETE FROM sessions WHERE who = ?1", [name])
+            .map_err(|e| db_err(&self.db_path, e))?;
+        tx.commit().map_err(|e| db_err(&self.db_path, e))?;
+        Ok(n == 1)
+    }
+
+    fn insert_session(&self, s: &StoredSession) -> Result<()> {
+        let mut w = self.lock_writer();
+        let tx = w.transaction().map_err(|e| db_err(&self.db_path, e))?;
+        tx.execute(
+            "DELETE FROM sessions WHERE expires_ms <= ?1",
+            [s.started_ms],
+        )
+        .map_err(|e| db_err(&self.db_path, e))?;
+        tx.execute(
+            "INSERT INTO sessions (key_sha256, who, role, started_ms, expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.key_sha256, s.who, s.role, s.started_ms, s.expires_ms],
+        )
+        .map_err(|e| db_err(&self.db_path, e))?;
+        tx.commit().map_err(|e| db_err(&self.db_path, e))
+    }
+
+    fn session(&self, key_sha256: &str, now_ms: i64) -> Result<Option<StoredSession>> {
+        // A session of a config token names its role (a reserved name, never an account).
+        self.read(|c| {
+            c.query_row(
+                "SELECT s.key_sha256, s.who, COALESCE(a.role, s.role), s.started_ms, s.expires_ms
+                 FROM sessions s LEFT JOIN accounts a ON a.name = s.who
+                 WHERE s.key_sha256 = ?1 AND s.expires_ms > ?2 AND a.disabled_ms IS NULL",
+                params![key_sha256, now_ms],
+                |r| {
+                    Ok(StoredSession {
+                        key_sha256: r.get(0)?,
+                        who: r.get(1)?,
+                        role: r.get(2)?,
+                        started_ms: r.get(3)?,
+                        expires_ms: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn delete_session(&self, key_sha256: &str) -> Result<()> {
+        let w = self.lock_writer();
+        w.execute("DELETE FROM sessions WHERE key_sha256 = ?1", [key_sha256])
+            .map_err(|e| db_err(&self.db_path, e))?;
+        Ok(())
+    }
+
+    fn purge_sessions(&self, now_ms: i64) -> Result<usize> {
+        let w = self.lock_writer();
+        w.execute("DELETE FROM sessions WHERE expires_ms <= ?1", [now_ms])
+            .map_err(|e| db_err(&self.db_path, e))
     }
 
     fn check_writable(&self) -> Result<()> {

@@ -911,3 +911,98 @@ fn the_summary_splits_counts_by_time_and_camera() {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].frames, out[0].unreviewed), (0, 2));
 }
+
+fn session(key: &str, who: &str, role: &str, started_ms: i64) -> StoredSession {
+    StoredSession {
+        key_sha256: key.into(),
+        who: who.into(),
+        role: role.into(),
+        started_ms,
+        expires_ms: started_ms + 1000,
+    }
+}
+
+#[test]
+fn a_version_7_database_gains_accounts_and_stored_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = migrated_from(
+        dir.path(),
+        7,
+        "UPDATE inspections SET note = NULL WHERE id = -1",
+    );
+    let alice = Account {
+        name: "alice".into(),
+        role: "inspector".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_ms: 10,
+        disabled_ms: None,
+    };
+    assert!(s.create_account(&alice).unwrap());
+    assert!(!s.create_account(&alice).unwrap(), "the name is taken");
+    let mut bob = alice.clone();
+    bob.name = "bob".into();
+    bob.role = "admin".into();
+    assert!(s.create_account(&bob).unwrap());
+    assert_eq!(s.account("alice").unwrap(), Some(alice.clone()));
+    assert_eq!(s.account("carol").unwrap(), None);
+    let names: Vec<String> = s.accounts().unwrap().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    // sessions: found until they expire, token sessions (no account) too
+    s.insert_session(&session("k1", "alice", "inspector", 100))
+        .unwrap();
+    s.insert_session(&session("k2", "alice", "inspector", 100))
+        .unwrap();
+    s.insert_session(&session("k3", "admin", "admin", 100))
+        .unwrap();
+    s.insert_session(&session("k4", "bob", "admin", 100))
+        .unwrap();
+    assert_eq!(s.session("k1", 500).unwrap().unwrap().who, "alice");
+    assert_eq!(s.session("k3", 500).unwrap().unwrap().role, "admin");
+    assert_eq!(s.session("k1", 1100).unwrap(), None, "expired");
+    assert_eq!(s.session("nope", 500).unwrap(), None);
+    s.delete_session("k2").unwrap();
+    assert_eq!(s.session("k2", 500).unwrap(), None, "logged out");
+
+    // a new password ends the account's sessions; disabling too, and its sessions stay refused
+    assert!(s.set_password("bob", "$argon2id$new").unwrap());
+    assert_eq!(s.session("k4", 500).unwrap(), None);
+    assert_eq!(
+        s.account("bob").unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    s.insert_session(&session("k5", "alice", "inspector", 200))
+        .unwrap();
+    assert!(s.disable_account("alice", 300).unwrap());
+    assert!(s.disable_account("alice", 400).unwrap());
+    assert_eq!(s.account("alice").unwrap().unwrap().disabled_ms, Some(300));
+    assert_eq!(s.session("k1", 500).unwrap(), None);
+    assert_eq!(s.session("k5", 500).unwrap(), None);
+    s.insert_session(&session("k6", "alice", "inspector", 500))
+        .unwrap();
+    assert_eq!(
+        s.session("k6", 600).unwrap(),
+        None,
+        "a disabled account has no session"
+    );
+    assert!(!s.disable_account("carol", 300).unwrap());
+    assert!(!s.set_password("carol", "x").unwrap());
+
+    // expired rows are purged (a new session purges too)
+    assert_eq!(
+        s.purge_sessions(1100).unwrap(),
+        1,
+        "k3 (k6 lives until 1500)"
+    );
+    s.insert_session(&session("k7", "admin", "admin", 2000))
+        .unwrap();
+    let left: i64 = s
+        .read(|c| c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(left, 1, "only k7");
+    // only the two roles
+    let mut bad = alice.clone();
+    bad.name = "eve".into();
+    bad.role = "camera".into();
+    assert!(s.create_account(&bad).is_err());
+}

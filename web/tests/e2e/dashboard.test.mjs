@@ -9,7 +9,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
@@ -27,6 +27,10 @@ const ART = join(WEB, 'test-artifacts');
 const FIX = join(REPO, 'tests/fixtures/fasteners/test');
 const INSPECTOR = 'demo-inspector-token';
 const ADMIN = 'demo-admin-token';
+// A named account, created with `railscope accounts add` before the service starts: the
+// inspector of these tests logs in with it, so reviews carry its name.
+const ACCOUNT = 'e2e.inspector';
+const ACCOUNT_PASSWORD = 'e2e password, long enough';
 const DESKTOP = { width: 1366, height: 768 };
 const TABLET = { width: 800, height: 1100 };
 
@@ -171,6 +175,13 @@ before(async () => {
   writeFileSync(cfgPath, cfg);
   port = await freePort();
   base = `http://127.0.0.1:${port}`;
+  // The account, in the database the service will open (password on stdin, never in argv).
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RAILSCOPE__')));
+  const added = spawnSync(BIN, ['--config', cfgPath, 'accounts', 'add', ACCOUNT, '--role', 'inspector', '--password-stdin'], {
+    cwd: REPO, env: { ...inherited, RAILSCOPE__STORAGE__PATH: join(tmp, 'store') }, input: `${ACCOUNT_PASSWORD}\n`, encoding: 'utf8',
+  });
+  assert.equal(added.status, 0, `railscope accounts add: ${added.stderr}`);
+  assert.equal(JSON.parse(added.stdout).account, ACCOUNT);
   server = startChild('server', ['--config', cfgPath, 'serve'], {
     RAILSCOPE__SERVER__BIND: `127.0.0.1:${port}`,
     RAILSCOPE__STORAGE__PATH: join(tmp, 'store'),
@@ -216,28 +227,40 @@ after(async () => {
 });
 
 // ------------------------------------------------------------------ the tests (in order)
-test('login: a wrong token is refused, the inspector token logs in', async () => {
+test('login: a wrong password and a wrong token are refused, the account logs in by name and password', async () => {
   await page.goto(`${base}/`);
   await page.waitForSelector('#login-view:not([hidden])');
-  assert.equal(await page.getAttribute('label[for="login-token"]', 'for'), 'login-token');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'login-user', 'the account name has the focus');
+  assert.equal(await page.getAttribute('#login-user', 'autocomplete'), 'username');
+  assert.equal(await page.getAttribute('#login-password', 'autocomplete'), 'current-password');
+  assert.equal(await page.isVisible('#login-token'), false, 'the token field waits behind its disclosure');
+  await page.fill('#login-user', ACCOUNT);
+  await page.fill('#login-password', 'not the password');
+  await page.click('#login-submit');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent === 'Unknown account name or wrong password.');
+  assert.equal(await page.isVisible('#view-wall'), false, 'nothing shown without a login');
+  // The shared token is still offered, behind "Log in with a shared token instead".
+  await page.click('#login-token-box summary');
   await page.fill('#login-token', 'not-a-token');
   await page.click('#login-submit');
-  await page.waitForFunction(() => document.getElementById('login-error').textContent.includes('refused'));
-  assert.equal(await page.isVisible('#view-wall'), false, 'nothing shown without a token');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.includes('token was refused'));
   const me = await page.evaluate(async () => (await fetch('/v1/me')).status);
   assert.equal(me, 401);
   await shot('login-1366');
 
-  await page.fill('#login-token', INSPECTOR);
+  await page.fill('#login-token', '');
+  await page.click('#login-token-box summary');
+  await page.fill('#login-password', ACCOUNT_PASSWORD);
   await page.click('#login-submit');
   await page.waitForSelector('#view-wall:not([hidden])');
   loggedIn = true;
   assert.equal(await page.textContent('#role-label'), 'inspector');
+  assert.equal(await page.textContent('#who-label'), `Signed in as ${ACCOUNT}`);
   assert.equal(await page.isVisible('#reload-btn'), false, 'admin-only control hidden from an inspector');
   // The session is the HttpOnly cookie: the page cannot read it, but fetch/EventSource use it.
   assert.equal(await page.evaluate(() => document.cookie.includes('railscope_session')), false);
-  const role = await page.evaluate(async () => (await (await fetch('/v1/me')).json()).role);
-  assert.equal(role, 'inspector');
+  const who = await page.evaluate(async () => (await fetch('/v1/me')).json());
+  assert.deepEqual(who, { role: 'inspector', who: ACCOUNT });
 });
 
 test('live wall: tiles appear and update from the event stream', async () => {
@@ -624,7 +647,7 @@ test('review: deep links open the exact inspection; a filtered bulk dismissal st
   await page.waitForFunction(() => !document.getElementById('bulk-dialog').open);
   await page.waitForFunction(() => document.getElementById('queue-summary').dataset.count === '0');
   const reviews = await Promise.all(expectedIds.map(async (id) => (await api(`/v1/inspections/${id}`)).json.review));
-  for (const r of reviews) assert.deepEqual([r?.state, r?.note, r?.reviewer], ['false_alarm', 'dirty lens (e2e)', 'inspector']);
+  for (const r of reviews) assert.deepEqual([r?.state, r?.note, r?.reviewer], ['false_alarm', 'dirty lens (e2e)', ACCOUNT]);
   const hist = (await api(`/v1/inspections/${expectedIds[0]}/history`)).json.items;
   const batchId = hist.at(-1).batch_id;
   assert.ok(Number.isInteger(batchId), JSON.stringify(hist));
@@ -638,7 +661,7 @@ test('review: deep links open the exact inspection; a filtered bulk dismissal st
   await until('unreviewed again', async () => (await Promise.all(expectedIds.map(async (id) => (await api(`/v1/inspections/${id}`)).json.review))).every((r) => r === null));
   await page.waitForFunction((n) => document.getElementById('queue-summary').dataset.count === String(n), expected.total);
   const undone = (await api(`/v1/review-batches/${batchId}`)).json.undone;
-  assert.equal(undone.by, 'inspector');
+  assert.equal(undone.by, ACCOUNT);
   assert.deepEqual([...undone.restored].sort(), [...expectedIds].sort());
   assert.equal(await page.isVisible('#bulk-undo'), false, 'nothing left to undo');
   await page.click('#f-reset');
@@ -690,11 +713,13 @@ test('admin: apply a proposed threshold', async () => {
   await page.click('#logout-btn');
   await page.waitForSelector('#login-view:not([hidden])');
   assert.equal((await page.evaluate(async () => (await fetch('/v1/me')).status)), 401, 'logged out');
+  await page.click('#login-token-box summary');
   await page.fill('#login-token', ADMIN);
   await page.click('#login-submit');
   await page.waitForSelector('.views-nav:not([hidden])');
   loggedIn = true;
   assert.equal(await page.textContent('#role-label'), 'admin');
+  assert.equal(await page.textContent('#who-label'), 'Signed in with the shared admin token');
   await go('calibration');
   const card = '.calib-card[data-camera="cam-01"]';
   await page.waitForSelector(`${card} [data-role="proposed-threshold"]`);

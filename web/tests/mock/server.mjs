@@ -1,7 +1,7 @@
 // A development stand-in for `railscope serve`: the HTTP API contract with made-up scores and
 // the fixture images, so the dashboard can be worked on without the Rust binary.
 // Not used by the tests (the e2e test runs the real server).
-//   node tests/mock/server.mjs [port]   → http://127.0.0.1:8099/  (token demo-inspector-token / demo-admin-token)
+//   node tests/mock/server.mjs [port]   → http://127.0.0.1:8099/  (token demo-inspector-token / demo-admin-token, or account alice / alice-password)
 import http from 'node:http';
 import { readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { join, extname, normalize } from 'node:path';
@@ -11,6 +11,9 @@ const WEB = fileURLToPath(new URL('../../', import.meta.url));
 const FIX = join(WEB, '..', 'tests', 'fixtures', 'fasteners', 'test');
 const port = Number(process.argv[2] ?? 8099);
 const TOKENS = { 'demo-inspector-token': 'inspector', 'demo-admin-token': 'admin' };
+// A named account as `railscope accounts add` would make one: name → [role, password].
+const ACCOUNTS = { alice: ['inspector', 'alice-password'] };
+const who = new Map();
 const sessions = new Map();
 const good = readdirSync(join(FIX, 'good')).map((f) => join(FIX, 'good', f));
 const bad = readdirSync(FIX).filter((d) => d !== 'good').flatMap((d) => readdirSync(join(FIX, d)).map((f) => join(FIX, d, f)));
@@ -77,16 +80,24 @@ http.createServer(async (req, res) => {
     return res.end(readFileSync(file));
   }
   if (p === '/v1/login' && req.method === 'POST') {
-    const { token } = await body(req);
-    if (!TOKENS[token]) return err(res, 401, 'unauthorized', 'bad token');
+    const { token, username, password } = await body(req);
+    const account = username !== undefined ? ACCOUNTS[username] : null;
+    let r, name;
+    if (account && account[1] === password) [r, name] = [account[0], username];
+    else if (username === undefined && TOKENS[token]) [r, name] = [TOKENS[token], TOKENS[token]];
+    else return err(res, 401, 'unauthorized', 'unknown account name or wrong password');
     const sid = Math.random().toString(36).slice(2);
-    sessions.set(sid, TOKENS[token]);
-    return send(res, 200, { role: TOKENS[token] }, { 'Set-Cookie': `railscope_session=${sid}; HttpOnly; SameSite=Strict; Path=/` });
+    sessions.set(sid, r);
+    who.set(sid, name);
+    return send(res, 200, { role: r, who: name }, { 'Set-Cookie': `railscope_session=${sid}; HttpOnly; SameSite=Strict; Path=/` });
   }
   const r = role(req);
   if (!r) return err(res, 401, 'unauthorized', 'log in first');
   if (p === '/v1/logout') return send(res, 204, undefined, { 'Set-Cookie': 'railscope_session=; Max-Age=0; Path=/' });
-  if (p === '/v1/me') return send(res, 200, { role: r });
+  if (p === '/v1/me') {
+    const m = /railscope_session=([^;]+)/.exec(req.headers.cookie ?? '');
+    return send(res, 200, { role: r, who: (m && who.get(m[1])) ?? r });
+  }
   if (p === '/v1/events') {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
     res.write(': hello\n\n');
