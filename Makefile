@@ -108,9 +108,12 @@ train: train-venv
 
 # Reproduces the shipped packages (models/<arch>, calibration/<arch>.json) from `make data`.
 # nested-edgan trains in NESTED_STAGES stages of 24 epochs, each a warm restart from the one
-# before (docs/models.md rows 11-12): stage 2 from stage 1's checkpoint, later ones from the
-# package the stage before wrote (train.py --init-from models/nested-edgan); the baselines in one.
-NESTED_STAGES ?= 3
+# before (docs/models.md rows 11, 12, 17): stage 2 from stage 1's checkpoint, later ones from the
+# package the stage before wrote (train.py --init-from models/nested-edgan); from stage
+# GEOMETRIC_FROM on, the restoration damage adds the geometric kinds (--corruption geometric).
+# The baselines train in one run.
+NESTED_STAGES ?= 4
+GEOMETRIC_FROM ?= 4
 train-shipped: data train-venv
 	for run in $$(seq -f nested-edgan:%g 1 $(NESTED_STAGES)) ganomaly:1 skip-ganomaly:1; do \
 		arch=$${run%%:*}; stage=$${run##*:}; \
@@ -118,6 +121,7 @@ train-shipped: data train-venv
 		if [ $$stage = 2 ]; then cp runs/nested-edgan/checkpoint.pt runs/nested-edgan-stage1.pt; \
 			flags="$$flags --init-from $(CURDIR)/runs/nested-edgan-stage1.pt"; fi; \
 		if [ $$stage -gt 2 ]; then flags="$$flags --init-from $(CURDIR)/models/nested-edgan"; fi; \
+		if [ $$arch = nested-edgan ] && [ $$stage -ge $(GEOMETRIC_FROM) ]; then flags="$$flags --corruption geometric"; fi; \
 		cd $(TRAIN_DIR) && $(UP)/$(TPY) -m railscope_train.train --data $(UP)/data/synth-train --arch $$arch --size $(SIZE) \
 			--calib-data $(UP)/data/synth-calib --test-data $(UP)/data/synth-test --threads 2 $$flags \
 			--data-label "railscope_train.synth seed=1 train=1600 size=128" \
@@ -218,6 +222,7 @@ prometheus-test: rust-deps venv build
 	promtool check config docker/prometheus/prometheus.yml
 	promtool test rules docker/prometheus/alerts_test.yml
 	$(PY) docker/grafana/check_dashboard.py
+	$(PY) docker/grafana/check_alerts.py
 
 # docs/api.yaml against the real service (schemathesis: no 5xx, documented codes and bodies).
 $(VENV)/.api-installed: tests/api/requirements.txt $(VENV)/.installed

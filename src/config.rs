@@ -26,7 +26,33 @@ pub struct Config {
     pub auth: AuthConfig,
     pub calibration: CalibrationConfig,
     pub review: ReviewConfig,
+    pub alerts: AlertsConfig,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// The Prometheus whose alerts the dashboard's start-of-shift panel shows (`GET /v1/alerts`).
+/// Off (not connected) while `prometheus_url` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AlertsConfig {
+    /// Base URL of the Prometheus server that evaluates railscope's alert rules, e.g.
+    /// `http://127.0.0.1:9090` (plain http; its `/api/v1/alerts` is asked). Empty: not connected.
+    pub prometheus_url: String,
+    /// How long one question to Prometheus may take (connect and answer), in milliseconds.
+    pub timeout_ms: u64,
+    /// Only alerts whose `alertname` starts with this are railscope's (the shipped rules in
+    /// docker/prometheus/alerts.yml all start with `Railscope`).
+    pub name_prefix: String,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            prometheus_url: String::new(),
+            timeout_ms: 2000,
+            name_prefix: "Railscope".into(),
+        }
+    }
 }
 
 /// What a confirmed defect records (docs/api.yaml, `ReviewRequest`).
@@ -589,6 +615,24 @@ impl Config {
         if self.review.max_bulk == 0 || self.review.max_bulk > 10_000 {
             return Err(Error::Config(
                 "review.max_bulk must be between 1 and 10000".into(),
+            ));
+        }
+        let url = self.alerts.prometheus_url.trim();
+        if !url.is_empty() {
+            let rest = url.strip_prefix("http://").ok_or_else(|| {
+                Error::Config(format!(
+                    "alerts.prometheus_url must be empty or an http:// URL, not {url:?}"
+                ))
+            })?;
+            if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ']) {
+                return Err(Error::Config(format!(
+                    "alerts.prometheus_url must be a base URL like http://127.0.0.1:9090, not {url:?}"
+                )));
+            }
+        }
+        if self.alerts.timeout_ms == 0 || self.alerts.timeout_ms > 30_000 {
+            return Err(Error::Config(
+                "alerts.timeout_ms must be between 1 and 30000".into(),
             ));
         }
         if self.calibration.min_reviews_per_class == 0 {

@@ -5,7 +5,7 @@ import { createApi } from './js/api.js';
 import { createStore } from './js/store.js';
 import { parseRoute, routeHash } from './js/router.js';
 import { applyInspection, badgeCount, countKey, emptyCameras, emptyQueue, filtersToQuery, isSilent, isUnreviewedQueue, mergeCameras, queueCounted, queueUpsert, seedLatest, DEFAULT_FILTERS } from './js/state.js';
-import { connectivityAfter, defaultSince, readLastVisit, writeLastVisit } from './js/shift.js';
+import { answeredByServer, connectivityAfter, defaultSince, readLastVisit, writeLastVisit } from './js/shift.js';
 import { fmtDuration, fmtTime } from './js/format.js';
 import { loginBody, loginFailureMessage, signedInAs } from './js/login.js';
 import { createWallView } from './js/views/wall.js';
@@ -33,11 +33,13 @@ const store = createStore({
   serverDownSince: null,
   // The start-of-shift summary: since (epoch ms), the server's answer, an error message.
   shift: { since: null, data: null, error: null },
+  // GET /v1/alerts: the answer ({connected, alerts}) or the error that came instead.
+  alerts: { data: null, error: null },
 });
 
 const $ = (id) => document.getElementById(id);
-// Every API answer says the server is reachable; a network failure (or a gateway's 502–504)
-// that it is not. The wall then shows one banner instead of every camera turning silent.
+// Every API answer says the server is reachable; a network failure (or a gateway's 502–504,
+// not railscope's own JSON error) that it is not. The wall then shows one banner instead of every camera turning silent.
 function noteReach(reached) {
   store.set((st) => {
     const next = connectivityAfter({ downSince: st.serverDownSince }, reached, Date.now());
@@ -47,7 +49,7 @@ function noteReach(reached) {
 async function trackedFetch(...args) {
   try {
     const res = await globalThis.fetch(...args);
-    noteReach(![502, 503, 504].includes(res.status));
+    noteReach(answeredByServer(res.status, res.headers.get('Content-Type')));
     return res;
   } catch (e) {
     noteReach(false);
@@ -187,6 +189,16 @@ async function refreshSummary() {
     store.set((st) => (st.shift.since === since ? { shift: { since, data, error: null } } : {}));
   } catch (e) {
     store.set((st) => (st.shift.since === since ? { shift: { ...st.shift, error: e.message } } : {}));
+  }
+}
+
+async function refreshAlerts() {
+  try {
+    const data = await api.alerts();
+    store.set({ alerts: { data, error: null } });
+  } catch (e) {
+    if (e.status === 401) return;
+    store.set({ alerts: { data: null, error: { status: e.status, code: e.code, message: e.message } } });
   }
 }
 
@@ -356,11 +368,13 @@ async function startSession(me) {
   seedWall();
   refreshCounts().catch(() => {});
   refreshSummary();
+  refreshAlerts();
   tick = setInterval(() => store.set({ now: Date.now() }), 1000);
   camTimer = setInterval(() => {
     refreshCameras().catch(() => {});
     refreshCounts().catch(() => {});
     refreshSummary();
+    refreshAlerts();
   }, CAMERA_REFRESH_MS);
   // While the server is unreachable, ask more often, so the banner goes as soon as it answers.
   probeTimer = setInterval(() => { if (store.get().serverDownSince != null) api.me().catch(() => {}); }, 3000);
@@ -373,7 +387,7 @@ function endSession(message) {
   clearInterval(camTimer);
   clearInterval(probeTimer);
   clearTimeout(countTimer);
-  store.set({ role: null, cameras: emptyCameras(), queue: emptyQueue(), streamState: 'closed', streamOpenedAt: null, unreviewed: null });
+  store.set({ role: null, cameras: emptyCameras(), queue: emptyQueue(), streamState: 'closed', streamOpenedAt: null, unreviewed: null, alerts: { data: null, error: null } });
   everOpened = false;
   for (const v of Object.values(views)) { v.root.hidden = true; v.hide?.(); }
   document.querySelector('.views-nav').hidden = true;

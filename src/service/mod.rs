@@ -460,6 +460,9 @@ pub fn not_applied(running: &Config, new: &Config) -> Vec<&'static str> {
     if running.review != new.review {
         out.push("review");
     }
+    if running.alerts != new.alerts {
+        out.push("alerts");
+    }
     if cameras(running) != cameras(new) {
         out.push("cameras");
     }

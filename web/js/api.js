@@ -78,6 +78,9 @@ export function createApi(fetchImpl = (...a) => globalThis.fetch(...a), { onUnau
     scores: (params) => request('GET', `/v1/stats/scores${q(params)}`),
     // The start-of-shift summary: per camera, what happened since `since` (RFC 3339).
     summary: (params) => request('GET', `/v1/summary${q(params)}`),
+    // Firing and pending railscope alerts of the configured Prometheus ({connected: false} when
+    // none is configured; 502 alerts_unavailable when it cannot be asked).
+    alerts: () => request('GET', '/v1/alerts'),
     proposal: (camera, params) => request('GET', `/v1/cameras/${enc(camera)}/calibration/proposal${q(params)}`),
     // The threshold is sent as the number it is, never rounded; reason goes to the audit.
     applyCalibration: (camera, threshold, reason) => request('PUT', `/v1/cameras/${enc(camera)}/calibration`, reason ? { threshold, reason } : { threshold }),

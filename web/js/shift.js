@@ -85,6 +85,16 @@ export function connectivityAfter(conn, reached, nowMs) {
   return conn.downSince != null ? conn : { downSince: nowMs };
 }
 
+/**
+ * Whether an HTTP answer came from railscope itself: anything but a gateway's 502–504. Its own
+ * errors are JSON (`{"error": …}`), so a 502 with a JSON body — `GET /v1/alerts` when Prometheus
+ * is down — says the server is up and only Prometheus is not.
+ */
+export function answeredByServer(status, contentType) {
+  if (![502, 503, 504].includes(status)) return true;
+  return /^application\/json\b/i.test(contentType ?? '');
+}
+
 /** Whether an error means the server was not reached (network failure or a gateway's 502–504). */
 export function isUnreachable(err) {
   return err?.status === 0 || err?.status === 502 || err?.status === 503 || err?.status === 504;
@@ -102,4 +112,60 @@ export function tileState(silent, serverDownSince) {
 /** Whether a tile shows its defect emphasis: a defect arrived within `holdMs` (steady, not per frame). */
 export function recentDefect(lastDefectAt, nowMs, holdMs = DEFECT_HOLD_MS) {
   return Number.isFinite(lastDefectAt) && nowMs - lastDefectAt <= holdMs;
+}
+
+/**
+ * The alerts part of the start-of-shift panel from `GET /v1/alerts` (`answer`) or its failure
+ * (`error`, an ApiError): `{ status, text, firing, pending, groups }` where status is `loading`,
+ * `not_connected` (no Prometheus configured), `unavailable` (Prometheus could not be asked),
+ * `clear` (none firing or pending) or `alerts`; groups are per camera (configured order of
+ * `cameraOrder`, then others), then the service-wide ones (`camera: null`).
+ */
+export function describeAlerts(answer, error, cameraOrder = []) {
+  const empty = { firing: 0, pending: 0, groups: [] };
+  if (error) {
+    const why = String(error.message ?? error).replace(/^alerts unavailable:\s*/i, '');
+    return { ...empty, status: 'unavailable', text: `Alerts unavailable: ${why}` };
+  }
+  if (!answer) return { ...empty, status: 'loading', text: 'Reading the alerts…' };
+  if (!answer.connected) return { ...empty, status: 'not_connected', text: 'Alerts not connected: no Prometheus is configured ([alerts] prometheus_url).' };
+  const list = answer.alerts ?? [];
+  const firing = list.filter((a) => a.state === 'firing').length;
+  const pending = list.filter((a) => a.state === 'pending').length;
+  if (!list.length) return { ...empty, status: 'clear', text: 'No railscope alert is firing or pending.' };
+  const byCam = new Map();
+  for (const a of list) {
+    const k = a.camera ?? null;
+    if (!byCam.has(k)) byCam.set(k, []);
+    byCam.get(k).push(a);
+  }
+  const rank = (cam) => {
+    if (cam == null) return [2, ''];
+    const i = cameraOrder.indexOf(cam);
+    return i < 0 ? [1, cam] : [0, String(i).padStart(6, '0')];
+  };
+  const keys = [...byCam.keys()].sort((a, b) => {
+    const [ra, sa] = rank(a), [rb, sb] = rank(b);
+    return ra - rb || sa.localeCompare(sb);
+  });
+  const parts = [];
+  if (firing) parts.push(`${firing} alert${firing === 1 ? '' : 's'} firing`);
+  if (pending) parts.push(`${pending} pending`);
+  return {
+    status: 'alerts',
+    text: parts.join(', '),
+    firing,
+    pending,
+    groups: keys.map((camera) => ({ camera, alerts: byCam.get(camera) })),
+  };
+}
+
+/** A camera's alerts from `GET /v1/alerts` (those labelled with it): `{ firing, pending, names }`. */
+export function cameraAlerts(answer, cameraId) {
+  const mine = (answer?.connected ? answer.alerts ?? [] : []).filter((a) => a.camera === cameraId);
+  return {
+    firing: mine.filter((a) => a.state === 'firing').length,
+    pending: mine.filter((a) => a.state === 'pending').length,
+    names: [...new Set(mine.map((a) => a.name))],
+  };
 }

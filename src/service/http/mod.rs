@@ -2,6 +2,7 @@
 //! into a clear 4xx in the JSON error format ([`errors`]), and hands heavy work (decoding, SQLite)
 //! to the blocking pool ([`params::blocking`]) so the event loop stays free.
 
+pub mod alerts;
 pub mod calibration;
 pub mod defects;
 pub mod errors;
@@ -91,7 +92,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/stats/trend", "GET").route(web::get().to(trend)))
             .service(resource("/stats/positions", "GET").route(web::get().to(positions)))
             .service(resource("/stats/scores", "GET").route(web::get().to(scores)))
-            .service(resource("/summary", "GET").route(web::get().to(summary::summary))),
+            .service(resource("/summary", "GET").route(web::get().to(summary::summary)))
+            .service(resource("/alerts", "GET").route(web::get().to(alerts::alerts))),
     )
     .service(resource("/admin/reload", "POST").route(web::post().to(reload)));
 }

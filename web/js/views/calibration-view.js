@@ -62,7 +62,7 @@ export function createCalibrationView(ctx) {
       <div data-role="proposal" aria-live="polite"><p class="muted">Loading proposal…</p></div>
       <div class="apply-row">
         <div class="field"><label for="${k}-try">Threshold to try${ctx.isAdmin() ? ' / apply' : ''}</label>
-          <input id="${k}-try" data-role="try" type="number" min="0" step="any" inputmode="decimal" style="width: 11em"></div>
+          <input id="${k}-try" data-role="try" type="number" min="0" step="any" inputmode="decimal"></div>
         <p class="muted" data-role="whatif" aria-live="polite"></p>
         <p class="error" data-role="whatif-missed" aria-live="polite" hidden></p>
         <button type="button" class="btn primary" data-role="apply" data-admin ${ctx.isAdmin() ? '' : 'hidden'}>Apply threshold</button>

@@ -37,13 +37,13 @@ export function createDefectsView(ctx) {
   function row(d) {
     const moves = nextStates(d.state).map((to) => `<button type="button" class="btn small" data-id="${d.id}" data-to="${to}">${esc(MOVE_LABELS[to])}</button>`).join(' ');
     return `<tr data-id="${d.id}">
-      <td><a href="#/review/${d.id}">#${d.id}</a></td><td>${esc(d.track_id ?? '–')}</td><td class="num">${esc(d.km ?? '–')}</td>
-      <td>${esc(d.rail_side ?? '–')}</td><td class="num">${d.sleeper ?? '–'}</td><td>${esc(d.camera)}</td><td>${esc(d.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</td>
-      <td>${esc((d.type ?? 'unclassified').replace(/_/g, ' '))}</td><td>${esc(d.severity ?? '–')}</td>
-      <td data-role="state">${esc(STATE_LABELS[d.state] ?? d.state)}${d.state_by ? ` <span class="muted">(${esc(d.state_by)})</span>` : ''}</td>
-      <td>${esc(d.note)}</td><td>${esc(d.reviewer)}</td>
-      <td>${d.image_url ? `<a href="${esc(d.image_url)}" target="_blank" rel="noopener">image</a>` : '–'}</td>
-      <td class="moves">${moves}</td></tr>`;
+      <td data-label="#"><a href="#/review/${d.id}">#${d.id}</a></td><td data-label="Track">${esc(d.track_id ?? '–')}</td><td class="num" data-label="km">${esc(d.km ?? '–')}</td>
+      <td data-label="Rail">${esc(d.rail_side ?? '–')}</td><td class="num" data-label="Sleeper">${d.sleeper ?? '–'}</td><td data-label="Camera">${esc(d.camera)}</td><td data-label="Time">${esc(d.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</td>
+      <td data-label="Type">${esc((d.type ?? 'unclassified').replace(/_/g, ' '))}</td><td data-label="Severity">${esc(d.severity ?? '–')}</td>
+      <td data-role="state" data-label="Repair">${esc(STATE_LABELS[d.state] ?? d.state)}${d.state_by ? ` <span class="muted">(${esc(d.state_by)})</span>` : ''}</td>
+      <td data-label="Note">${esc(d.note)}</td><td data-label="Reviewer">${esc(d.reviewer)}</td>
+      <td data-label="Image">${d.image_url ? `<a href="${esc(d.image_url)}" target="_blank" rel="noopener">image</a>` : '–'}</td>
+      <td class="moves"${moves ? ' data-label="Actions"' : ''}>${moves}</td></tr>`;
   }
 
   async function load() {

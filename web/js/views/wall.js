@@ -4,7 +4,7 @@
 // while the server itself is unreachable). Tiles are built once and updated in place.
 
 import { escapeHtml as esc, fmtAgo, fmtCount, fmtFps, fmtPercent, fmtScore, fmtTime, parseTime, fmtDuration, noteTag, scoreRelation, toDatetimeLocal, fromDatetimeLocal } from '../format.js';
-import { describeRate, describeSeverities, describeTracks, rateDeparture, recentDefect, tileState } from '../shift.js';
+import { cameraAlerts, describeAlerts, describeRate, describeSeverities, describeTracks, rateDeparture, recentDefect, tileState } from '../shift.js';
 import { cameraFps, cameraDefectRate, isSilent, scoreBar } from '../state.js';
 
 export function createWallView(ctx) {
@@ -15,6 +15,9 @@ export function createWallView(ctx) {
   const shiftSince = document.getElementById('shift-since');
   const shiftTotals = document.getElementById('shift-totals');
   const shiftBody = document.querySelector('#shift-table tbody');
+  const alertsBox = document.getElementById('shift-alerts');
+  const alertsStatus = document.getElementById('shift-alerts-status');
+  const alertsList = document.getElementById('shift-alerts-list');
   const tiles = new Map();
 
   shiftSince.addEventListener('change', () => {
@@ -42,6 +45,7 @@ export function createWallView(ctx) {
         <span class="img-age" data-field="imgage" hidden></span>
       </div>
       <div class="silent-warning" data-field="silent" role="alert" hidden></div>
+      <p class="tile-alerts" data-field="alerts" hidden></p>
       <dl class="tile-stats">
         <div class="latest"><dt>Latest frame</dt><dd><span class="score-text" data-field="score">–</span>
           <div class="scorebar" data-field="bar" role="img" aria-label="no score yet"><div class="fill"></div><div class="thr"></div></div></dd></div>
@@ -55,7 +59,7 @@ export function createWallView(ctx) {
       </dl>
       <div class="tile-foot"><a href="#/review" data-field="reviewlink">Review defects of ${esc(cam.id)}</a></div>`;
     const f = (name) => el.querySelector(`[data-field="${name}"]`);
-    const t = { el, f: Object.fromEntries(['name', 'state', 'img', 'noimg', 'verdict', 'imgage', 'silent', 'score', 'bar', 'fps', 'rate', 'frames', 'defects', 'unreviewed', 'sincelabel', 'since', 'track', 'reviewlink'].map((n) => [n, f(n)])), shownImage: null, loading: null };
+    const t = { el, f: Object.fromEntries(['name', 'state', 'img', 'noimg', 'verdict', 'imgage', 'silent', 'score', 'bar', 'fps', 'rate', 'frames', 'defects', 'unreviewed', 'sincelabel', 'since', 'track', 'reviewlink', 'alerts'].map((n) => [n, f(n)])), shownImage: null, loading: null };
     t.f.reviewlink.addEventListener('click', (e) => {
       e.preventDefault();
       ctx.openReview({ camera: cam.id });
@@ -146,6 +150,13 @@ export function createWallView(ctx) {
     t.f.frames.textContent = fmtCount(cam.frames ?? 0);
     t.f.defects.textContent = fmtCount(cam.defects ?? 0);
     updateTileShift(t, cam, state);
+    const al = cameraAlerts(state.alerts?.data, cam.id);
+    const n = al.firing + al.pending;
+    t.f.alerts.hidden = n === 0 || tstate === 'unknown';
+    t.f.alerts.dataset.firing = String(al.firing);
+    t.f.alerts.textContent = n === 0 ? ''
+      : `${al.firing ? `${al.firing} alert${al.firing === 1 ? '' : 's'} firing` : `${al.pending} alert${al.pending === 1 ? '' : 's'} pending`}: ${al.names.join(', ')}`;
+    t.f.alerts.classList.toggle('pending-only', al.firing === 0);
   }
 
   /** The tile's figures from the start-of-shift summary: unreviewed, since, track section. */
@@ -201,6 +212,28 @@ export function createWallView(ctx) {
     }).join('');
   }
 
+  let renderedAlerts = null;
+  function updateAlerts(state) {
+    const alerts = state.alerts ?? {};
+    if (alerts === renderedAlerts && state.cameras.order === renderedAlerts?.order) return;
+    renderedAlerts = alerts;
+    const { order, byId } = state.cameras;
+    const d = describeAlerts(alerts.data, alerts.error, order);
+    alertsBox.dataset.status = d.status;
+    alertsStatus.textContent = d.text;
+    alertsList.hidden = !d.groups.length;
+    alertsList.innerHTML = d.groups.flatMap((g) => g.alerts.map((a) => {
+      const where = g.camera == null ? 'service' : g.camera;
+      const name = g.camera != null && byId[g.camera]?.name ? ` <span class="cam-name">${esc(byId[g.camera].name)}</span>` : '';
+      const since = a.since ? ` · since ${esc(fmtTime(a.since, state.now))}` : '';
+      const sev = a.severity ? ` · ${esc(a.severity)}` : '';
+      return `<li data-alert="${esc(a.name)}" data-state="${esc(a.state)}"${g.camera != null ? ` data-camera="${esc(g.camera)}"` : ''}>`
+        + `<span class="chip ${a.state === 'firing' ? 'defect' : 'review'}">${esc(a.state)}</span> `
+        + `<strong>${esc(where)}</strong>${name} <span class="alert-name">${esc(a.name)}</span>${sev}${since}`
+        + `${a.summary ? `<span class="alert-summary">${esc(a.summary)}</span>` : ''}</li>`;
+    })).join('');
+  }
+
   function update(state) {
     const { order, byId } = state.cameras;
     for (const id of order) {
@@ -223,6 +256,7 @@ export function createWallView(ctx) {
       : state.serverDownSince != null ? `${order.length} camera${order.length === 1 ? '' : 's'} · state unknown: the server cannot be reached`
         : `${order.length} camera${order.length === 1 ? '' : 's'} · ${fmtFps(fps)} in all · ${silent ? `${silent} silent` : 'none silent'}`;
     updateShift(state);
+    updateAlerts(state);
   }
 
   return {
@@ -230,7 +264,7 @@ export function createWallView(ctx) {
     update(state, prev) {
       if (root.hidden) return;
       if (state.cameras !== prev?.cameras || state.now !== prev?.now || state.streamOpenedAt !== prev?.streamOpenedAt
-        || state.shift !== prev?.shift || state.serverDownSince !== prev?.serverDownSince) update(state);
+        || state.shift !== prev?.shift || state.alerts !== prev?.alerts || state.serverDownSince !== prev?.serverDownSince) update(state);
     },
     show(state) { update(state); },
   };

@@ -16,6 +16,7 @@ import { deflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import { computeEffect, exactThreshold, reviewedFromProposal } from '../../js/calibration.js';
 
@@ -33,6 +34,10 @@ const ACCOUNT = 'e2e.inspector';
 const ACCOUNT_PASSWORD = 'e2e password, long enough';
 const DESKTOP = { width: 1366, height: 768 };
 const TABLET = { width: 800, height: 1100 };
+// axe-core (devDependency), evaluated in the page through the DevTools protocol (the page's
+// Content-Security-Policy forbids inline scripts, and rightly so); WCAG 2.0/2.1 A and AA rules.
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
 
 let base, port, tmp, server, simulator, ctx, page;
 /** Before anything was stored: the e2e's "last visit" for the start-of-shift summary. */
@@ -152,6 +157,35 @@ async function shot(name, opts = {}) {
   await page.screenshot({ path: join(ART, `${name}.png`), ...opts });
 }
 
+/** axe-core on the page as it is now: 0 violations of the WCAG 2 A/AA rules. */
+async function axeCheck(what) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE);
+  const res = await page.evaluate((tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] }), AXE_TAGS);
+  const found = res.violations.map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 6).map((n) => `${n.target.join(' ')}${n.failureSummary ? ` [${n.failureSummary.replace(/\s+/g, ' ').slice(0, 160)}]` : ''}`).join(' | ')}`);
+  assert.deepEqual(found, [], `axe-core on ${what}: ${found.length} violation(s)`);
+  // axe did run its rules here (a page it could not analyse would pass nothing either).
+  assert.ok(res.passes.length >= 10, `axe-core on ${what}: only ${res.passes.length} rules passed`);
+  axeChecked.push(`${what}: ${res.passes.length} rules passed, ${res.incomplete.length} need review${res.incomplete.length ? ` (${res.incomplete.map((v) => `${v.id}: ${v.nodes.slice(0, 4).map((n) => n.target.join(' ')).join(', ')}`).join('; ')})` : ''}`);
+}
+const axeChecked = [];
+
+/**
+ * The view as it is at 1366 px and at 800 px: a full-page screenshot `<name>-<width>.png` each,
+ * axe-core with 0 violations each, and no horizontal scrolling at 800 px. Back to 1366 after.
+ */
+async function checkView(name, { widths = [DESKTOP, TABLET] } = {}) {
+  for (const vp of widths) {
+    await page.setViewportSize(vp);
+    await sleep(400); // the charts redraw at their new width 150 ms after a resize
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    if (vp.width <= 800) assert.ok(overflow <= 0, `${name}: no horizontal scrolling at ${vp.width} px (overflow ${overflow} px)`);
+    await shot(`${name}-${vp.width}`, { fullPage: true });
+    await axeCheck(`${name} at ${vp.width} px`);
+  }
+  await page.setViewportSize(DESKTOP);
+}
+
 async function go(view) {
   await page.evaluate((v) => { location.hash = `#/${v}`; }, view);
   await page.waitForSelector(`#view-${view}:not([hidden])`);
@@ -246,7 +280,7 @@ test('login: a wrong password and a wrong token are refused, the account logs in
   await page.waitForFunction(() => document.getElementById('login-error').textContent.includes('token was refused'));
   const me = await page.evaluate(async () => (await fetch('/v1/me')).status);
   assert.equal(me, 401);
-  await shot('login-1366');
+  await checkView('login');
 
   await page.fill('#login-token', '');
   await page.click('#login-token-box summary');
@@ -310,7 +344,10 @@ test('live wall: tiles appear and update from the event stream', async () => {
   assert.match(tile4, /no track/);
   assert.doesNotMatch(tile4, /null|NaN|undefined/);
   await sleep(2500); // let frames/s settle for the screenshot
-  await shot('wall-1366');
+  // The start-of-shift panel says plainly that no Prometheus is configured for this server.
+  await page.waitForSelector('#shift-alerts[data-status="not_connected"]');
+  assert.match(await page.textContent('#shift-alerts-status'), /^Alerts not connected/);
+  await checkView('wall');
 });
 
 let confirmedId, falseAlarmId, noTrack;
@@ -362,7 +399,8 @@ test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals'
   assert.equal(await page.isChecked('#recon-toggle'), true);
   const [frameW, reconW] = await page.evaluate(() => ['detail-frame', 'detail-recon'].map((id) => document.getElementById(id).naturalWidth));
   assert.equal(reconW, frameW, 'the reconstruction has the frame size');
-  await shot('review-1366');
+  await checkView('review');
+  await page.focus('#queue-list');
 
   // Zoom on the worst crop (z): frame, heatmap and reconstruction at 3–4×, pixelated; Esc closes.
   await page.keyboard.press('z');
@@ -411,6 +449,7 @@ test('review queue: heatmap overlay, keyboard review (c, f, j/k), live arrivals'
   assert.match(await page.textContent('#type-picker [data-type="fractured_clip"]'), /^2\s+fractured clip$/);
   assert.match(await page.textContent('#type-picker [data-type="other"]'), /^0\s+other$/);
   await shot('review-type-picker-1366');
+  await axeCheck('review with the defect type picker open');
   await page.keyboard.press('2');
   await until('API shows the confirmation', async () => (await api(`/v1/inspections/${confirmedId}`)).json?.review?.state === 'confirmed');
   const confirmed = (await api(`/v1/inspections/${confirmedId}`)).json;
@@ -503,7 +542,7 @@ test('defects: the confirmed defect is listed, exported as CSV and GeoJSON, and 
   assert.equal(await page.getAttribute('#export-csv', 'href'), '/v1/defects?format=csv&severity=immediate');
   await page.selectOption('#d-severity', '');
   await page.waitForSelector(rowSel);
-  await shot('defects-1366');
+  await checkView('defects');
 
   // Order the repair: the lifecycle moves on, with who.
   await page.click(`${rowSel} button[data-to="repair_ordered"]`);
@@ -642,6 +681,7 @@ test('review: deep links open the exact inspection; a filtered bulk dismissal st
   assert.match(await page.textContent('#bulk-what'), new RegExp(`^${expected.total} unreviewed defects from cam-02 with A′ ≥ .* on track ${track} km`));
   await page.fill('#bulk-note', 'dirty lens (e2e)');
   await shot('review-bulk-1366');
+  await axeCheck('the bulk review confirmation dialog');
   await page.focus('#bulk-go');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => !document.getElementById('bulk-dialog').open);
@@ -677,7 +717,7 @@ test('trends: the three charts are drawn', async () => {
   const bars = await page.$$eval('#chart-positions svg.chart .bar-defect', (els) => els.length);
   assert.ok(bars > 0, 'defects along the track are drawn');
   assert.ok(await page.$eval('#chart-scores svg.chart', (s) => s.querySelectorAll('.bar-normal, .bar-defect').length) > 0);
-  await shot('trends-1366');
+  await checkView('trends');
 });
 
 test('calibration: a proposal after one confirmed defect and one false alarm', async () => {
@@ -705,7 +745,7 @@ test('calibration: a proposal after one confirmed defect and one false alarm', a
   await page.selectOption(`${card} [data-role="method"]`, 'false_alarm_rate');
   await page.waitForSelector(`${card} [data-role="target"]`, { state: 'visible' });
   await page.waitForSelector(`${card} [data-role="proposed-threshold"]`);
-  await shot('calibration-1366');
+  await checkView('calibration');
 });
 
 test('admin: apply a proposed threshold', async () => {
@@ -794,7 +834,7 @@ test('admin: Apply sends the exact proposal when rounding would miss a confirmed
   await page.waitForSelector(`${card} [data-role="audit-list"] li[data-audit-id="${entry.id}"]`);
   assert.match(await page.textContent(`${card} li[data-audit-id="${entry.id}"] [data-role="change"]`), new RegExp(`→ ${exactThreshold(p).replace('.', '\\.')}$`));
   assert.equal(await page.textContent(`${card} li[data-audit-id="${entry.id}"] [data-role="actor"]`), 'admin');
-  await shot('calibration-applied-1366');
+  await checkView('calibration-applied');
 
   // Clear: the model default applies again, and that is audited too.
   await page.click(`${card} [data-role="clear"]`);
@@ -816,10 +856,14 @@ test('tablet width (800×1100): the review view fits', async () => {
   });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling at 800 px (overflow ${overflow} px)`);
-  await shot('review-800');
-  await go('wall');
-  await shot('wall-800');
+  // (every view's 800 px screenshot and axe-core run: checkView in the tests above)
   await page.setViewportSize(DESKTOP);
+});
+
+test('axe-core ran on every view', async () => {
+  const views = ['login', 'wall', 'review', 'defects', 'trends', 'calibration', 'calibration-applied'];
+  for (const v of views) for (const w of [1366, 800]) assert.ok(axeChecked.some((c) => c.startsWith(`${v} at ${w} px:`)), `${v} at ${w} px: ${axeChecked.join('; ')}`);
+  console.log(`axe-core, 0 violations (WCAG 2 A/AA): ${axeChecked.join('; ')}`);
 });
 
 test('no console errors', async () => {
@@ -862,6 +906,43 @@ test('start of shift: the summary since the last visit, full camera names; a ser
   await page.waitForFunction((n) => document.getElementById('shift-totals').textContent.startsWith(`${n} new defect`), expected.totals.defects);
   await shot('wall-shift-1366');
 
+  // Firing Prometheus alerts (GET /v1/alerts answered as a Prometheus-connected server would;
+  // docker/grafana/check_alerts.py gets such an answer from a real Prometheus): listed per
+  // camera in the panel, and on the camera's tile.
+  const firing = { connected: true, checked_at: new Date().toISOString(), alerts: [
+    { name: 'RailscopeCameraSilent', state: 'firing', severity: 'warning', camera: 'cam-02', instance: null, since: new Date(Date.now() - 400_000).toISOString(), summary: 'Camera cam-02 sent no frame for 6m 40s' },
+    { name: 'RailscopeQueueSaturated', state: 'pending', severity: 'critical', camera: null, instance: `127.0.0.1:${port}`, since: new Date(Date.now() - 60_000).toISOString(), summary: `railscope 127.0.0.1:${port} inference queue 85% full` },
+  ] };
+  const alertsRoute = (url) => url.pathname === '/v1/alerts';
+  let alertsAnswer = { status: 200, json: firing };
+  await page.route(alertsRoute, (r) => r.fulfill({ status: alertsAnswer.status, json: alertsAnswer.json }));
+  try {
+    await page.reload();
+    await go('wall');
+    await page.waitForSelector('#shift-alerts[data-status="alerts"]');
+    assert.equal(await page.textContent('#shift-alerts-status'), '1 alert firing, 1 pending');
+    const li = '#shift-alerts-list li[data-alert="RailscopeCameraSilent"][data-camera="cam-02"]';
+    assert.match(await page.textContent(li), /^firing cam-02 .*RailscopeCameraSilent · warning · since .*Camera cam-02 sent no frame for 6m 40s$/);
+    assert.match(await page.textContent('#shift-alerts-list li[data-alert="RailscopeQueueSaturated"]'), /^pending service RailscopeQueueSaturated/);
+    await page.waitForSelector('.tile[data-camera="cam-02"] [data-field="alerts"]:not([hidden])');
+    assert.equal(await page.textContent('.tile[data-camera="cam-02"] [data-field="alerts"]'), '1 alert firing: RailscopeCameraSilent');
+    assert.equal(await page.isVisible('.tile[data-camera="cam-01"] [data-field="alerts"]'), false);
+    await checkView('wall-alerts');
+    // Prometheus down: the server answers 502 alerts_unavailable; the panel says so, and the
+    // server itself is not taken for down.
+    alertsAnswer = { status: 502, json: { error: { code: 'alerts_unavailable', message: 'alerts unavailable: Prometheus cannot be reached (Connection Failed)' } } };
+    await page.reload();
+    await go('wall');
+    await page.waitForSelector('#shift-alerts[data-status="unavailable"]');
+    assert.equal(await page.textContent('#shift-alerts-status'), 'Alerts unavailable: Prometheus cannot be reached (Connection Failed)');
+    await page.waitForSelector('#shift-totals[data-defects]');
+    assert.equal(await page.isVisible('#server-banner'), false, 'Prometheus down is not the server down');
+    assert.equal(await page.isVisible('.tile[data-camera="cam-02"] [data-field="alerts"]'), false);
+    await shot('wall-alerts-unavailable-1366');
+  } finally {
+    await page.unroute(alertsRoute);
+  }
+
   // The server cannot be reached: one banner; no camera turns SILENT.
   assert.equal(await page.isVisible('.tile[data-camera="cam-03"] [data-field="silent"]'), true, 'cam-03 never sent: silent while the server answers');
   await page.route('**/v1/**', (r) => r.abort());
@@ -873,6 +954,7 @@ test('start of shift: the summary since the last visit, full camera names; a ser
     assert.equal(await page.isVisible('.tile[data-camera="cam-03"] [data-field="silent"]'), false, 'not silent: unknown');
     assert.equal(await page.isVisible('#silent-badge'), false);
     await shot('wall-server-down-1366');
+    await axeCheck('the wall with the server-down banner');
   } finally {
     await page.unroute('**/v1/**');
   }

@@ -1,7 +1,9 @@
 // A development stand-in for `railscope serve`: the HTTP API contract with made-up scores and
 // the fixture images, so the dashboard can be worked on without the Rust binary.
-// Not used by the tests (the e2e test runs the real server).
+// The e2e test runs the real server; tests/unit/mock_server.test.mjs checks that the mock's bulk
+// review keeps the documented contract (docs/api.yaml, /v1/review-batches).
 //   node tests/mock/server.mjs [port]   → http://127.0.0.1:8099/  (token demo-inspector-token / demo-admin-token, or account alice / alice-password)
+//   import { startMock } from './server.mjs'; const m = await startMock(0, { live: false });
 import http from 'node:http';
 import { readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { join, extname, normalize } from 'node:path';
@@ -9,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 
 const WEB = fileURLToPath(new URL('../../', import.meta.url));
 const FIX = join(WEB, '..', 'tests', 'fixtures', 'fasteners', 'test');
-const port = Number(process.argv[2] ?? 8099);
 const TOKENS = { 'demo-inspector-token': 'inspector', 'demo-admin-token': 'admin' };
 // A named account as `railscope accounts add` would make one: name → [role, password].
 const ACCOUNTS = { alice: ['inspector', 'alice-password'] };
@@ -20,6 +21,10 @@ const bad = readdirSync(FIX).filter((d) => d !== 'good').flatMap((d) => readdirS
 const cams = ['cam-01', 'cam-02', 'cam-03', 'cam-04'].map((id, i) => ({ id, name: `Line ${i + 1} km ${12 + i} down`, calibration: { min: 0.01, max: 0.2, threshold: 0.127, source: 'nested-edgan.json', origin: 'default', applied: null } }));
 const audit = [];
 const items = [];
+// Bulk reviews (POST /v1/review-batches): each with every inspection's review before it.
+const batches = [];
+const MAX_BULK = 1000;
+let reviewSeq = 0;
 const clients = new Set();
 let nextId = 1;
 
@@ -45,11 +50,37 @@ function inspect(cam, n) {
   items.push(it);
   broadcast('inspection', it);
 }
-const pub = (it) => { const { _file, ...rest } = it; return rest; };
+const pub = (it) => {
+  const { _file, ...rest } = it;
+  if (!rest.review) return rest;
+  const { _seq, ...review } = rest.review;
+  return { ...rest, review };
+};
 function broadcast(ev, it) { for (const r of clients) r.write(`event: ${ev}\ndata: ${JSON.stringify(pub(it))}\n\n`); }
 let n = 0;
 for (let i = 0; i < 60; i++) inspect(i % 2 ? 'cam-02' : 'cam-01', n++);
-setInterval(() => { inspect('cam-01', n++); inspect('cam-02', n++); }, 500);
+
+// The conditions of GET /v1/inspections, shared with the bulk review's `filter` (InspectionFilter).
+const FILTER_KEYS = ['camera', 'verdict', 'review', 'since', 'until', 'track_id', 'min_position_m', 'max_position_m', 'min_score', 'max_id'];
+function matcher(q) {
+  const num = (v) => (v === undefined || v === null || v === '' ? null : Number(v));
+  const [min, lo, hi, maxId] = [num(q.min_score), num(q.min_position_m), num(q.max_position_m), num(q.max_id)];
+  return (i) => (!q.camera || i.camera === q.camera) && (!q.verdict || i.verdict === q.verdict)
+    && (!q.review || (q.review === 'unreviewed' ? !i.review : q.review === 'reviewed' ? !!i.review : i.review?.state === q.review))
+    && (!q.since || i.capture_time >= q.since) && (!q.until || i.capture_time <= q.until)
+    && (min === null || (i.A_norm != null && i.A_norm >= min)) && (!q.track_id || i.track_id === q.track_id)
+    && (lo === null || i.position_m >= lo) && (hi === null || i.position_m <= hi) && (maxId === null || i.id <= maxId);
+}
+const REVIEW_STATES = ['confirmed', 'false_alarm'];
+function batchView(b) {
+  return { id: b.id, at: b.at, reviewer: b.reviewer, state: b.review.state, note: b.review.note, type: b.review.type, severity: b.review.severity,
+    rail_side: b.review.rail_side, sleeper: b.review.sleeper, selection: b.selection, count: b.items.length,
+    items: b.items.map((x) => ({ id: x.id, camera: x.camera, previous: x.before?.state ?? 'unreviewed', undo: x.undo })),
+    undone: b.undone && { ...b.undone, restored: b.items.filter((x) => x.undo === 'restored').map((x) => x.id),
+      skipped: b.items.filter((x) => x.undo === 'skipped').map((x) => ({ id: x.id, reason: 'reviewed again since the bulk review' })) } };
+}
+const batchEvent = (b) => ({ id: b.id, state: b.review.state, count: b.items.length, undone: !!b.undone });
+function broadcastRaw(ev, data) { for (const c of clients) c.write(`event: ${ev}\ndata: ${JSON.stringify(data)}\n\n`); }
 
 function send(res, status, body, headers = {}) {
   res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
@@ -68,7 +99,7 @@ function effect(list, t) {
 }
 const body = (req) => new Promise((ok) => { let b = ''; req.on('data', (c) => { b += c; }); req.on('end', () => ok(b ? JSON.parse(b) : {})); });
 
-http.createServer(async (req, res) => {
+const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
   const q = Object.fromEntries(url.searchParams);
@@ -116,13 +147,7 @@ http.createServer(async (req, res) => {
     }) });
   }
   if (p === '/v1/inspections') {
-    const num = (v) => (v === undefined || v === '' ? null : Number(v));
-    const [min, lo, hi, maxId] = [num(q.min_score), num(q.min_position_m), num(q.max_position_m), num(q.max_id)];
-    let list = items.filter((i) => (!q.camera || i.camera === q.camera) && (!q.verdict || i.verdict === q.verdict)
-      && (!q.review || (q.review === 'unreviewed' ? !i.review : q.review === 'reviewed' ? !!i.review : i.review?.state === q.review))
-      && (!q.since || i.capture_time >= q.since) && (!q.until || i.capture_time <= q.until)
-      && (min === null || (i.A_norm != null && i.A_norm >= min)) && (!q.track_id || i.track_id === q.track_id)
-      && (lo === null || i.position_m >= lo) && (hi === null || i.position_m <= hi) && (maxId === null || i.id <= maxId));
+    let list = items.filter(matcher(q));
     const total = list.length;
     const byScore = q.sort === 'score';
     list = list.reverse();
@@ -146,11 +171,78 @@ http.createServer(async (req, res) => {
     }
     if (m[3] === 'review') {
       const b = await body(req);
-      it.review = { state: b.state, note: b.note ?? '', reviewer: r, reviewed_at: new Date().toISOString() };
+      it.review = { state: b.state, note: b.note ?? '', reviewer: r, reviewed_at: new Date().toISOString(), _seq: ++reviewSeq };
       broadcast('review', it);
       return send(res, 200, pub(it));
     }
     return send(res, 200, pub(it));
+  }
+  // No Prometheus behind the mock: alerts are not connected (GET /v1/alerts).
+  if (p === '/v1/alerts') return send(res, 200, { connected: false, message: 'alerts are not connected: no [alerts] prometheus_url is configured', checked_at: new Date().toISOString(), alerts: [] });
+  if (p === '/v1/review-batches') {
+    if (req.method !== 'POST') return send(res, 405, { error: { code: 'method_not_allowed', message: `${p} does not answer ${req.method}; allowed: POST` } }, { Allow: 'POST' });
+    if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) return err(res, 415, 'unsupported_media_type', 'send the body as Content-Type: application/json');
+    let b;
+    try { b = await body(req); } catch { return err(res, 400, 'bad_request', 'the body is not JSON'); }
+    const known = ['ids', 'filter', 'expected_count', 'state', 'note', 'type', 'severity', 'rail_side', 'sleeper'];
+    const unknown = Object.keys(b ?? {}).filter((k) => !known.includes(k));
+    if (unknown.length) return err(res, 400, 'bad_request', `unknown field ${unknown[0]}`);
+    if ((b.ids === undefined) === (b.filter === undefined)) return err(res, 400, 'bad_request', 'give either ids (a list of inspection ids) or filter (the conditions of GET /v1/inspections), not both');
+    if (!REVIEW_STATES.includes(b.state)) return err(res, 400, 'bad_request', 'state: confirmed or false_alarm');
+    if (b.expected_count !== undefined && !(Number.isInteger(b.expected_count) && b.expected_count >= 1)) return err(res, 400, 'bad_request', 'expected_count: at least 1');
+    let selected;
+    if (b.ids !== undefined) {
+      if (!Array.isArray(b.ids) || !b.ids.length || !b.ids.every(Number.isInteger)) return err(res, 400, 'bad_request', 'ids: a non-empty list of inspection ids');
+      if (b.ids.length > MAX_BULK) return err(res, 422, 'too_many', `the selection has ${b.ids.length} inspections; a bulk review takes at most ${MAX_BULK} (review.max_bulk): narrow the filter`);
+      const ids = [...new Set(b.ids)];
+      const missing = ids.filter((id) => !items.some((i) => i.id === id));
+      if (missing.length) return err(res, 404, 'not_found', `no inspection ${missing.slice(0, 20).join(', ')}; nothing was reviewed`);
+      selected = ids.map((id) => items.find((i) => i.id === id));
+    } else {
+      const f = b.filter;
+      if (!f || typeof f !== 'object' || Array.isArray(f)) return err(res, 400, 'bad_request', 'filter: an object with the conditions of GET /v1/inspections');
+      const bad = Object.keys(f).filter((k) => !FILTER_KEYS.includes(k));
+      if (bad.length) return err(res, 400, 'bad_request', `filter: unknown condition ${bad[0]}`);
+      selected = items.filter(matcher(f));
+    }
+    if (!selected.length) return err(res, 422, 'empty_selection', 'no inspection matches the selection; nothing was reviewed');
+    if (selected.length > MAX_BULK) return err(res, 422, 'too_many', `the selection has ${selected.length} inspections; a bulk review takes at most ${MAX_BULK} (review.max_bulk): narrow the filter`);
+    if (b.expected_count !== undefined && selected.length !== b.expected_count) {
+      return err(res, 409, 'count_changed', `the selection has ${selected.length} inspections now, not the ${b.expected_count} expected; nothing was reviewed: count again and confirm that number`);
+    }
+    const at = new Date().toISOString();
+    const confirm = b.state === 'confirmed';
+    const review = { state: b.state, note: b.note ?? '', type: confirm ? b.type ?? null : null, severity: confirm ? b.severity ?? null : null,
+      rail_side: confirm ? b.rail_side ?? null : null, sleeper: confirm ? b.sleeper ?? null : null };
+    const batch = { id: batches.length + 1, at, reviewer: r, review, selection: b.ids !== undefined ? { ids: b.ids } : { filter: b.filter }, items: [], undone: null };
+    for (const it of selected) {
+      const seq = ++reviewSeq;
+      batch.items.push({ id: it.id, camera: it.camera, before: it.review, seq, undo: null });
+      it.review = { ...review, reviewer: r, reviewed_at: at, batch_id: batch.id, _seq: seq };
+    }
+    batches.push(batch);
+    broadcastRaw('review_batch', batchEvent(batch));
+    return send(res, 200, batchView(batch));
+  }
+  m = /^\/v1\/review-batches\/([^/]+)(\/undo)?$/.exec(p);
+  if (m) {
+    if (req.method !== (m[2] ? 'POST' : 'GET')) return send(res, 405, { error: { code: 'method_not_allowed', message: `${p} does not answer ${req.method}` } }, { Allow: m[2] ? 'POST' : 'GET' });
+    if (!/^\d+$/.test(m[1])) return err(res, 400, 'bad_request', `review batch id ${JSON.stringify(m[1])} is not a number`);
+    const batch = batches.find((x) => x.id === Number(m[1]));
+    if (!batch) return err(res, 404, 'not_found', `no review batch ${m[1]}`);
+    if (!m[2]) return send(res, 200, batchView(batch));
+    if (batch.undone) return err(res, 409, 'already_undone', `review batch ${batch.id} was undone by ${batch.undone.by} at ${batch.undone.at}; nothing was changed`);
+    const at = new Date().toISOString();
+    for (const x of batch.items) {
+      const it = items.find((i) => i.id === x.id);
+      // Reviewed again since (one by one or by another batch): left as it is.
+      if (it.review?._seq !== x.seq) { x.undo = 'skipped'; continue; }
+      it.review = x.before ?? null;
+      x.undo = 'restored';
+    }
+    batch.undone = { by: r, at };
+    broadcastRaw('review_batch', batchEvent(batch));
+    return send(res, 200, batchView(batch));
   }
   if (p === '/v1/stats/trend') {
     const b = Number(q.bucket_s ?? 60) * 1000;
@@ -218,4 +310,32 @@ http.createServer(async (req, res) => {
   if (p === '/v1/calibration/audit') return send(res, 200, { items: audit.filter((e) => !q.camera || e.camera === q.camera).slice(0, Number(q.limit ?? 50)), next_before_id: null });
   if (p === '/admin/reload') return r === 'admin' ? send(res, 200, { model: { name: 'nested-edgan' }, reloaded_at: new Date().toISOString() }) : err(res, 403, 'forbidden', 'admin only');
   return err(res, 404, 'not_found', 'no such route');
-}).listen(port, '127.0.0.1', () => console.log(`mock railscope on http://127.0.0.1:${port}/`));
+});
+
+/**
+ * Listens on 127.0.0.1:`port` (0: any free one); with `live`, cam-01/02 send 2 frames/s each.
+ * Resolves to `{ url, close() }`.
+ */
+export function startMock(port = 8099, { live = true } = {}) {
+  const timer = live ? setInterval(() => { inspect('cam-01', n++); inspect('cam-02', n++); }, 500) : null;
+  return new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, '127.0.0.1', () => {
+      const url = `http://127.0.0.1:${server.address().port}`;
+      ok({
+        url,
+        close: () => new Promise((done) => {
+          clearInterval(timer);
+          for (const c of clients) c.end();
+          server.close(() => done());
+          server.closeAllConnections?.();
+        }),
+      });
+    });
+  });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { url } = await startMock(Number(process.argv[2] ?? 8099));
+  console.log(`mock railscope on ${url}/`);
+}

@@ -90,3 +90,37 @@ test('a tile’s defect emphasis holds after a defect instead of following the l
   t = seedLatest(t, 'cam-01', [insp(3, 'normal'), { ...insp(2, 'defect'), received_at: '2026-11-23T13:59:00Z' }]);
   assert.equal(t.byId['cam-01'].live.lastDefectAt, Date.parse('2026-11-23T13:59:00Z'));
 });
+
+test('answeredByServer: a gateway 502–504 is the server unreachable, railscope\'s own JSON error is not', async () => {
+  const { answeredByServer } = await import('../../js/shift.js');
+  assert.equal(answeredByServer(200, 'application/json'), true);
+  assert.equal(answeredByServer(500, 'application/json'), true);
+  assert.equal(answeredByServer(502, 'text/html'), false);
+  assert.equal(answeredByServer(504, null), false);
+  assert.equal(answeredByServer(502, 'application/json'), true, 'GET /v1/alerts with Prometheus down');
+});
+
+test('describeAlerts: not connected, unavailable, clear, and firing alerts grouped per camera', async () => {
+  const { describeAlerts, cameraAlerts } = await import('../../js/shift.js');
+  assert.equal(describeAlerts(null, null).status, 'loading');
+  const off = describeAlerts({ connected: false, alerts: [] }, null);
+  assert.equal(off.status, 'not_connected');
+  assert.match(off.text, /^Alerts not connected/);
+  const down = describeAlerts(null, { status: 502, code: 'alerts_unavailable', message: 'alerts unavailable: Prometheus cannot be reached (Connection Failed)' });
+  assert.equal(down.status, 'unavailable');
+  assert.equal(down.text, 'Alerts unavailable: Prometheus cannot be reached (Connection Failed)');
+  assert.equal(describeAlerts({ connected: true, alerts: [] }, null).status, 'clear');
+  const answer = { connected: true, alerts: [
+    { name: 'RailscopeQueueSaturated', state: 'firing', camera: null, since: '2026-12-03T08:30:00.000Z', summary: 'queue full' },
+    { name: 'RailscopeCameraSilent', state: 'firing', camera: 'cam-03', since: '2026-12-03T09:00:00.000Z', summary: 'Camera cam-03 sent no frame' },
+    { name: 'RailscopeCameraDefectRateHigh', state: 'pending', camera: 'cam-01', since: null, summary: null },
+    { name: 'RailscopeCameraSilent', state: 'firing', camera: 'cam-09', since: null, summary: null },
+  ] };
+  const d = describeAlerts(answer, null, ['cam-01', 'cam-02', 'cam-03']);
+  assert.equal(d.status, 'alerts');
+  assert.equal(d.text, '3 alerts firing, 1 pending');
+  assert.deepEqual(d.groups.map((g) => g.camera), ['cam-01', 'cam-03', 'cam-09', null], 'configured order, others, then the service');
+  assert.deepEqual(cameraAlerts(answer, 'cam-03'), { firing: 1, pending: 0, names: ['RailscopeCameraSilent'] });
+  assert.deepEqual(cameraAlerts(answer, 'cam-02'), { firing: 0, pending: 0, names: [] });
+  assert.deepEqual(cameraAlerts({ connected: false, alerts: [] }, 'cam-03'), { firing: 0, pending: 0, names: [] });
+});
