@@ -34,11 +34,37 @@ def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
     return x[0]
 
 
-def augment(pix: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+def soil(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One soft stain on a [C, H, W] image: a smooth irregular blob (noise on a 4x4 grid, bicubic,
+    soft-thresholded, faded out towards the box's edges) filling part of a box of 30-70 % of a side, that darkens the pixels under
+    it by up to 35 % or brightens them by up to 15 % (dirt, water, rust, a dry patch). Why: a
+    stain is restoration-damage-shaped (corruption.py), so a generator never shown one on its
+    clean target learns to remove it, and heavy stains become false alarms (docs/models.md)."""
+
+    def u(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand(1, generator=gen))
+
+    _, h, w = img.shape
+    bh, bw = max(2, int(u(0.3, 0.7) * h)), max(2, int(u(0.3, 0.7) * w))
+    y0, x0 = int(u(0, h - bh)), int(u(0, w - bw))
+    noise = torch.rand(1, 1, 4, 4, generator=gen)
+    smooth = F.interpolate(noise, size=(bh, bw), mode="bicubic", align_corners=True)[0, 0]
+    level = float(torch.quantile(smooth, u(0.3, 0.6)))
+    # fades to nothing at the box's edges, so no straight edge shows
+    wy = torch.sin(torch.linspace(0, math.pi, bh)).clamp(min=0)
+    wx = torch.sin(torch.linspace(0, math.pi, bw)).clamp(min=0)
+    blob = torch.sigmoid((smooth - level) * 12.0) * wy[:, None] * wx[None, :]
+    strength = u(0.1, 0.35) if u(0, 1) < 0.75 else -u(0.05, 0.15)
+    out = img.clone()
+    out[:, y0 : y0 + bh, x0 : x0 + bw] *= 1.0 - strength * blob
+    return out
+
+
+def augment(pix: torch.Tensor, gen: torch.Generator, p: float = 0.5, soiling: bool = False) -> torch.Tensor:
     """pix: [N, C, H, W] in [0, 1] -> an augmented copy. Each image independently gets, each with
     probability p: gain x[0.85, 1.15] and offset +-0.05; a focus change (Gaussian blur sigma
     0.3-1.0, or an unsharp mask of amount 0.2-1.0 at sigma 0.5-1.5); extra sensor noise sigma
-    0.005-0.03."""
+    0.005-0.03; with ``soiling``, one or two soft stains (``soil``)."""
 
     def u(lo: float, hi: float) -> float:
         return lo + (hi - lo) * float(torch.rand(1, generator=gen))
@@ -55,5 +81,8 @@ def augment(pix: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Te
                 img = img + u(0.2, 1.0) * (img - blur(img, u(0.5, 1.5)))
         if u(0, 1) < p:
             img = img + u(0.005, 0.03) * torch.randn(img.shape, generator=gen)
+        if soiling and u(0, 1) < p:
+            for _ in range(1 if u(0, 1) < 0.7 else 2):
+                img = soil(img, gen)
         out[i] = img.clamp(0.0, 1.0)
     return out

@@ -76,7 +76,7 @@ def gan_step(G, D, opt_g, opt_d, batch_pix: torch.Tensor, gen: torch.Generator, 
     """One generator and one discriminator update on a batch of pixel values (the seed-004 losses,
     the recipe's augmentation and restoration damage); returns the rounded losses."""
     if args.augment:
-        batch_pix = augment(batch_pix, gen)
+        batch_pix = augment(batch_pix, gen, soiling=args.soiling)
     x = normalize_batch(batch_pix, input_cfg)
     x_in = corrupt(x, gen, structural=args.corruption == "structural",
                    geometric=args.corruption == "geometric") if args.corruption != "none" else x
@@ -199,6 +199,7 @@ def train(args) -> Path:
         "loss_weights": [w.adv, w.con, w.lat],
         "corruption": args.corruption,
         "augment": args.augment,
+        "soiling": args.soiling,
         "init_from": getattr(args, "init_run", None),
         "z1_full_res": not args.z1_half if args.arch == "nested-edgan" else None,
         "device": device.type,
@@ -271,6 +272,7 @@ def parse_args(argv=None):
                     help="input normalization declared in the manifest (docs/model-package.md)")
     ap.add_argument("--spread", type=float, default=3.0, help="with --photometric standardize: x = (v - mu) / (spread * sigma)")
     ap.add_argument("--augment", action="store_true", help="photometric / focus / noise augmentation (augment.py)")
+    ap.add_argument("--soiling", action="store_true", help="with --augment: soft stains on input and target too (augment.soil)")
     ap.add_argument("--pooling", choices=scoring.POOLINGS, default="mean", help="how R pools the error map (docs/scoring.md)")
     ap.add_argument("--smooth-sigma", type=float, default=2.0)
     ap.add_argument("--top-fraction", type=float, default=0.01)

@@ -259,3 +259,24 @@ def test_robust_training_on_a_polluted_pool_lists_what_it_dropped(tmp_path):
     with pytest.raises(ValueError, match="known-good"):
         main(["--data", str(pool), "--size", "32", "--name", "smoke-robust", "--epochs", "1", "--robust",
               "--out-dir", str(tmp_path / "models"), "--calibration-dir", str(tmp_path / "calibration")])
+
+
+def test_soiling_adds_soft_stains_and_leaves_the_shipped_augmentation_unchanged():
+    from railscope_train.augment import augment, soil
+
+    x = torch.full((3, 1, 64, 64), 0.5)
+    s = soil(x[0], torch.Generator().manual_seed(7))
+    ratio = s / x[0]
+    assert 0.65 - 1e-6 <= float(ratio.min()) and float(ratio.max()) <= 1.15 + 1e-6
+    depth = float((s - x[0]).abs().max())
+    assert depth > 0.02  # it did stain
+    # soft: on a flat image no step between neighbouring pixels comes near the stain's depth, as
+    # a box edge or a hard outline would
+    assert float((s[:, 1:] - s[:, :-1]).abs().max()) < 0.5 * depth
+    assert float((s[:, :, 1:] - s[:, :, :-1]).abs().max()) < 0.5 * depth
+    # without `soiling` the recipe draws exactly what it drew before (the shipped runs reproduce)
+    a = augment(x, torch.Generator().manual_seed(3))
+    b = augment(x, torch.Generator().manual_seed(3), soiling=False)
+    assert torch.equal(a, b)
+    c = augment(x, torch.Generator().manual_seed(3), p=1.0, soiling=True)
+    assert not torch.equal(c, augment(x, torch.Generator().manual_seed(3), p=1.0))
