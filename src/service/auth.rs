@@ -11,13 +11,14 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest};
+use actix_web::HttpRequest;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
 use super::accounts::{self, LoginThrottle};
 use super::http::errors::ApiError;
+use super::http::params::blocking;
 use super::store::{Store, StoredSession};
 
 pub const COOKIE: &str = "railscope_session";
@@ -114,13 +115,13 @@ impl Auth {
             expires_ms: now + SESSION_TTL.as_millis() as i64,
         };
         let store = self.store.clone();
-        run_blocking(move || store.insert_session(&session)).await?;
+        blocking(move || store.insert_session(&session)).await?;
         Ok(id)
     }
 
     pub async fn end_session(&self, id: &str) -> Result<(), ApiError> {
         let (store, key) = (self.store.clone(), session_key(id));
-        run_blocking(move || store.delete_session(&key)).await
+        blocking(move || store.delete_session(&key)).await
     }
 
     async fn session_caller(&self, id: &str) -> Result<Option<Caller>, ApiError> {
@@ -130,7 +131,7 @@ impl Auth {
         }
         let (store, key) = (self.store.clone(), session_key(id));
         let now = chrono::Utc::now().timestamp_millis();
-        let found = run_blocking(move || store.session(&key, now)).await?;
+        let found = blocking(move || store.session(&key, now)).await?;
         Ok(found.and_then(|s| Role::of_person(&s.role).map(|role| Caller { who: s.who, role })))
     }
 
@@ -166,7 +167,7 @@ impl Auth {
     ) -> Result<Option<Caller>, ApiError> {
         let store = self.store.clone();
         let (name, password) = (name.to_string(), password.to_string());
-        run_blocking(move || {
+        blocking(move || {
             let account = store.account(&name)?.filter(|a| a.disabled_ms.is_none());
             let hash = account.as_ref().map(|a| a.password_hash.as_str());
             let ok = accounts::verify_password(hash, &password);
@@ -212,15 +213,6 @@ impl Auth {
 /// holds no usable session.
 pub fn session_key(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
-}
-
-async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("worker pool: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {

@@ -114,7 +114,7 @@ pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
 }
 
 /// Runs blocking work (SQLite, files, ONNX loading) off the event loop.
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(f)
