@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_dashboard import (  # noqa: E402  (the sibling check's helpers)
-    REPO, CheckError, Deadline, Procs, child_env, free_port, http, log, tail, wait_until,
+    REPO, CheckError, Procs, check_main, child_env, free_port, http, log, tail, wait_until,
 )
 
 TEST_RULES = """\
@@ -221,36 +221,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, TSDB)")
     args = ap.parse_args()
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    def on_alarm(_signum, _frame):
-        raise Deadline()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(args.timeout)
-    t0 = time.monotonic()
-    try:
-        failures = run(args)
-    except CheckError as e:
-        log(f"check_alerts: could not run the check: {e}")
-        return 2
-    except Deadline:
-        log(f"check_alerts: gave up after --timeout {args.timeout} s")
-        return 2
-    except KeyboardInterrupt:
-        log("check_alerts: interrupted")
-        return 130
-    finally:
-        signal.alarm(0)
-    if failures:
-        log(f"\ncheck_alerts: {len(failures)} problem(s) ({time.monotonic() - t0:.1f} s):")
-        for f in failures:
-            log(f"  - {f}")
-        return 1
-    log(f"check_alerts: GET /v1/alerts follows a real Prometheus ({time.monotonic() - t0:.1f} s)")
-    return 0
+    return check_main("check_alerts", args.timeout,
+                      lambda: (run(args), "GET /v1/alerts follows a real Prometheus"))
 
 
 if __name__ == "__main__":

@@ -507,6 +507,44 @@ def run(args):
             shutil.rmtree(work, ignore_errors=True)
 
 
+def check_main(name, timeout, body):
+    """The shared main of the checks: runs ``body()`` -> (failures, summary) under a whole-check
+    deadline of ``timeout`` s (SIGTERM interrupts it too), prints the outcome and returns the exit
+    status: 0 all held, 1 problems (listed), 2 the check could not run, 130 interrupted."""
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def on_alarm(_signum, _frame):
+        raise Deadline()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(timeout)
+    t0 = time.monotonic()
+    try:
+        failures, summary = body()
+    except CheckError as e:
+        log(f"{name}: could not run the check: {e}")
+        return 2
+    except Deadline:
+        log(f"{name}: gave up after --timeout {timeout} s")
+        return 2
+    except KeyboardInterrupt:
+        log(f"{name}: interrupted")
+        return 130
+    finally:
+        signal.alarm(0)
+    took = time.monotonic() - t0
+    if failures:
+        log(f"\n{name}: {len(failures)} problem(s) ({summary}, {took:.1f} s):")
+        for f in failures:
+            log(f"  - {f}")
+        return 1
+    log(f"{name}: {summary} ({took:.1f} s)")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dashboard", default=str(REPO / "docker/grafana/railscope.json"))
@@ -518,37 +556,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, TSDB)")
     args = ap.parse_args()
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    def on_alarm(_signum, _frame):
-        raise Deadline()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(args.timeout)
-    t0 = time.monotonic()
-    try:
+    def body():
         ok, failures, _ = run(args)
-    except CheckError as e:
-        log(f"check_dashboard: could not run the check: {e}")
-        return 2
-    except Deadline:
-        log(f"check_dashboard: gave up after --timeout {args.timeout} s")
-        return 2
-    except KeyboardInterrupt:
-        log("check_dashboard: interrupted")
-        return 130
-    finally:
-        signal.alarm(0)
-    took = time.monotonic() - t0
-    if failures:
-        log(f"\ncheck_dashboard: {len(failures)} problem(s) ({ok} queries returned data, {took:.1f} s):")
-        for f in failures:
-            log(f"  - {f}")
-        return 1
-    log(f"check_dashboard: all {ok} queries returned data ({took:.1f} s)")
-    return 0
+        return failures, (f"{ok} queries returned data" if failures else f"all {ok} queries returned data")
+
+    return check_main("check_dashboard", args.timeout, body)
 
 
 if __name__ == "__main__":
