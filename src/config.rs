@@ -101,7 +101,8 @@ pub struct ServerConfig {
     /// Separate address for `/metrics`, `/healthz` and `/readyz` (e.g. an internal interface);
     /// empty: they are served on `bind` too.
     pub metrics_bind: Option<String>,
-    /// Model package served at start (and after a reload).
+    /// The service's model package (loaded at start and on every reload): it judges every
+    /// camera that names no `model` of its own.
     pub model: PathBuf,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
@@ -251,13 +252,24 @@ pub struct CameraConfig {
     pub roi: Option<String>,
     pub rects: Vec<[i32; 4]>,
     /// Reference fastener crops for this camera's fastener search (its own fastener type or
-    /// optics); empty: `search.templates_dir` / the model's.
+    /// optics); empty: `search.templates_dir` / its model's.
     pub templates_dir: Option<PathBuf>,
-    /// Calibration file for this camera; empty: `<calibration_dir>/<model>.<id>.json` when it
-    /// exists, else the model's.
+    /// Calibration file for this camera; empty: `<calibration_dir>/<model>.<id>.json` (for its
+    /// model) when it exists, else its model's.
     pub calibration: Option<PathBuf>,
     /// This camera's view of the track for `roi = "track"`; empty: `preprocess.geometry`.
     pub geometry: Option<GeometryConfig>,
+    /// The model package folder this camera's frames are judged with (its own installation or
+    /// fastener type); empty: the service's model (`server.model`, or `serve --model`). Each
+    /// folder is loaded once however many cameras name it, at start and on every reload.
+    pub model: Option<PathBuf>,
+}
+
+impl CameraConfig {
+    /// The camera's own model package folder, when it names one.
+    pub fn own_model(&self) -> Option<&Path> {
+        self.model.as_deref().filter(|p| !p.as_os_str().is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -180,7 +180,8 @@ enum Command {
     },
     /// Run the HTTP inspection service (config: [server], [batching], [storage], [auth], [[cameras]]).
     Serve {
-        /// Model package (default: server.model from the config).
+        /// The service's model package, for every camera without its own `model` (default:
+        /// server.model from the config).
         #[arg(long)]
         model: Option<PathBuf>,
         /// Listen address (default: server.bind).
@@ -243,7 +244,7 @@ enum Command {
 enum AccountRole {
     /// Reads everything and reviews defects.
     Inspector,
-    /// Also reloads the model and applies calibrations.
+    /// Also reloads the models and applies calibrations.
     Admin,
 }
 

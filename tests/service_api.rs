@@ -12,17 +12,6 @@ use common::root;
 use harness::*;
 use serde_json::{json, Value};
 
-/// A copy of calibration/ so applying a threshold never touches the committed files.
-fn calibration_copy(dir: &std::path::Path) -> String {
-    let cal = dir.join("calibration");
-    std::fs::create_dir_all(&cal).unwrap();
-    for e in std::fs::read_dir(root().join("calibration")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, cal.join(p.file_name().unwrap())).unwrap();
-    }
-    cal.display().to_string()
-}
-
 #[test]
 fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
     let tmp = tempfile::tempdir().unwrap();
@@ -497,7 +486,7 @@ fn every_bad_input_gets_its_json_4xx_and_the_service_keeps_answering() {
 #[test]
 fn reviews_feed_a_calibration_proposal_that_an_admin_applies() {
     let tmp = tempfile::tempdir().unwrap();
-    let cal = calibration_copy(tmp.path());
+    let cal = calibration_copy(tmp.path()).display().to_string();
     // Three reviews of each kind are enough here (the shipped config asks for 10).
     let s = Service::start(
         &tmp.path().join("store"),
@@ -1009,7 +998,7 @@ fn contract_errors_security_headers_and_metadata_sources() {
 #[test]
 fn an_applied_threshold_outside_the_sane_range_is_refused_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let cal = calibration_copy(tmp.path());
+    let cal = calibration_copy(tmp.path()).display().to_string();
     let s = Service::start(
         &tmp.path().join("store"),
         &[("RAILSCOPE__ENGINE__CALIBRATION_DIR", cal.as_str())],

@@ -15,27 +15,6 @@ use common::root;
 use harness::*;
 use serde_json::{json, Value};
 
-/// A copy of calibration/ (nothing the service does may touch the committed files).
-fn calibration_copy(dir: &Path) -> PathBuf {
-    let cal = dir.join("calibration");
-    std::fs::create_dir_all(&cal).unwrap();
-    for e in std::fs::read_dir(root().join("calibration")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, cal.join(p.file_name().unwrap())).unwrap();
-    }
-    cal
-}
-
-/// The shipped default calibration with another threshold, written to `path`.
-fn write_calibration(path: &Path, threshold: f64) {
-    let mut c: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("calibration/nested-edgan.json")).unwrap(),
-    )
-    .unwrap();
-    c["threshold"] = json!(threshold);
-    std::fs::write(path, serde_json::to_string_pretty(&c).unwrap()).unwrap();
-}
-
 fn camera(s: &Service, id: &str) -> Value {
     let r = get(&s.url("/v1/cameras"), Some(INSPECTOR));
     assert_eq!(r.status, 200, "{}", r.json);
@@ -101,9 +80,9 @@ fn an_applied_threshold_outranks_the_calibration_files_across_reload_and_restart
     let tmp = tempfile::tempdir().unwrap();
     let cal = calibration_copy(tmp.path());
     let cam01_file = cal.join("cam-01-site-survey.json");
-    write_calibration(&cam01_file, 0.31);
+    write_calibration("nested-edgan", &cam01_file, 0.31);
     let cam02_file = cal.join("nested-edgan.cam-02.json");
-    write_calibration(&cam02_file, 0.29);
+    write_calibration("nested-edgan", &cam02_file, 0.29);
     let cfg = config_with_camera_file(tmp.path(), &cam01_file);
     let cal_env = cal.display().to_string();
     let mut s = Service::start_with_config(
@@ -213,8 +192,8 @@ fn an_applied_threshold_outranks_the_calibration_files_across_reload_and_restart
     // The config file changes on disk and the model is reloaded: the applied threshold stays
     // (and nothing changed for cam-01, so nothing is audited for it); cam-02's own file is
     // edited too, and that change is applied and audited.
-    write_calibration(&cam01_file, 0.33);
-    write_calibration(&cam02_file, 0.27);
+    write_calibration("nested-edgan", &cam01_file, 0.33);
+    write_calibration("nested-edgan", &cam02_file, 0.27);
     reload(&s);
     assert_eq!(camera(&s, "cam-01")["source"], applied_source.as_str());
     assert_eq!(camera(&s, "cam-01")["threshold"].as_f64(), Some(0.2));
@@ -245,7 +224,7 @@ fn an_applied_threshold_outranks_the_calibration_files_across_reload_and_restart
     }
     assert_eq!(camera(&s, "cam-01")["source"], applied_source.as_str());
     s.kill9();
-    write_calibration(&cam02_file, 0.26); // changed while the service is down
+    write_calibration("nested-edgan", &cam02_file, 0.26); // changed while the service is down
     s.restart();
     let c1 = camera(&s, "cam-01");
     assert_eq!(

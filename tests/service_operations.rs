@@ -469,7 +469,7 @@ fn metrics_move_with_frames_and_pass_promtool() {
     let (_, version) = common::shipped_version();
     assert!(
         before.contains(&format!(
-            "railscope_model_info{{model=\"nested-edgan\",provider=\"cpu\",version=\"{version}\"}} 1"
+            "railscope_model_info{{camera=\"cam-01\",model=\"nested-edgan\",provider=\"cpu\",version=\"{version}\"}} 1"
         )),
         "{before}"
     );
@@ -772,7 +772,7 @@ fn reload_keeps_the_cli_model_and_lists_config_changes_it_does_not_apply() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let info =
-        "railscope_model_info{model=\"nested-edgan\",provider=\"cpu\",version=\"1.0.0-cli\"}";
+        "railscope_model_info{camera=\"cam-01\",model=\"nested-edgan\",provider=\"cpu\",version=\"1.0.0-cli\"}";
     let text = String::from_utf8(get(&url("/metrics"), None).bytes).unwrap();
     assert_eq!(metric(&text, info), 1.0, "{text}");
 

@@ -434,7 +434,9 @@ $('logout-btn').addEventListener('click', async () => {
 $('reload-btn').addEventListener('click', async () => {
   try {
     const res = await api.reload();
-    toast(`Model reloaded: ${res?.model?.name ?? ''} ${res?.model?.version ?? ''}`);
+    // every model in service with the cameras it judges (a camera may have its own)
+    const models = (res?.models ?? []).map((m) => `${m.name} ${m.version}${m.cameras.length ? ` (${m.cameras.join(', ')})` : ''}`);
+    toast(`Models reloaded: ${models.join(' · ')}`);
   } catch (e) {
     toast(`Reload failed: ${e.message}`, 'error');
   }

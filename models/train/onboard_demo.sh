@@ -2,7 +2,8 @@
 # "Bring your own line" end to end (docs/onboarding.md), on generated frames of one camera preset:
 #   frames -> camera config -> service live on the default model -> harvest (uncurated) ->
 #   robust training (train.py --robust) -> calibration from normal frames only -> package ->
-#   POST /admin/reload into the running service -> the camera's frames judged by its own model.
+#   the camera's own `model` in the config + POST /admin/reload into the running service -> the
+#   camera's frames judged by its own model (the service's model stays for any other camera).
 # Every step is printed as the command a person would type, with its time. Run from the repo root
 # (`make onboard-demo`); everything it writes goes under data/onboard/ (git-ignored).
 #   FRAMES (200)  training frames; a fifth as many calibration frames, two fifths test frames
@@ -75,6 +76,7 @@ from pathlib import Path
 frames, url, key, label = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 tp = fp = fn = tn = 0
 ms = []
+models = set()
 for png in sorted(frames.glob("*.png")):
     truth = json.loads(png.with_suffix(".json").read_text())
     bad = (not truth["track"]) or any(s["label"] != "good" and s["visible"] >= 0.9 for s in truth["slots"])
@@ -82,10 +84,11 @@ for png in sorted(frames.glob("*.png")):
     t0 = time.time()
     ans = json.loads(urllib.request.urlopen(req, timeout=60).read())
     ms.append(1000 * (time.time() - t0))
+    models.add(f"{ans['model']['name']} {ans['model']['version']}")
     flagged = ans["verdict"] == "defect"
     tp += bad and flagged; fn += bad and not flagged; fp += flagged and not bad; tn += not (bad or flagged)
 ms.sort()
-print(f"{label}: {tp + fn} defective frames, {tp} flagged; {fp + tn} good frames, {fp} flagged "
+print(f"{label} ({', '.join(sorted(models))}): {tp + fn} defective frames, {tp} flagged; {fp + tn} good frames, {fp} flagged "
       f"(false alarms {fp / max(1, fp + tn):.1%}); median {ms[len(ms) // 2]:.0f} ms a frame")
 EOF
 }
@@ -123,8 +126,10 @@ run "train (robust) + calibrate + evaluate" env OMP_WAIT_POLICY=PASSIVE "$TPY" -
 cd ../..
 grep -E '^robust' "$W/models/track-cam-07/manifest.toml" || true
 
-echo "== 7. load the camera's model into the running service"
-sed -i "s#^model = .*#model = \"$W/models/track-cam-07\"#" "$W/railscope.toml"
+echo "== 7. give the camera its own model in the running service (server.model stays for the others)"
+# cam-07's [[cameras]] table ends the file, so the line joins it
+echo "model = \"$W/models/track-cam-07\"" >> "$W/railscope.toml"
+tail -n 7 "$W/railscope.toml"
 run "reload" curl -fsS -X POST -H "Authorization: Bearer $ADMIN" "http://$BIND/admin/reload"
 echo
 curl -fsS "http://$BIND/readyz"; echo

@@ -9,8 +9,9 @@
 //! ```
 //! Handlers prepare frames on the blocking pool and the store thread judges, so the inference
 //! thread only runs the session. A frame is answered only after its row is committed: an answered verdict is
-//! never lost. Each job carries the model it was prepared with, so a reload swaps the model
-//! between jobs without failing one (old and new jobs are batched separately).
+//! never lost. Each job carries the model it was prepared with — its camera's, at the moment it
+//! arrived — so cameras with different models share the queue (a batch runs one session run per
+//! model) and a reload swaps models between jobs without failing one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -254,19 +255,8 @@ fn inference_loop(
         observer.batch_formed(batch.len(), left);
         let started = Instant::now();
 
-        // Jobs prepared with different models (a reload happened) run as separate groups.
-        let mut groups: Vec<Vec<FrameJob>> = Vec::new();
-        for job in batch {
-            match groups
-                .iter_mut()
-                .find(|g| Arc::ptr_eq(&g[0].model, &job.model))
-            {
-                Some(g) => g.push(job),
-                None => groups.push(vec![job]),
-            }
-        }
         let mut out = Vec::new();
-        for group in groups {
+        for group in group_by_model(batch, |job| &job.model) {
             let model = group[0].model.clone();
             let (jobs, prepared): (Vec<_>, Vec<_>) = group
                 .into_iter()
@@ -293,6 +283,23 @@ fn inference_loop(
             break;
         }
     }
+}
+
+/// `items` in groups of one model each (the same `Arc`), groups in the order their model first
+/// appears and items in their queue order: a session run takes one model's frames, and the
+/// frames of cameras with their own model, or prepared before a reload, run apart.
+fn group_by_model<T, M: ?Sized>(items: Vec<T>, model: impl Fn(&T) -> &Arc<M>) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        match groups
+            .iter_mut()
+            .find(|g| Arc::ptr_eq(model(&g[0]), model(&item)))
+        {
+            Some(g) => g.push(item),
+            None => groups.push(vec![item]),
+        }
+    }
+    groups
 }
 
 /// One judged frame, ready to be stored.
@@ -518,6 +525,20 @@ mod tests {
             note: None,
             heatmap_png: None,
         }
+    }
+
+    #[test]
+    fn a_batch_runs_as_one_group_per_model_in_queue_order() {
+        let (a, b) = (Arc::new("model a"), Arc::new("model a"));
+        // equal contents, two loads: two models (a reload, or two cameras' packages)
+        let queued = vec![(1, &a), (2, &b), (3, &a), (4, &a), (5, &b)];
+        let groups = group_by_model(queued, |(_, m)| *m);
+        let ids: Vec<Vec<i32>> = groups
+            .iter()
+            .map(|g| g.iter().map(|(id, _)| *id).collect())
+            .collect();
+        assert_eq!(ids, [vec![1, 3, 4], vec![2, 5]]);
+        assert!(group_by_model(Vec::<(i32, &Arc<&str>)>::new(), |(_, m)| *m).is_empty());
     }
 
     #[test]

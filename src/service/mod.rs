@@ -43,7 +43,7 @@ use cameras::CameraBoard;
 pub struct CameraEntry {
     /// Its own region mode; `None`: the model's default.
     pub roi: Option<RoiMode>,
-    /// Its own fastener-search templates; `None`: the model's.
+    /// Its own fastener-search templates; `None`: its model's.
     pub search: Option<Arc<FastenerSearch>>,
 }
 
@@ -52,8 +52,9 @@ pub struct AppState {
     config_path: Option<PathBuf>,
     /// `serve --model/--bind`: re-applied to the config a reload reads.
     overrides: Overrides,
-    /// The model in service and where each camera's calibration comes from, swapped together.
-    model: RwLock<Arc<Served>>,
+    /// The models in service, which camera each judges and where each camera's calibration
+    /// comes from, swapped together.
+    served: RwLock<Arc<Served>>,
     batcher: RwLock<Option<Batcher>>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
@@ -120,16 +121,57 @@ impl CalibrationOrigin {
     }
 }
 
-/// The model in service, the camera settings it was loaded with, and where each configured
-/// camera's calibration comes from.
+/// The models in service — the service's own (`server.model`) and each configured camera's
+/// (its `model`, else the service's; one [`Inspector`] per package folder, shared by the cameras
+/// naming it) — with the camera settings they were loaded with and where each camera's
+/// calibration comes from.
 pub struct Served {
-    pub inspector: Arc<Inspector>,
-    cameras: Vec<CameraConfig>,
+    service_model: Arc<Inspector>,
+    /// Every configured camera, in config order.
+    cameras: Vec<ServedCamera>,
     origins: RwLock<HashMap<String, CalibrationOrigin>>,
 }
 
+struct ServedCamera {
+    config: CameraConfig,
+    model: Arc<Inspector>,
+}
+
 impl Served {
-    /// Where `camera`'s calibration comes from (the model's default for an unknown camera).
+    /// The service's model (`server.model`, or `serve --model`).
+    pub fn service_model(&self) -> &Arc<Inspector> {
+        &self.service_model
+    }
+
+    /// The model that judges `camera`: its own, else the service's (also for an unknown camera).
+    pub fn model(&self, camera: &str) -> &Arc<Inspector> {
+        self.cameras
+            .iter()
+            .find(|c| c.config.id == camera)
+            .map_or(&self.service_model, |c| &c.model)
+    }
+
+    /// Each configured camera's id and model, in config order.
+    pub fn camera_models(&self) -> impl Iterator<Item = (&str, &Arc<Inspector>)> {
+        self.cameras
+            .iter()
+            .map(|c| (c.config.id.as_str(), &c.model))
+    }
+
+    /// Each model in service once, the service's first (even when no camera is left to it),
+    /// with the ids of the cameras it judges.
+    pub fn models(&self) -> Vec<(&Arc<Inspector>, Vec<&str>)> {
+        let mut out = vec![(&self.service_model, Vec::new())];
+        for (id, model) in self.camera_models() {
+            match out.iter_mut().find(|(m, _)| Arc::ptr_eq(m, model)) {
+                Some((_, ids)) => ids.push(id),
+                None => out.push((model, vec![id])),
+            }
+        }
+        out
+    }
+
+    /// Where `camera`'s calibration comes from (its model's default for an unknown camera).
     pub fn origin(&self, camera: &str) -> CalibrationOrigin {
         self.origins
             .read()
@@ -137,7 +179,7 @@ impl Served {
             .get(camera)
             .cloned()
             .unwrap_or_else(|| {
-                let m = &self.inspector;
+                let m = self.model(camera);
                 CalibrationOrigin::Default(calibration_path(
                     m.calibration_dir(),
                     m.package().name(),
@@ -149,7 +191,7 @@ impl Served {
     /// The calibration `camera` is judged with and where it comes from.
     pub fn calibration(&self, camera: &str) -> Result<(Normalization, CalibrationOrigin)> {
         Ok((
-            self.inspector.calibration_for(Some(camera))?,
+            self.model(camera).calibration_for(Some(camera))?,
             self.origin(camera),
         ))
     }
@@ -160,14 +202,14 @@ impl Served {
         let cam = self
             .cameras
             .iter()
-            .find(|c| c.id == camera)
+            .find(|c| c.config.id == camera)
             .ok_or_else(|| Error::Other(format!("camera {camera:?} is not configured")))?;
-        file_calibration(&self.inspector, cam)
+        file_calibration(&cam.model, &cam.config)
     }
 
     /// Makes `norm` from `origin` the camera's calibration from its next frame on.
     pub fn set(&self, camera: &str, norm: Normalization, origin: CalibrationOrigin) -> Result<()> {
-        self.inspector.set_camera_calibration(camera, norm)?;
+        self.model(camera).set_camera_calibration(camera, norm)?;
         self.origins
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -177,14 +219,13 @@ impl Served {
 }
 
 impl AppState {
-    /// The model new frames are prepared with.
-    pub fn model(&self) -> Arc<Inspector> {
-        self.served().inspector.clone()
-    }
-
-    /// The model with its cameras' calibration origins.
+    /// The models in service with their cameras and calibration origins (one snapshot: a frame
+    /// is prepared and scored with the model it took from here, even across a reload).
     pub fn served(&self) -> Arc<Served> {
-        self.model.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Held while a reload, or a threshold apply or clear, changes calibrations.
@@ -245,25 +286,57 @@ fn publish(events: &broadcast::Sender<Arc<str>>, event: &str, data: &Value) {
     }
 }
 
-/// Loads the model package `config.server.model` and settles every configured camera's
-/// calibration: a threshold applied for this model (in `store`) wins, else the files
-/// ([`file_calibration`]). A calibration file that cannot be used fails the load.
-pub fn load_model(config: &Config, store: &dyn Store) -> Result<Served> {
-    let opts = LoadOptions {
-        // The model's templates are needed only by searching cameras without their own.
-        load_search: config.cameras.iter().any(|c| {
-            c.roi.as_deref() == Some("search")
-                && c.templates_dir
-                    .as_deref()
-                    .is_none_or(|d| d.as_os_str().is_empty())
-        }),
-        ..Default::default()
-    };
-    let model = Inspector::load(&config.server.model, config, &opts)?;
-    let m = model.package().manifest.model.clone();
+/// Loads the models `config` names — the service's (`server.model`) and each camera's own
+/// `model`, every package folder once — and settles every configured camera's calibration with
+/// its model: a threshold applied for that model (in `store`) wins, else the files
+/// ([`file_calibration`]). A package or calibration file that cannot be used fails the load;
+/// the error of a camera's own package names the camera and the folder.
+pub fn load_models(config: &Config, store: &dyn Store) -> Result<Served> {
+    let (folders, model_of) = package_folders(config);
+    let models = folders
+        .iter()
+        .enumerate()
+        .map(|(k, dir)| {
+            let judged: Vec<&CameraConfig> = config
+                .cameras
+                .iter()
+                .zip(&model_of)
+                .filter(|(_, m)| **m == k)
+                .map(|(c, _)| c)
+                .collect();
+            let opts = LoadOptions {
+                // A package's templates are needed only by searching cameras without their own.
+                load_search: judged.iter().any(|c| {
+                    c.roi.as_deref() == Some("search")
+                        && c.templates_dir
+                            .as_deref()
+                            .is_none_or(|d| d.as_os_str().is_empty())
+                }),
+                ..Default::default()
+            };
+            Inspector::load(dir, config, &opts)
+                .map(Arc::new)
+                .map_err(|e| match k {
+                    // the service's model: its error as it always was
+                    0 => e,
+                    _ => {
+                        let ids: Vec<String> =
+                            judged.iter().map(|c| format!("{:?}", c.id)).collect();
+                        Error::Config(format!(
+                            "cameras: {}: model {} cannot be loaded: {e}",
+                            ids.join(", "),
+                            dir.display()
+                        ))
+                    }
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut origins = HashMap::new();
-    for cam in &config.cameras {
-        let (files, file_origin) = file_calibration(&model, cam)?;
+    let mut cameras = Vec::with_capacity(config.cameras.len());
+    for (cam, &k) in config.cameras.iter().zip(&model_of) {
+        let model = &models[k];
+        let m = &model.package().manifest.model;
+        let (files, file_origin) = file_calibration(model, cam)?;
         let (norm, origin) = match store.applied_threshold(&cam.id, &m.name, &m.sha256)? {
             Some(a) => {
                 let norm = Normalization::new(a.min, a.max, a.threshold).map_err(|message| {
@@ -291,12 +364,41 @@ pub fn load_model(config: &Config, store: &dyn Store) -> Result<Served> {
         };
         model.set_camera_calibration(&cam.id, norm)?;
         origins.insert(cam.id.clone(), origin);
+        cameras.push(ServedCamera {
+            config: cam.clone(),
+            model: model.clone(),
+        });
     }
     Ok(Served {
-        inspector: Arc::new(model),
-        cameras: config.cameras.clone(),
+        service_model: models[0].clone(),
+        cameras,
         origins: RwLock::new(origins),
     })
+}
+
+/// The model package folders `config` names, each once however it is spelt (`models/x`,
+/// `./models/x`, its absolute path): the service's model first, then the cameras' own in config
+/// order; and for every configured camera, the index of its model's folder.
+fn package_folders(config: &Config) -> (Vec<&std::path::Path>, Vec<usize>) {
+    // A folder that does not exist keeps its spelling: its load fails with that name.
+    let same_as =
+        |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut folders = vec![config.server.model.as_path()];
+    let mut keys = vec![same_as(&config.server.model)];
+    let model_of = config
+        .cameras
+        .iter()
+        .map(|cam| {
+            let dir = cam.own_model().unwrap_or(&config.server.model);
+            let key = same_as(dir);
+            keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                keys.push(key);
+                folders.push(dir);
+                folders.len() - 1
+            })
+        })
+        .collect();
+    (folders, model_of)
 }
 
 /// What the calibration files give a camera: its `calibration` file from the config, else
@@ -346,13 +448,13 @@ fn calibration_changes(
     action: &str,
     reason: &str,
 ) -> Result<Vec<CalibrationChange>> {
-    let m = &new.inspector.package().manifest.model;
     let now = chrono::Utc::now().timestamp_millis();
     let mut out = Vec::new();
-    for cam in &new.cameras {
-        let (norm, origin) = new.calibration(&cam.id)?;
-        let source = origin.source(new.inspector.calibration_dir());
-        let old = before(&cam.id);
+    for (camera, model) in new.camera_models() {
+        let m = &model.package().manifest.model;
+        let (norm, origin) = new.calibration(camera)?;
+        let source = origin.source(model.calibration_dir());
+        let old = before(camera);
         let same = old.as_ref().is_some_and(|(t, lo, hi, src)| {
             *t == norm.threshold && *lo == norm.min && *hi == norm.max && *src == source
         });
@@ -362,7 +464,7 @@ fn calibration_changes(
         out.push(CalibrationChange {
             id: 0,
             at_ms: now,
-            camera: cam.id.clone(),
+            camera: camera.to_string(),
             actor: actor.to_string(),
             action: action.to_string(),
             old_threshold: old.as_ref().map(|o| o.0),
@@ -408,9 +510,10 @@ impl Overrides {
 }
 
 /// The config sections that differ between the running service and `new` in ways a reload
-/// does not apply (a restart does). A reload rebuilds the model from `server.model`,
-/// `[engine]`, `[preprocess]`, `[search]`, `[heatmap]` and the calibrations; every other
-/// setting — and the per-camera regions and templates built at start — stays as it started.
+/// does not apply (a restart does). A reload rebuilds the models from `server.model` and the
+/// cameras' `model`, `[engine]`, `[preprocess]`, `[search]`, `[heatmap]` and the calibrations;
+/// every other setting — the list of cameras, and the per-camera keys, regions and templates
+/// built at start — stays as it started.
 pub fn not_applied(running: &Config, new: &Config) -> Vec<&'static str> {
     let server = |c: &Config| ServerConfig {
         model: PathBuf::new(),
@@ -421,6 +524,7 @@ pub fn not_applied(running: &Config, new: &Config) -> Vec<&'static str> {
             .iter()
             .map(|cam| CameraConfig {
                 calibration: None,
+                model: None,
                 ..cam.clone()
             })
             .collect()
@@ -521,11 +625,12 @@ impl Observer for ServiceObserver {
     }
 }
 
-/// Swaps in a freshly loaded model and calibration. Frames already prepared finish on the old
-/// model; the next ones use the new one; nothing fails in between. Every camera whose
-/// calibration changes gets an audit entry by `actor` (who asked: an account's name or a
-/// token's role, or `signal`), written before the swap: a reload whose audit cannot be written
-/// does not happen.
+/// Swaps in freshly loaded models (the service's and the cameras' own) and calibrations. Frames
+/// already prepared finish on the old models; the next ones use the new ones; nothing fails in
+/// between. A model that cannot be loaded refuses the whole reload: the old ones keep serving.
+/// Every camera whose calibration changes gets an audit entry by `actor` (who asked: an
+/// account's name or a token's role, or `signal`), written before the swap: a reload whose
+/// audit cannot be written does not happen.
 pub async fn reload(state: Arc<AppState>, actor: &str) -> std::result::Result<Value, String> {
     let _one_at_a_time = state.reload_lock.lock().await;
     let config = Config::load(state.config_path.as_deref()).map(|mut c| {
@@ -546,14 +651,14 @@ pub async fn reload(state: Arc<AppState>, actor: &str) -> std::result::Result<Va
             skipped = not_applied(&state.config, &c);
             let store = state.store.clone();
             web::block(move || {
-                let served = load_model(&c, store.as_ref())?;
+                let served = load_models(&c, store.as_ref())?;
                 let before = |cam: &str| {
                     old.calibration(cam).ok().map(|(n, o)| {
                         (
                             n.threshold,
                             n.min,
                             n.max,
-                            o.source(old.inspector.calibration_dir()),
+                            o.source(old.model(cam).calibration_dir()),
                         )
                     })
                 };
@@ -569,19 +674,18 @@ pub async fn reload(state: Arc<AppState>, actor: &str) -> std::result::Result<Va
     };
     match loaded {
         Ok(served) => {
-            let model = served.inspector.clone();
-            let m = model.package().manifest.model.clone();
-            let provider = model.provider();
-            *state.model.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(served);
-            state.metrics.set_model(&m.name, &m.version, provider);
-            state.metrics.reloads.with_label_values(&["ok"]).inc();
-            tracing::info!(model = %m.name, version = %m.version, "model reloaded");
+            let service_model = served.service_model().clone();
             let mut answer = json!({
-                "model": {"name": m.name, "version": m.version},
-                "provider": provider,
+                "model": http::views::model_ref(&service_model),
+                "provider": service_model.provider(),
+                "models": http::views::served_models(&served),
                 "reloaded_at": http::views::rfc3339(chrono::Utc::now().timestamp_millis()),
                 "not_applied": skipped,
             });
+            state.metrics.set_models(served.camera_models());
+            *state.served.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(served);
+            state.metrics.reloads.with_label_values(&["ok"]).inc();
+            tracing::info!(models = %answer["models"], "model reloaded");
             if !skipped.is_empty() {
                 let message = format!(
                     "config sections changed on disk but not applied by a reload: {}; restart the service to apply them",
@@ -594,7 +698,7 @@ pub async fn reload(state: Arc<AppState>, actor: &str) -> std::result::Result<Va
         }
         Err(e) => {
             state.metrics.reloads.with_label_values(&["error"]).inc();
-            tracing::error!(error = %e, "reload failed; the previous model keeps serving");
+            tracing::error!(error = %e, "reload failed; the previous models keep serving");
             Err(e)
         }
     }
@@ -608,7 +712,7 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         &config.storage.path,
         &config.storage.synchronous,
     )?);
-    let served = load_model(&config, store.as_ref())?;
+    let served = load_models(&config, store.as_ref())?;
     // A calibration that changed while the service was stopped (files, model, config) is a
     // change too: compared with what the audit last recorded for each camera.
     let before = |cam: &str| {
@@ -632,14 +736,10 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
     }
     // The hash an unknown account name is verified against, so the first is not faster.
     accounts::prime();
-    let model = served.inspector.clone();
     let metrics = Arc::new(Metrics::new());
     let camera_ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
     metrics.preset(&camera_ids);
-    {
-        let m = &model.package().manifest.model;
-        metrics.set_model(&m.name, &m.version, model.provider());
-    }
+    metrics.set_models(served.camera_models());
     metrics
         .queue_capacity
         .set(config.batching.queue_capacity as i64);
@@ -691,7 +791,7 @@ pub fn serve(mut config: Config, config_path: Option<PathBuf>, overrides: Overri
         config: config.clone(),
         config_path,
         overrides,
-        model: RwLock::new(Arc::new(served)),
+        served: RwLock::new(Arc::new(served)),
         batcher: RwLock::new(Some(batcher)),
         store,
         metrics,
@@ -969,4 +1069,61 @@ async fn harden(
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn camera(id: &str, model: Option<&std::path::Path>) -> CameraConfig {
+        CameraConfig {
+            id: id.into(),
+            model: model.map(std::path::Path::to_path_buf),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_package_folder_is_loaded_once_however_it_is_spelt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (service, track) = (tmp.path().join("service"), tmp.path().join("track"));
+        std::fs::create_dir_all(&service).unwrap();
+        std::fs::create_dir_all(&track).unwrap();
+        let track_again = tmp.path().join("service/../track");
+        let missing = tmp.path().join("missing");
+        let config = Config {
+            server: ServerConfig {
+                model: service.clone(),
+                ..Default::default()
+            },
+            cameras: vec![
+                camera("cam-01", None),
+                camera("cam-02", Some(&track)),
+                camera("cam-03", Some(&track_again)),
+                camera("cam-04", Some(&service)),
+                camera("cam-05", Some(std::path::Path::new(""))),
+                camera("cam-06", Some(&missing)),
+            ],
+            ..Default::default()
+        };
+        let (folders, model_of) = package_folders(&config);
+        assert_eq!(
+            folders,
+            [service.as_path(), track.as_path(), missing.as_path()]
+        );
+        assert_eq!(model_of, [0, 1, 1, 0, 0, 2]);
+    }
+
+    #[test]
+    fn a_reload_applies_a_cameras_model_but_not_a_new_camera() {
+        let running = Config {
+            cameras: vec![camera("cam-01", None)],
+            ..Default::default()
+        };
+        let mut new = running.clone();
+        new.cameras[0].model = Some("models/track-across-2mp".into());
+        assert!(not_applied(&running, &new).is_empty());
+        new.cameras.push(camera("cam-02", None));
+        assert_eq!(not_applied(&running, &new), ["cameras"]);
+    }
 }

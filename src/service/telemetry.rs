@@ -2,10 +2,14 @@
 //! counters, `_seconds` durations, base units) and are what `docker/prometheus/alerts.yml`
 //! alerts on: rename one there too.
 
+use std::sync::Arc;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
 };
+
+use crate::pipeline::inspector::Inspector;
 
 /// Stages a frame passes through, for `railscope_stage_duration_seconds{stage}`.
 pub const STAGES: [&str; 7] = [
@@ -97,8 +101,11 @@ impl Metrics {
         )
         .expect("metric");
         let model_info = GaugeVec::new(
-            Opts::new("railscope_model_info", "The model being served (value 1)."),
-            &["model", "version", "provider"],
+            Opts::new(
+                "railscope_model_info",
+                "The model each camera is judged with (value 1).",
+            ),
+            &["camera", "model", "version", "provider"],
         )
         .expect("metric");
         let reviews = IntCounterVec::new(
@@ -192,11 +199,16 @@ impl Metrics {
         }
     }
 
-    pub fn set_model(&self, model: &str, version: &str, provider: &str) {
+    /// One `railscope_model_info` series for each camera, naming its model (replacing what a
+    /// reload made stale).
+    pub fn set_models<'a>(&self, cameras: impl IntoIterator<Item = (&'a str, &'a Arc<Inspector>)>) {
         self.model_info.reset();
-        self.model_info
-            .with_label_values(&[model, version, provider])
-            .set(1.0);
+        for (camera, model) in cameras {
+            let m = &model.package().manifest.model;
+            self.model_info
+                .with_label_values(&[camera, &m.name, &m.version, model.provider()])
+                .set(1.0);
+        }
     }
 
     pub fn observe_stage(&self, stage: &str, seconds: f64) {

@@ -381,6 +381,27 @@ pub fn track_camera_config(dir: &Path, camera: &str) -> PathBuf {
     path
 }
 
+/// A copy of calibration/ in `dir`: nothing the service does (applying a threshold, a test
+/// writing a camera's file) may touch the committed files.
+pub fn calibration_copy(dir: &Path) -> PathBuf {
+    let cal = dir.join("calibration");
+    std::fs::create_dir_all(&cal).unwrap();
+    for e in std::fs::read_dir(root().join("calibration")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, cal.join(p.file_name().unwrap())).unwrap();
+    }
+    cal
+}
+
+/// The shipped calibration of `model` (`calibration/<model>.json`) with another threshold,
+/// written to `path`.
+pub fn write_calibration(model: &str, path: &Path, threshold: f64) {
+    let shipped = root().join(format!("calibration/{model}.json"));
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+    c["threshold"] = serde_json::json!(threshold);
+    std::fs::write(path, serde_json::to_string_pretty(&c).unwrap()).unwrap();
+}
+
 /// A blank mid-gray 512×512 PNG: no rail, no sleeper.
 pub fn blank_png() -> Vec<u8> {
     let img = image::GrayImage::from_pixel(512, 512, image::Luma([128u8]));

@@ -24,6 +24,7 @@ pub(super) async fn cameras(req: HttpRequest, state: web::Data<AppState>) -> Res
     let mut out = Vec::new();
     for cam in &state.config.cameras {
         let live = state.board.get(&cam.id);
+        let model = served.model(&cam.id);
         let (cal, origin) = served
             .calibration(&cam.id)
             .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -38,7 +39,8 @@ pub(super) async fn cameras(req: HttpRequest, state: web::Data<AppState>) -> Res
             "silent": live.last_ms.is_none_or(|t| now - t > silent_ms),
             "last_inspection_id": live.last_id,
             "last_image_inspection_id": live.last_image_id,
-            "calibration": views::calibration(&cal, &origin, served.inspector.calibration_dir()),
+            "calibration": views::calibration(&cal, &origin, model.calibration_dir()),
+            "model": views::model_ref(model),
         }));
     }
     Ok(HttpResponse::Ok().json(json!({ "cameras": out })))
@@ -90,9 +92,11 @@ pub(super) async fn calibration_proposal(
     let (current, origin) = served
         .calibration(&camera)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let m = served.inspector.package().manifest.model.clone();
+    // only reviews of frames this camera's current model version judged
+    let model = served.model(&camera);
+    let m = model.package().manifest.model.clone();
     let store = state.store.clone();
-    let (cam, name, version) = (camera.clone(), m.name.clone(), m.version.clone());
+    let (cam, name, version) = (camera.clone(), m.name, m.version);
     let reviews = blocking(move || store.reviewed_scores(&cam, &name, &version)).await?;
     let raw: Vec<(f64, ReviewState)> = reviews.iter().map(|r| (r.a, r.state)).collect();
     let p = propose(
@@ -109,8 +113,8 @@ pub(super) async fn calibration_proposal(
         .collect();
     Ok(HttpResponse::Ok().json(json!({
         "camera": camera,
-        "current": views::calibration(&current, &origin, served.inspector.calibration_dir()),
-        "model": {"name": m.name, "version": m.version},
+        "current": views::calibration(&current, &origin, model.calibration_dir()),
+        "model": views::model_ref(model),
         "proposed": p.threshold.map(|t| json!({"threshold": t})),
         "method": p.method,
         "reviewed": {"confirmed": p.confirmed, "false_alarm": p.false_alarm},
@@ -188,8 +192,9 @@ pub(super) async fn apply_calibration(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let norm = Normalization::new(current.min, current.max, b.threshold)
         .map_err(|e| ApiError::bad_request(format!("threshold: {e}")))?;
-    let m = served.inspector.package().manifest.model.clone();
-    let dir = served.inspector.calibration_dir().to_path_buf();
+    let model = served.model(&camera);
+    let m = model.package().manifest.model.clone();
+    let dir = model.calibration_dir().to_path_buf();
     let now = chrono::Utc::now().timestamp_millis();
     let by = caller.who.clone();
     let mut origin = CalibrationOrigin::Applied {
@@ -239,7 +244,7 @@ pub(super) async fn apply_calibration(
     Ok(HttpResponse::Ok().json(views::calibration(&norm, &origin, &dir)))
 }
 
-/// Clears the threshold applied to a camera (for the model in service): the calibration files
+/// Clears the threshold applied to a camera (for its model in service): the calibration files
 /// apply again from its next frame. 404 when none is applied.
 pub(super) async fn clear_calibration(
     req: HttpRequest,
@@ -254,10 +259,11 @@ pub(super) async fn clear_calibration(
     let (current, old_origin) = served
         .calibration(&camera)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let dir = served.inspector.calibration_dir().to_path_buf();
+    let model = served.model(&camera);
+    let dir = model.calibration_dir().to_path_buf();
     if !matches!(old_origin, CalibrationOrigin::Applied { .. }) {
         return Err(ApiError::not_found(format!(
-            "no threshold is applied to {camera} for the model in service; its calibration comes from {}",
+            "no threshold is applied to {camera} for its model in service; its calibration comes from {}",
             old_origin.source(&dir)
         )));
     }
@@ -266,7 +272,7 @@ pub(super) async fn clear_calibration(
         let cam = camera.clone();
         blocking(move || served.file_calibration(&cam)).await?
     };
-    let m = served.inspector.package().manifest.model.clone();
+    let m = &model.package().manifest.model;
     let change = CalibrationChange {
         id: 0,
         at_ms: chrono::Utc::now().timestamp_millis(),

@@ -320,8 +320,9 @@ async fn frame(req: &HttpRequest, camera: &str, payload: web::Payload, state: &A
                 .json(views::inspection(&first)));
         }
     }
-    // One snapshot: the frame is prepared and scored by the same model even across a reload.
-    let model = state.model();
+    // One snapshot: the frame is prepared and scored by its camera's model of this moment, even
+    // across a reload.
+    let model = state.served().model(camera).clone();
     let preparing = model.clone();
     let entry = state.cameras.get(camera);
     let roi = entry.and_then(|c| c.roi.clone());

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::errors::{ApiError, Resp};
+use super::views;
 use crate::service::AppState;
 
 pub(super) async fn reload(req: HttpRequest, state: web::Data<AppState>) -> Resp {
@@ -35,11 +36,13 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> Resp {
     let writable = web::block(move || store.check_writable()).await;
     match writable {
         Ok(Ok(())) => {
-            let m = state.model();
+            let served = state.served();
+            let m = served.service_model();
             Ok(HttpResponse::Ok().json(json!({
                 "status": "ready",
-                "model": {"name": m.package().name(), "version": m.package().manifest.model.version},
+                "model": views::model_ref(m),
                 "provider": m.provider(),
+                "models": views::served_models(&served),
                 "queue": {"depth": state.batcher().map(|b| b.depth()).unwrap_or(0), "capacity": state.config.batching.queue_capacity},
             })))
         }

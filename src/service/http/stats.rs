@@ -64,8 +64,12 @@ pub(super) async fn scores(req: HttpRequest, state: web::Data<AppState>) -> Resp
     let q: StatsQuery = query(&req)?;
     let bins = q.bins.unwrap_or(40).clamp(1, 200);
     let camera = q.camera.filter(|s| !s.is_empty());
-    let threshold = state
-        .model()
+    let served = state.served();
+    // a camera's threshold from its model; over all cameras, the service's model's default
+    let model = camera
+        .as_deref()
+        .map_or(served.service_model(), |c| served.model(c));
+    let threshold = model
         .calibration_for(camera.as_deref())
         .map(|n| n.threshold)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -5,11 +5,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::pipeline::inspector::Inspector;
 use crate::pipeline::scoring::Normalization;
 use crate::service::batching::Answer;
 use crate::service::store::{CalibrationChange, Inspection, Review, ReviewBatch, UndoResult};
 
-use crate::service::CalibrationOrigin;
+use crate::service::{CalibrationOrigin, Served};
 
 pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -129,6 +130,25 @@ pub fn review_batch_event(b: &ReviewBatch) -> Value {
         "count": b.items.len(),
         "undone": b.undone.is_some(),
     })
+}
+
+/// A model package as the answers name it (`ModelRef`): name and version.
+pub fn model_ref(m: &Inspector) -> Value {
+    json!({"name": m.package().name(), "version": m.package().manifest.model.version})
+}
+
+/// Every model in service (`ServedModel`), the service's own first: name, version, execution
+/// provider and the cameras it judges.
+pub fn served_models(s: &Served) -> Value {
+    s.models()
+        .into_iter()
+        .map(|(m, cameras)| {
+            let mut v = model_ref(m);
+            v["provider"] = json!(m.provider());
+            v["cameras"] = json!(cameras);
+            v
+        })
+        .collect()
 }
 
 /// The answer to a posted frame: the stored inspection plus where the time went.

@@ -18,7 +18,7 @@ const who = new Map();
 const sessions = new Map();
 const good = readdirSync(join(FIX, 'good')).map((f) => join(FIX, 'good', f));
 const bad = readdirSync(FIX).filter((d) => d !== 'good').flatMap((d) => readdirSync(join(FIX, d)).map((f) => join(FIX, d, f)));
-const cams = ['cam-01', 'cam-02', 'cam-03', 'cam-04'].map((id, i) => ({ id, name: `Line ${i + 1} km ${12 + i} down`, calibration: { min: 0.01, max: 0.2, threshold: 0.127, source: 'nested-edgan.json', origin: 'default', applied: null } }));
+const cams = ['cam-01', 'cam-02', 'cam-03', 'cam-04'].map((id, i) => ({ id, name: `Line ${i + 1} km ${12 + i} down`, calibration: { min: 0.01, max: 0.2, threshold: 0.127, source: 'nested-edgan.json', origin: 'default', applied: null }, model: { name: 'nested-edgan', version: 'mock' } }));
 const audit = [];
 const items = [];
 // Bulk reviews (POST /v1/review-batches): each with every inspection's review before it.
@@ -308,7 +308,7 @@ const server = http.createServer(async (req, res) => {
     return send(res, 200, c.calibration);
   }
   if (p === '/v1/calibration/audit') return send(res, 200, { items: audit.filter((e) => !q.camera || e.camera === q.camera).slice(0, Number(q.limit ?? 50)), next_before_id: null });
-  if (p === '/admin/reload') return r === 'admin' ? send(res, 200, { model: { name: 'nested-edgan' }, reloaded_at: new Date().toISOString() }) : err(res, 403, 'forbidden', 'admin only');
+  if (p === '/admin/reload') return r === 'admin' ? send(res, 200, { model: { name: 'nested-edgan', version: 'mock' }, provider: 'cpu', models: [{ name: 'nested-edgan', version: 'mock', provider: 'cpu', cameras: cams.map((c) => c.id) }], reloaded_at: new Date().toISOString(), not_applied: [] }) : err(res, 403, 'forbidden', 'admin only');
   return err(res, 404, 'not_found', 'no such route');
 });
 
