@@ -35,11 +35,14 @@ def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def soil(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One soft stain on a [C, H, W] image: a smooth irregular blob (noise on a 4x4 grid, bicubic,
-    soft-thresholded, faded out towards the box's edges) filling part of a box of 30-70 % of a side, that darkens the pixels under
-    it by up to 35 % or brightens them by up to 15 % (dirt, water, rust, a dry patch). Why: a
-    stain is restoration-damage-shaped (corruption.py), so a generator never shown one on its
-    clean target learns to remove it, and heavy stains become false alarms (docs/models.md)."""
+    """One stain on a [C, H, W] image: a smooth irregular blob (noise on a 4x4 grid, bicubic,
+    soft-thresholded, faded out towards the box's edges) filling part of a box of 30-70 % of a
+    side, its strength mottled by finer noise (a 6x6 grid: x0.2-1.8), that brightens the pixels under
+    it by 15-45 % (a dry or bleached patch) or darkens them by 10-35 % (dirt, water, rust), on
+    average. Why: a stain is restoration-damage-shaped (corruption.py), so a generator never shown
+    one on its clean target learns to remove it. The mottling matters: heavy stains are flagged
+    where a bright mottle makes a compact bright spot that the generator erases like a foreign
+    object (docs/models.md rows 20-21); a smooth, mostly darkening stain did not teach it otherwise."""
 
     def u(lo: float, hi: float) -> float:
         return lo + (hi - lo) * float(torch.rand(1, generator=gen))
@@ -54,7 +57,9 @@ def soil(img: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     wy = torch.sin(torch.linspace(0, math.pi, bh)).clamp(min=0)
     wx = torch.sin(torch.linspace(0, math.pi, bw)).clamp(min=0)
     blob = torch.sigmoid((smooth - level) * 12.0) * wy[:, None] * wx[None, :]
-    strength = u(0.1, 0.35) if u(0, 1) < 0.75 else -u(0.05, 0.15)
+    mottle = F.interpolate(torch.rand(1, 1, 6, 6, generator=gen), size=(bh, bw), mode="bilinear", align_corners=True)[0, 0]
+    blob = blob * (0.2 + 1.6 * mottle)
+    strength = -u(0.15, 0.45) if u(0, 1) < 0.5 else u(0.1, 0.35)
     out = img.clone()
     out[:, y0 : y0 + bh, x0 : x0 + bw] *= 1.0 - strength * blob
     return out
@@ -64,7 +69,7 @@ def augment(pix: torch.Tensor, gen: torch.Generator, p: float = 0.5, soiling: bo
     """pix: [N, C, H, W] in [0, 1] -> an augmented copy. Each image independently gets, each with
     probability p: gain x[0.85, 1.15] and offset +-0.05; a focus change (Gaussian blur sigma
     0.3-1.0, or an unsharp mask of amount 0.2-1.0 at sigma 0.5-1.5); extra sensor noise sigma
-    0.005-0.03; with ``soiling``, one or two soft stains (``soil``)."""
+    0.005-0.03; with ``soiling``, one or two stains (``soil``)."""
 
     def u(lo: float, hi: float) -> float:
         return lo + (hi - lo) * float(torch.rand(1, generator=gen))
