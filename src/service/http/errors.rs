@@ -110,13 +110,13 @@ impl ApiError {
         }
     }
 
-    /// The `railscope_rejected_frames_total{reason}` label for a refused frame.
-    pub fn reject_reason(&self) -> &'static str {
-        match self.code {
+    /// The `railscope_rejected_frames_total{reason}` label for a refused frame; `None` for a
+    /// store failure, which the store thread counts (`store_failed`) once a frame, answered or not.
+    pub fn reject_reason(&self) -> Option<&'static str> {
+        Some(match self.code {
             "queue_full" => "queue_full",
             "camera_busy" => "camera_busy",
-            // already counted once a frame by the store thread
-            "insufficient_storage" | "store_unavailable" => "store_failed",
+            "insufficient_storage" | "store_unavailable" => return None,
             "frame_in_flight" => "frame_in_flight",
             "not_ready" => "not_ready",
             "internal" => "internal",
@@ -126,7 +126,7 @@ impl ApiError {
             "unknown_camera" => "unknown_camera",
             "timeout" => "timeout",
             _ => "bad_request",
-        }
+        })
     }
 
     /// A frame the library could not turn into a verdict: the client's fault unless it is ours.
@@ -186,11 +186,15 @@ mod tests {
     fn every_refusal_has_its_own_reason() {
         let reason =
             |code: &'static str| ApiError::new(StatusCode::BAD_REQUEST, code, "").reject_reason();
-        assert_eq!(reason("queue_full"), "queue_full");
-        assert_eq!(reason("not_ready"), "not_ready");
-        assert_eq!(ApiError::internal("disk full").reject_reason(), "internal");
-        assert_eq!(reason("bad_request"), "bad_request");
-        assert_eq!(reason("payload_too_large"), "too_large");
+        assert_eq!(reason("queue_full"), Some("queue_full"));
+        assert_eq!(reason("not_ready"), Some("not_ready"));
+        assert_eq!(
+            ApiError::internal("disk full").reject_reason(),
+            Some("internal")
+        );
+        assert_eq!(reason("bad_request"), Some("bad_request"));
+        assert_eq!(reason("payload_too_large"), Some("too_large"));
+        assert_eq!(reason("insufficient_storage"), None); // the store thread counts it
     }
 
     #[test]

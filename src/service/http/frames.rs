@@ -253,9 +253,8 @@ pub(super) async fn post_frame(
     let camera = path.into_inner();
     let result = frame(&req, &camera, payload, &state).await;
     if let Err(e) = &result {
-        // a store failure is counted by the store thread, once a frame, answered or not
-        if e.reject_reason() != "store_failed" {
-            state.metrics.reject(e.reject_reason());
+        if let Some(reason) = e.reject_reason() {
+            state.metrics.reject(reason);
         }
         tracing::debug!(camera = %camera, code = e.code, "frame refused");
     }
