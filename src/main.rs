@@ -64,8 +64,10 @@ enum Command {
         /// Image files, or folders (their images, sorted by name).
         #[arg(required = true)]
         images: Vec<PathBuf>,
-        #[arg(long, default_value = DEFAULT_MODEL)]
-        model: PathBuf,
+        /// Model package (default: --camera's own `model` in the config's [[cameras]], else
+        /// server.model).
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Calibration file (default: calibration/<model>[.<camera>].json).
         #[arg(long)]
         calibration: Option<PathBuf>,
@@ -87,8 +89,10 @@ enum Command {
     },
     /// Compute min/max and the threshold on an MVTec-layout set; writes calibration JSON.
     Calibrate {
-        #[arg(long, default_value = DEFAULT_MODEL)]
-        model: PathBuf,
+        /// Model package (default: --camera's own `model` in the config's [[cameras]], else
+        /// server.model).
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// MVTec-layout folder: test/ holds good (and defect) images; for --method normals a
         /// folder with only train/good will do.
         #[arg(long)]
@@ -338,6 +342,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     files.push(p);
                 }
             }
+            let model = model.unwrap_or_else(|| camera_model(&config, camera.as_deref()));
             let inspector = Inspector::load(&model, &config, &opts)?;
             infer(&inspector, &files, heatmap.as_deref(), camera, batch.max(1))
         }
@@ -355,6 +360,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 roi: Some(RoiMode::Whole),
                 ..Default::default()
             };
+            let model = model.unwrap_or_else(|| camera_model(&config, camera.as_deref()));
             let inspector = Inspector::load(&model, &config, &opts)?;
             let method = match method {
                 MethodArg::Normals => Method::Normals(target),
@@ -701,6 +707,16 @@ fn read_password(prompt: bool) -> Result<String> {
     Ok(password)
 }
 
+/// The model package the service judges `camera` with: its own `model` in the config's
+/// [[cameras]], else `server.model` (also for no camera, or one the config does not list).
+fn camera_model(config: &Config, camera: Option<&str>) -> PathBuf {
+    camera
+        .and_then(|id| config.cameras.iter().find(|c| c.id == id))
+        .and_then(|c| c.own_model())
+        .unwrap_or(&config.server.model)
+        .to_path_buf()
+}
+
 fn infer(
     inspector: &Inspector,
     images: &[PathBuf],
@@ -709,6 +725,8 @@ fn infer(
     batch: usize,
 ) -> Result<ExitCode> {
     let pb = progress_bar(images.len(), "infer", images.len() > 1);
+    let m = &inspector.package().manifest.model;
+    let model = json!({"name": m.name, "version": m.version});
     let mut failed = 0usize;
     let mut used_names = std::collections::HashSet::new();
     for chunk in images.chunks(batch) {
@@ -744,6 +762,7 @@ fn infer(
                 Ok(r) => {
                     let mut v =
                         serde_json::to_value(&r).map_err(|e| Error::Other(e.to_string()))?;
+                    v["model"] = model.clone();
                     if let (Some(dir), Some(png)) = (heatmap, &r.heatmap_png) {
                         let out = dir.join(heatmap_name(path, &mut used_names));
                         std::fs::create_dir_all(dir)

@@ -63,3 +63,64 @@ fn infer_a_folder_prints_one_consistent_line_per_image() {
         assert_eq!(v["crops"].as_array().unwrap().len(), 1);
     }
 }
+
+/// Without `--model`, `infer --camera` judges with the model the service would give that camera:
+/// its own `model` in [[cameras]], else `server.model`; `--model` still wins. Each line names it.
+#[test]
+fn infer_for_a_camera_uses_that_cameras_model() {
+    require_model();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("railscope.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+model = "models/nested-edgan"
+
+[[cameras]]
+id = "cam-own"
+api_key = "key-own-camera"
+model = "models/ganomaly"
+
+[[cameras]]
+id = "cam-shared"
+api_key = "key-shared-camera"
+"#,
+    )
+    .unwrap();
+    let image = fixtures()
+        .join("test/good")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let threshold = |name: &str| {
+        railscope::pipeline::package::Calibration::load(
+            &root().join(format!("calibration/{name}.json")),
+        )
+        .unwrap()
+        .threshold
+    };
+    for (camera, model, expected) in [
+        ("cam-own", None, "ganomaly"),
+        ("cam-shared", None, "nested-edgan"),
+        ("cam-own", Some("models/skip-ganomaly"), "skip-ganomaly"),
+    ] {
+        let mut c = bin();
+        c.arg("--config")
+            .arg(&config)
+            .args(["infer", "--roi", "whole", "--camera", camera]);
+        if let Some(m) = model {
+            c.args(["--model", m]);
+        }
+        c.arg(&image);
+        let (code, out, err) = run(c);
+        assert_eq!(code, 0, "{camera}: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["model"]["name"], expected, "{camera} {model:?}: {v}");
+        assert_eq!(v["threshold"].as_f64().unwrap(), threshold(expected), "{v}");
+        assert_eq!(v["camera"], camera, "{v}");
+    }
+}
