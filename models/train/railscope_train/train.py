@@ -78,7 +78,7 @@ def gan_step(G, D, opt_g, opt_d, batch_pix: torch.Tensor, gen: torch.Generator, 
     if args.augment:
         batch_pix = augment(batch_pix, gen, soiling=args.soiling)
     x = normalize_batch(batch_pix, input_cfg)
-    x_in = corrupt(x, gen, structural=args.corruption == "structural",
+    x_in = corrupt(x, gen, min_frac=args.damage_min, structural=args.corruption == "structural",
                    geometric=args.corruption == "geometric") if args.corruption != "none" else x
     x, x_in = x.to(device), x_in.to(device)
     x_hat = G(x_in)
@@ -198,6 +198,7 @@ def train(args) -> Path:
         "base_width": args.base,
         "loss_weights": [w.adv, w.con, w.lat],
         "corruption": args.corruption,
+        "damage_min": args.damage_min,
         "augment": args.augment,
         "soiling": args.soiling,
         "init_from": getattr(args, "init_run", None),
@@ -279,6 +280,8 @@ def parse_args(argv=None):
     ap.add_argument("--corruption", choices=("restore", "structural", "geometric", "none"), default="restore",
                     help="restore: reconstruct clean images from randomly damaged inputs (corruption.py); "
                          "structural: also shifted / erased parts in blob shapes; geometric: also zoomed / bent parts; none: the paper's plain reconstruction")
+    ap.add_argument("--damage-min", type=float, default=0.1,
+                    help="smallest side of a damaged region, as a fraction of the image's (the largest: 0.35)")
     ap.add_argument("--z1-half", action="store_true",
                     help="nested-edgan: z1 at 1/2 resolution (as the paper), not full resolution (docs/models.md)")
     ap.add_argument("--init-from", type=Path, default=None,
