@@ -1006,14 +1006,7 @@ fn an_applied_threshold_outside_the_sane_range_is_refused_and_nothing_is_written
     let written = std::path::Path::new(&cal).join("nested-edgan.cam-01.json");
     let before_file = std::fs::read(&written).ok();
     let threshold_now = || {
-        let cams = get(&s.url("/v1/cameras"), Some(INSPECTOR));
-        assert_eq!(cams.status, 200, "{}", cams.json);
-        cams.json["cameras"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "cam-01")
-            .expect("cam-01 listed")["calibration"]["threshold"]
+        listed_camera(&s, "cam-01")["calibration"]["threshold"]
             .as_f64()
             .unwrap()
     };

@@ -16,15 +16,7 @@ use harness::*;
 use serde_json::{json, Value};
 
 fn camera(s: &Service, id: &str) -> Value {
-    let r = get(&s.url("/v1/cameras"), Some(INSPECTOR));
-    assert_eq!(r.status, 200, "{}", r.json);
-    r.json["cameras"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("{id} listed"))["calibration"]
-        .clone()
+    listed_camera(s, id)["calibration"].clone()
 }
 
 fn audit(s: &Service, camera: &str) -> Vec<Value> {
@@ -38,16 +30,7 @@ fn audit(s: &Service, camera: &str) -> Vec<Value> {
 
 /// The threshold a frame of `camera` is judged with now.
 fn judged_threshold(s: &Service, camera: &str) -> f64 {
-    let r = post_frame(
-        s,
-        camera,
-        Some(&format!("demo-key-{camera}")),
-        "image/png",
-        &fixture("test/good/000000.png"),
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.json);
-    r.json["threshold"].as_f64().unwrap()
+    post_good_frame(s, camera)["threshold"].as_f64().unwrap()
 }
 
 fn reload(s: &Service) {

@@ -32,33 +32,6 @@ fn config_with_models(path: &Path, models: &[(&str, &str)]) {
     std::fs::write(path, cfg).unwrap();
 }
 
-/// A good fixture frame from `camera`: the answer, which must be 200.
-fn frame(s: &Service, camera: &str) -> Value {
-    let r = post_frame(
-        s,
-        camera,
-        Some(&format!("demo-key-{camera}")),
-        "image/png",
-        &fixture("test/good/000000.png"),
-        &[],
-    );
-    assert_eq!(r.status, 200, "{camera}: {}", r.json);
-    r.json
-}
-
-/// `camera`'s entry in `GET /v1/cameras`.
-fn listed(s: &Service, camera: &str) -> Value {
-    let r = get(&s.url("/v1/cameras"), Some(INSPECTOR));
-    assert_eq!(r.status, 200, "{}", r.json);
-    r.json["cameras"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == camera)
-        .unwrap_or_else(|| panic!("{camera} listed"))
-        .clone()
-}
-
 /// The models in service as `/readyz` lists them: (name, cameras), the service's first.
 fn served(s: &Service) -> Vec<(String, Vec<String>)> {
     let r = get(&s.url("/readyz"), None);
@@ -141,13 +114,13 @@ fn each_camera_is_judged_stored_and_calibrated_with_its_own_model_across_reloads
         ("cam-03", "track-across-2mp", "1.0.0"),
     ] {
         let want = json!({"name": model, "version": version});
-        let answer = frame(&s, camera);
+        let answer = post_good_frame(&s, camera);
         assert_eq!(answer["model"], want, "{camera}: {answer}");
         assert_eq!(answer["threshold"].as_f64(), Some(shipped_threshold(model)));
         let id = answer["id"].as_i64().unwrap();
         let stored = get(&s.url(&format!("/v1/inspections/{id}")), Some(INSPECTOR));
         assert_eq!(stored.json["model"], want, "{camera}: {}", stored.json);
-        let entry = listed(&s, camera);
+        let entry = listed_camera(&s, camera);
         assert_eq!(entry["model"], want, "{entry}");
         assert_eq!(
             entry["calibration"]["source"],
@@ -178,13 +151,19 @@ fn each_camera_is_judged_stored_and_calibrated_with_its_own_model_across_reloads
     assert_eq!(answer["not_applied"], json!([]), "{answer}");
     assert_eq!(answer["model"]["name"], "nested-edgan", "{answer}");
     assert_eq!(served(&s), mapping, "a reload keeps the mapping");
-    let cam02 = listed(&s, "cam-02")["calibration"].clone();
+    let cam02 = listed_camera(&s, "cam-02")["calibration"].clone();
     assert_eq!(cam02["origin"], "camera_file", "{cam02}");
     assert_eq!(cam02["source"], "track-across-2mp.cam-02.json", "{cam02}");
-    assert_eq!(frame(&s, "cam-02")["threshold"].as_f64(), Some(0.61));
-    assert_eq!(listed(&s, "cam-03")["calibration"]["origin"], "default");
     assert_eq!(
-        frame(&s, "cam-03")["threshold"].as_f64(),
+        post_good_frame(&s, "cam-02")["threshold"].as_f64(),
+        Some(0.61)
+    );
+    assert_eq!(
+        listed_camera(&s, "cam-03")["calibration"]["origin"],
+        "default"
+    );
+    assert_eq!(
+        post_good_frame(&s, "cam-03")["threshold"].as_f64(),
         Some(shipped_threshold("track-across-2mp"))
     );
     let audit = get(
@@ -202,8 +181,14 @@ fn each_camera_is_judged_stored_and_calibrated_with_its_own_model_across_reloads
         &json!({"threshold": 0.63}),
     );
     assert_eq!(r.status, 200, "{}", r.json);
-    assert_eq!(frame(&s, "cam-02")["threshold"].as_f64(), Some(0.63));
-    assert_eq!(listed(&s, "cam-03")["calibration"]["origin"], "default");
+    assert_eq!(
+        post_good_frame(&s, "cam-02")["threshold"].as_f64(),
+        Some(0.63)
+    );
+    assert_eq!(
+        listed_camera(&s, "cam-03")["calibration"]["origin"],
+        "default"
+    );
 
     // The mapping changes on disk: a reload applies it (no restart), and cam-02's threshold
     // applied on the track model does not follow it to another model.
@@ -219,14 +204,20 @@ fn each_camera_is_judged_stored_and_calibrated_with_its_own_model_across_reloads
         ("track-across-2mp", &["cam-03"]),
     ]);
     assert_eq!(served(&s), remapped);
-    let answer = frame(&s, "cam-02");
+    let answer = post_good_frame(&s, "cam-02");
     assert_eq!(answer["model"]["name"], "skip-ganomaly", "{answer}");
     assert_eq!(
         answer["threshold"].as_f64(),
         Some(shipped_threshold("skip-ganomaly"))
     );
-    assert_eq!(frame(&s, "cam-03")["model"]["name"], "track-across-2mp");
-    assert_eq!(frame(&s, "cam-01")["model"]["name"], "nested-edgan");
+    assert_eq!(
+        post_good_frame(&s, "cam-03")["model"]["name"],
+        "track-across-2mp"
+    );
+    assert_eq!(
+        post_good_frame(&s, "cam-01")["model"]["name"],
+        "nested-edgan"
+    );
 
     // A package that cannot be loaded refuses the reload; the models in service go on.
     config_with_models(&cfg, &[("cam-02", "models/no-such-package")]);
@@ -239,8 +230,14 @@ fn each_camera_is_judged_stored_and_calibrated_with_its_own_model_across_reloads
         "{message}"
     );
     assert_eq!(served(&s), remapped);
-    assert_eq!(frame(&s, "cam-02")["model"]["name"], "skip-ganomaly");
-    assert_eq!(frame(&s, "cam-03")["model"]["name"], "track-across-2mp");
+    assert_eq!(
+        post_good_frame(&s, "cam-02")["model"]["name"],
+        "skip-ganomaly"
+    );
+    assert_eq!(
+        post_good_frame(&s, "cam-03")["model"]["name"],
+        "track-across-2mp"
+    );
 }
 
 /// A camera's own package that cannot be loaded is a start-up error naming the camera and the

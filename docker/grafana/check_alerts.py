@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_dashboard import (  # noqa: E402  (the sibling check's helpers)
-    REPO, CheckError, Procs, check_main, child_env, free_port, http, log, tail, wait_until,
+    REPO, CheckError, Procs, check_main, child_env, free_port, http, log, start_prometheus, tail, wait_until,
 )
 
 TEST_RULES = """\
@@ -140,16 +140,8 @@ def run(args):
         check(http("GET", base + "/readyz")[0] == 200, "railscope stays ready and inspects frames without Prometheus")
 
         # 2. Prometheus with the shipped rules and the test rules.
-        (work / "prometheus.yml").write_text(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-            f"rule_files:\n  - {REPO / 'docker/prometheus/alerts.yml'}\n  - {rules}\n"
-            "scrape_configs:\n  - job_name: railscope\n    metrics_path: /metrics\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{rs_port}']\n")
-        pr = procs.start("prometheus", [
-            prom_bin, f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'tsdb'}", "--storage.tsdb.retention.time=1h",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ], work / "prometheus.log", child_env({}))
+        pr = start_prometheus(procs, prom_bin, work, rs_port, prom_port,
+                              [REPO / "docker/prometheus/alerts.yml", rules])
         wait_until("prometheus /-/ready", lambda: http("GET", prom + "/-/ready")[0] == 200,
                    min(deadline, time.monotonic() + 30), pr, work / "prometheus.log")
         log(f"prometheus on {prom} ({time.monotonic() - t0:.1f} s)")

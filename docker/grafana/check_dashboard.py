@@ -247,6 +247,22 @@ def wait_until(what, cond, deadline, proc=None, logfile=None, step=0.25):
 # The check
 # --------------------------------------------------------------------------------------------
 
+def start_prometheus(procs, prom_bin, work, rs_port, prom_port, rule_files=()):
+    """A Prometheus on 127.0.0.1:``prom_port`` scraping railscope on ``rs_port`` every second (and
+    evaluating ``rule_files`` every second), its config, TSDB and log in ``work``."""
+    rules = "".join(f"  - {f}\n" for f in rule_files)
+    (work / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        + (f"rule_files:\n{rules}" if rules else "")
+        + "scrape_configs:\n  - job_name: railscope\n    metrics_path: /metrics\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{rs_port}']\n")
+    return procs.start("prometheus", [
+        prom_bin, f"--config.file={work / 'prometheus.yml'}",
+        f"--storage.tsdb.path={work / 'tsdb'}", "--storage.tsdb.retention.time=1h",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+    ], work / "prometheus.log", child_env({}))
+
+
 def prom_query(base, expr, start=None, end=None, step=None, at=None):
     if start is not None:
         params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": str(step)}
@@ -412,15 +428,7 @@ def run(args):
             "RAILSCOPE__SERVER__BIND": f"127.0.0.1:{rs_port}",
             "RAILSCOPE__STORAGE__PATH": str(work / "store"),
         }))
-        (work / "prometheus.yml").write_text(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-            "scrape_configs:\n  - job_name: railscope\n    metrics_path: /metrics\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{rs_port}']\n")
-        pr = procs.start("prometheus", [
-            prom_bin, f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'tsdb'}", "--storage.tsdb.retention.time=1h",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ], work / "prometheus.log", child_env({}))
+        pr = start_prometheus(procs, prom_bin, work, rs_port, prom_port)
 
         wait_until("railscope /readyz", lambda: http("GET", base + "/readyz")[0] == 200,
                    min(deadline, time.monotonic() + 60), rs, work / "railscope.log")

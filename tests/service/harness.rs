@@ -291,6 +291,34 @@ pub fn post_frame(
     finish(r.send_bytes(body))
 }
 
+/// The good fixture frame `test/good/000000.png` posted by `camera` with its demo key
+/// (`demo-key-<camera>`): the answer, which must be 200.
+pub fn post_good_frame(s: &Service, camera: &str) -> Value {
+    let r = post_frame(
+        s,
+        camera,
+        Some(&format!("demo-key-{camera}")),
+        "image/png",
+        &fixture("test/good/000000.png"),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{camera}: {}", r.json);
+    r.json
+}
+
+/// `camera`'s entry in `GET /v1/cameras` as an inspector sees it; the camera must be listed.
+pub fn listed_camera(s: &Service, camera: &str) -> Value {
+    let r = get(&s.url("/v1/cameras"), Some(INSPECTOR));
+    assert_eq!(r.status, 200, "{}", r.json);
+    r.json["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == camera)
+        .unwrap_or_else(|| panic!("{camera} listed"))
+        .clone()
+}
+
 pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(root().join("tests/fixtures/fasteners").join(rel)).unwrap()
 }
