@@ -47,7 +47,16 @@ fn frames_get_the_reference_verdicts_and_are_stored_with_metadata() {
         assert_eq!(r.json["capture_time"], "2026-11-23T10:00:00.000Z");
         assert_eq!(r.json["model"]["name"], "nested-edgan");
         assert_eq!(r.json["provider"], "cpu");
-        assert!(r.json["timings_ms"]["total"].as_f64().unwrap() > 0.0);
+        // The stages add up: intake holds preprocess, and the request's total holds intake,
+        // queue, infer, score and store.
+        let t = |k: &str| r.json["timings_ms"][k].as_f64().unwrap();
+        assert!(
+            t("intake") >= t("preprocess") && t("preprocess") > 0.0,
+            "{}",
+            r.json["timings_ms"]
+        );
+        let parts = t("intake") + t("queue") + t("infer") + t("score") + t("store");
+        assert!(t("total") >= parts - 1e-6, "{}", r.json["timings_ms"]);
         verdicts.insert(r.json["verdict"].as_str().unwrap().to_string());
         ids.push((r.json["id"].as_i64().unwrap(), r.json.clone()));
     }

@@ -422,10 +422,14 @@ def run_python_client(args, url: str, fps_per_camera: float, duration: float) ->
 def load_run(args, server: Server, name: str, fps_per_camera: float, duration: float, deadline: Deadline) -> dict:
     """One bounded client run against ``server`` with the server's CPU seconds around it."""
     deadline.check(duration + 5, name)
+    is_railscope = server.name.startswith("railscope")
+    b0 = stage_buckets(server) if is_railscope else None
     s0 = proc_cpu_s(server.pid)
     client = run_simulate if args.client == "simulate" else run_python_client
     summary = client(args, server.url, fps_per_camera, duration)
     s1 = proc_cpu_s(server.pid)
+    if b0 is not None:
+        summary["stage_share_over_ms"] = stage_tail(b0, stage_buckets(server))
     if server.proc.poll() is not None:
         raise RuntimeError(f"{server.name} died during {name} (exit {server.proc.returncode}):\n{server.log_tail()}")
     answered = max(1, int(summary.get("answered", 0)))
@@ -441,6 +445,43 @@ def load_run(args, server: Server, name: str, fps_per_camera: float, duration: f
     log(f"  {name}: {summary.get('throughput_fps', 0):.1f} frames/s answered={summary.get('answered')} "
         f"failed={summary.get('failed')} p50={lm.get('p50', float('nan')):.2f} ms p99={lm.get('p99', float('nan')):.2f} ms")
     return summary
+
+
+def stage_buckets(server: Server) -> dict[str, dict[float, float]]:
+    """The server's stage histograms now (``parse_stage_buckets``); empty when unreachable."""
+    try:
+        status, body = http_get(server.url + "/metrics", timeout=5)
+    except OSError:
+        return {}
+    return parse_stage_buckets(body.decode(errors="replace")) if status == 200 else {}
+
+
+def parse_stage_buckets(text: str) -> dict[str, dict[float, float]]:
+    """``railscope_stage_duration_seconds`` buckets: {stage: {upper bound s: cumulative count}}."""
+    out: dict[str, dict[float, float]] = {}
+    for k, v in parse_prometheus(text).items():
+        if k.startswith("railscope_stage_duration_seconds_bucket{"):
+            stage = k.split('stage="', 1)[-1].split('"', 1)[0]
+            le = k.split('le="', 1)[-1].split('"', 1)[0]
+            out.setdefault(stage, {})[float("inf") if le == "+Inf" else float(le)] = v
+    return out
+
+
+TAIL_BOUNDS_MS = (5, 10, 20, 50)
+
+
+def stage_tail(before: dict, after: dict) -> dict[str, dict[str, float]]:
+    """Where a run's slow frames spent their time: per stage, the share of the run's frames that
+    stayed longer than each of TAIL_BOUNDS_MS in it (from the server's histogram, so bounds are
+    bucket edges)."""
+    out = {}
+    for stage, cum in after.items():
+        total = cum.get(float("inf"), 0) - before.get(stage, {}).get(float("inf"), 0)
+        if total <= 0:
+            continue
+        out[stage] = {f"{ms}": round(1 - (cum[ms / 1e3] - before.get(stage, {}).get(ms / 1e3, 0)) / total, 4)
+                      for ms in TAIL_BOUNDS_MS if ms / 1e3 in cum}
+    return out
 
 
 def scrape_metrics(server: Server) -> dict:
@@ -606,6 +647,14 @@ def markdown(res: dict, section: bool) -> str:
         mb = (res.get(key) or {}).get("metrics_after_saturation", {}).get("mean_batch")
         if mb:
             lines.append(f"- mean session batch during {res[key]['label']} saturation: {mb:.2f}")
+    for key in ("batching_on", "batching_off"):
+        for run in (res.get(key) or {}).get("runs", []):
+            tail = run.get("stage_share_over_ms")
+            if not tail or not run.get("fraction_of_reference"):
+                continue
+            parts = [f"{st} {100 * tail[st].get('10', 0):.1f} %" for st in ("queue", "infer", "score", "store", "total") if st in tail]
+            lines.append(f"- where the tail comes from, {run['run']}: frames over 10 ms in each stage (server histograms): "
+                         + ", ".join(parts))
     mem = []
     for key in ("batching_on", "batching_off", "python"):
         m = (res.get(key) or {}).get("memory_mib")

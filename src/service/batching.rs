@@ -32,6 +32,9 @@ use crate::service::store::{FrameMeta, Inspection, Media, Store};
 /// Milliseconds spent in each stage, returned with the verdict.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Timings {
+    /// From the request's arrival to the queue: authentication, admission, reading the body,
+    /// the frame-id check, waiting for a decode slot and a pool thread, and `preprocess`.
+    pub intake: f64,
     pub preprocess: f64,
     pub queue: f64,
     pub infer: f64,
@@ -356,6 +359,7 @@ fn judge(
                 reconstruction_png: recon,
             },
             timings: Timings {
+                intake: job.enqueued.duration_since(job.arrived).as_secs_f64() * 1e3,
                 preprocess: job.preprocess_ms,
                 queue: queue_ms,
                 infer: infer_ms,

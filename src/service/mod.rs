@@ -602,6 +602,7 @@ impl Observer for ServiceObserver {
             .set(i.meta.received_ms as f64 / 1e3);
         let t = &a.timings;
         for (stage, ms) in [
+            ("intake", t.intake),
             ("queue", t.queue),
             ("infer", t.infer),
             ("score", t.score),

@@ -11,9 +11,11 @@ use prometheus::{
 
 use crate::pipeline::inspector::Inspector;
 
-/// Stages a frame passes through, for `railscope_stage_duration_seconds{stage}`.
+/// Stages a frame passes through, for `railscope_stage_duration_seconds{stage}`: `intake` from
+/// arrival to the inference queue (it holds `preprocess`), then `queue`, `infer`, `score`
+/// (judging, heatmaps) and `store` (the commit); `total` from arrival to the answer.
 pub const STAGES: [&str; 7] = [
-    "decode",
+    "intake",
     "preprocess",
     "queue",
     "infer",
@@ -72,6 +74,11 @@ impl Metrics {
             &["stage"],
         )
         .expect("metric");
+        // Every stage's series exists from the start, so a dashboard shows each one at 0 rather
+        // than missing until its first frame.
+        for stage in STAGES {
+            stage_duration.with_label_values(&[stage]);
+        }
         let batch_size = Histogram::with_opts(
             HistogramOpts::new("railscope_batch_size", "Frames per engine batch.")
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
