@@ -49,8 +49,39 @@ def _resampled_region(img: torch.Tensor, y0: int, x0: int, rh: int, rw: int, gen
     return F.grid_sample(img[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)[0]
 
 
+def structure_map(img: torch.Tensor, weighting: str = "edges") -> torch.Tensor:
+    """img [C, H, W] -> [H, W] non-negative weights where the image has structure: the blurred
+    image's gradient magnitude in its top fifth, so the outlines of clips, bolts and plates carry
+    the weight and the ballast's speckle, which covers far more pixels, none.
+
+    ``edges``: every such pixel weighs the same, so damage spreads along all the outlines in
+    proportion to their length. ``gradient`` (row 27 of docs/models.md): weighted by how far the
+    gradient exceeds the cut, which hands most of the damage to the bolt head, the brightest
+    highlight in the crop. (The zero-padded blurs give the outermost pixels a little weight too:
+    2 % of it on the training images.)"""
+    g = F.avg_pool2d(img.mean(0, keepdim=True)[None], 3, stride=1, padding=1)[0, 0]
+    gy = torch.zeros_like(g)
+    gx = torch.zeros_like(g)
+    gy[1:-1] = (g[2:] - g[:-2]).abs()
+    gx[:, 1:-1] = (g[:, 2:] - g[:, :-2]).abs()
+    m = F.avg_pool2d((gx + gy)[None, None], 5, stride=1, padding=2)[0, 0]
+    above = (m - torch.quantile(m, 0.8)).clamp(min=0)
+    return above if weighting == "gradient" else (above > 0).float()
+
+
+def _place(weights: torch.Tensor | None, h: int, w: int, rh: int, rw: int, gen: torch.Generator) -> tuple[int, int]:
+    """Top-left corner of an rh×rw region: uniform, or (``weights``) centred on a pixel drawn in
+    proportion to the structure map, clamped into the image."""
+    if weights is None:
+        return (int(torch.randint(0, h - rh + 1, (1,), generator=gen)), int(torch.randint(0, w - rw + 1, (1,), generator=gen)))
+    k = int(torch.multinomial(weights.flatten(), 1, generator=gen))
+    cy, cx = divmod(k, w)
+    return min(max(cy - rh // 2, 0), h - rh), min(max(cx - rw // 2, 0), w - rw)
+
+
 def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_frac: float = 0.1, max_frac: float = 0.35,
-            structural: bool = False, geometric: bool = False) -> torch.Tensor:
+            structural: bool = False, geometric: bool = False, on_structure: float = 0.0,
+            weighting: str = "edges") -> torch.Tensor:
     """x: [N, C, H, W] normalized batch -> damaged copy (x itself is untouched).
 
     ``structural`` adds damage that looks like the object itself went wrong rather than like
@@ -62,7 +93,12 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
     ``geometric`` (implies ``structural``) adds two changes of a part's shape rather than of its
     place: a region zoomed in or out about its centre, and a region bent by a smooth displacement
     field (``_resampled_region``); the structural kinds alone left a raised bolt head or a bent clip
-    leg close enough to copy (docs/models.md)."""
+    leg close enough to copy (docs/models.md).
+
+    ``on_structure`` is the share of regions centred where the image has structure (``structure_map``)
+    rather than anywhere: placed uniformly, most damage lands on ballast and plate faces, while the
+    defects that are missed (a clip's lost toe, a bent leg) sit on the parts' edges; ``weighting``
+    as ``structure_map``."""
     structural = structural or geometric
     n, c, h, w = x.shape
     out = x.clone()
@@ -71,10 +107,12 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
         return int(torch.randint(lo, hi + 1, (1,), generator=gen))
 
     for i in range(n):
+        weights = structure_map(x[i], weighting) + 1e-6 if on_structure > 0 else None
         for _ in range(rint(1, max_regions)):
             rh = rint(max(2, int(min_frac * h)), max(2, int(max_frac * h)))
             rw = rint(max(2, int(min_frac * w)), max(2, int(max_frac * w)))
-            y0, x0 = rint(0, h - rh), rint(0, w - rw)
+            guided = weights is not None and float(torch.rand(1, generator=gen)) < on_structure
+            y0, x0 = _place(weights if guided else None, h, w, rh, rw, gen)
             before = out[i, :, y0 : y0 + rh, x0 : x0 + rw].clone()
             kind = rint(0, 6 if geometric else 4 if structural else 2)
             if kind == 0:  # a patch from another image (or elsewhere in this one)

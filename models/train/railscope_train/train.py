@@ -78,7 +78,9 @@ def gan_step(G, D, opt_g, opt_d, batch_pix: torch.Tensor, gen: torch.Generator, 
     if args.augment:
         batch_pix = augment(batch_pix, gen, soiling=args.soiling)
     x = normalize_batch(batch_pix, input_cfg)
-    x_in = corrupt(x, gen, min_frac=args.damage_min, structural=args.corruption == "structural",
+    x_in = corrupt(x, gen, min_frac=args.damage_min, on_structure=args.damage_on_structure,
+                   weighting=args.damage_weighting,
+                   structural=args.corruption == "structural",
                    geometric=args.corruption == "geometric") if args.corruption != "none" else x
     x, x_in = x.to(device), x_in.to(device)
     x_hat = G(x_in)
@@ -199,6 +201,8 @@ def train(args) -> Path:
         "loss_weights": [w.adv, w.con, w.lat],
         "corruption": args.corruption,
         "damage_min": args.damage_min,
+        "damage_on_structure": args.damage_on_structure,
+        "damage_weighting": args.damage_weighting,
         "augment": args.augment,
         "soiling": args.soiling,
         "init_from": getattr(args, "init_run", None),
@@ -282,6 +286,12 @@ def parse_args(argv=None):
                          "structural: also shifted / erased parts in blob shapes; geometric: also zoomed / bent parts; none: the paper's plain reconstruction")
     ap.add_argument("--damage-min", type=float, default=0.1,
                     help="smallest side of a damaged region, as a fraction of the image's (the largest: 0.35)")
+    ap.add_argument("--damage-on-structure", type=float, default=0.0,
+                    help="share of damaged regions centred on the image's edges (clips, bolts, plate rims; "
+                         "corruption.structure_map) rather than anywhere (0: uniform, as before)")
+    ap.add_argument("--damage-weighting", choices=("edges", "gradient"), default="edges",
+                    help="with --damage-on-structure: every edge pixel alike (edges), or by gradient strength, "
+                         "which favours the bolt head (gradient: docs/models.md row 27)")
     ap.add_argument("--z1-half", action="store_true",
                     help="nested-edgan: z1 at 1/2 resolution (as the paper), not full resolution (docs/models.md)")
     ap.add_argument("--init-from", type=Path, default=None,

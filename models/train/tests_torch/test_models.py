@@ -280,3 +280,27 @@ def test_soiling_adds_soft_stains_and_leaves_the_shipped_augmentation_unchanged(
     assert torch.equal(a, b)
     c = augment(x, torch.Generator().manual_seed(3), p=1.0, soiling=True)
     assert not torch.equal(c, augment(x, torch.Generator().manual_seed(3), p=1.0))
+
+
+def test_damage_on_structure_lands_on_the_parts_edges_and_uniform_placement_is_unchanged():
+    from railscope_train.corruption import corrupt, structure_map
+
+    # a flat plate with one dark bar (a clip's leg): the only structure is the bar's outline
+    x = torch.full((16, 1, 64, 64), 0.2)
+    x[:, :, 40:56, 28:36] = -0.8
+    w = structure_map(x[0])
+    inner = w[4:-4, 4:-4]  # the zero-padded blurs give the outermost pixels a little weight
+    assert float(inner[:16].sum()) == 0.0 and float(w[36:60, 24:40].sum()) > 0.8 * float(w.sum())
+
+    def damaged_near_bar(on_structure):
+        y = corrupt(x, torch.Generator().manual_seed(11), structural=True, on_structure=on_structure)
+        changed = (y - x).abs().sum(1) > 1e-3
+        near = changed[:, 30:64, 16:48].sum()
+        return float(near) / max(1.0, float(changed.sum()))
+
+    # centred on the outline, damage falls near the bar far more often than placed anywhere
+    assert damaged_near_bar(1.0) > 0.8 > damaged_near_bar(0.0) + 0.3
+    # with on_structure 0 the recipe draws exactly what it drew before (the shipped runs reproduce)
+    a = corrupt(x, torch.Generator().manual_seed(5), structural=True, geometric=True)
+    b = corrupt(x, torch.Generator().manual_seed(5), structural=True, geometric=True, on_structure=0.0)
+    assert torch.equal(a, b)
