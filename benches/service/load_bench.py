@@ -652,7 +652,8 @@ def markdown(res: dict, section: bool) -> str:
             tail = run.get("stage_share_over_ms")
             if not tail or not run.get("fraction_of_reference"):
                 continue
-            parts = [f"{st} {100 * tail[st].get('10', 0):.1f} %" for st in ("queue", "infer", "score", "store", "total") if st in tail]
+            parts = [f"{st} {100 * tail[st].get('10', 0):.1f} %" for st in ("intake", "queue", "infer", "score", "store", "total")
+                     if st in tail]
             lines.append(f"- where the tail comes from, {run['run']}: frames over 10 ms in each stage (server histograms): "
                          + ", ".join(parts))
     mem = []
