@@ -122,6 +122,11 @@ def percentile(sorted_vals: list[float], q: float) -> float:
     return sorted_vals[i]
 
 
+def label(key: str, name: str) -> str:
+    """The value of label ``name`` in a ``parse_prometheus`` key (``name{a="x",b="y"}``)."""
+    return key.split(f'{name}="', 1)[-1].split('"', 1)[0]
+
+
 def parse_prometheus(text: str) -> dict[str, float]:
     """``name{labels} value`` lines -> {"name{labels}": value} (comments skipped)."""
     out = {}
@@ -461,9 +466,8 @@ def parse_stage_buckets(text: str) -> dict[str, dict[float, float]]:
     out: dict[str, dict[float, float]] = {}
     for k, v in parse_prometheus(text).items():
         if k.startswith("railscope_stage_duration_seconds_bucket{"):
-            stage = k.split('stage="', 1)[-1].split('"', 1)[0]
-            le = k.split('le="', 1)[-1].split('"', 1)[0]
-            out.setdefault(stage, {})[float("inf") if le == "+Inf" else float(le)] = v
+            le = label(k, "le")
+            out.setdefault(label(k, "stage"), {})[float("inf") if le == "+Inf" else float(le)] = v
     return out
 
 
@@ -507,8 +511,7 @@ def scrape_metrics(server: Server) -> dict:
     for k, v in q.items():
         ck = k.replace("_sum", "_count", 1)
         if cnt.get(ck):
-            stage = k.split('stage="', 1)[-1].split('"', 1)[0]
-            stages[stage] = v * 1e3 / cnt[ck]
+            stages[label(k, "stage")] = v * 1e3 / cnt[ck]
     if stages:
         out["mean_stage_ms"] = stages
     return out

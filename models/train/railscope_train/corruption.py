@@ -69,11 +69,9 @@ def structure_map(img: torch.Tensor, weighting: str = "edges") -> torch.Tensor:
     return above if weighting == "gradient" else (above > 0).float()
 
 
-def _place(weights: torch.Tensor | None, h: int, w: int, rh: int, rw: int, gen: torch.Generator) -> tuple[int, int]:
-    """Top-left corner of an rh×rw region: uniform, or (``weights``) centred on a pixel drawn in
-    proportion to the structure map, clamped into the image."""
-    if weights is None:
-        return (int(torch.randint(0, h - rh + 1, (1,), generator=gen)), int(torch.randint(0, w - rw + 1, (1,), generator=gen)))
+def _place_on(weights: torch.Tensor, h: int, w: int, rh: int, rw: int, gen: torch.Generator) -> tuple[int, int]:
+    """Top-left corner of an rh×rw region centred on a pixel drawn in proportion to ``weights``
+    (the structure map), clamped into the image."""
     k = int(torch.multinomial(weights.flatten(), 1, generator=gen))
     cy, cx = divmod(k, w)
     return min(max(cy - rh // 2, 0), h - rh), min(max(cx - rw // 2, 0), w - rw)
@@ -112,7 +110,7 @@ def corrupt(x: torch.Tensor, gen: torch.Generator, max_regions: int = 3, min_fra
             rh = rint(max(2, int(min_frac * h)), max(2, int(max_frac * h)))
             rw = rint(max(2, int(min_frac * w)), max(2, int(max_frac * w)))
             guided = weights is not None and float(torch.rand(1, generator=gen)) < on_structure
-            y0, x0 = _place(weights if guided else None, h, w, rh, rw, gen)
+            y0, x0 = _place_on(weights, h, w, rh, rw, gen) if guided else (rint(0, h - rh), rint(0, w - rw))
             before = out[i, :, y0 : y0 + rh, x0 : x0 + rw].clone()
             kind = rint(0, 6 if geometric else 4 if structural else 2)
             if kind == 0:  # a patch from another image (or elsewhere in this one)
