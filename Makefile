@@ -66,6 +66,7 @@ data: venv
 # Robustness sets (test split only). synth-nuisance-<N>: 200 good images with every nuisance neutral
 # except N, drawn at the strong end of its training range (false-alarm rate per nuisance; "neutral"
 # is the all-neutral control). synth-test-hard: every nuisance range widened by 30 % (generalisation).
+# synth-test-below: synth-test's 425 crops lit from below, as a frame's far row is once flipped back.
 NUISANCE_SEEDS := dark:30 bright:31 blur:32 jitter:33 stripes:34 stains:35 neutral:36
 data-robustness: venv
 	@for ns in $(NUISANCE_SEEDS); do n=$${ns%%:*}; s=$${ns##*:}; \
@@ -74,6 +75,7 @@ data-robustness: venv
 			--nuisance $$n --train 0 --test-good 200 --test-defect 0) || exit 1; \
 	done
 	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-test-hard --seed 5 --harder --train 0 --test-good 200 --test-defect 25
+	cd $(TRAIN_DIR) && $(UP)/$(PY) -m railscope_train.synth --out $(UP)/data/synth-test-below --seed 3 --light below --train 0 --test-good 200 --test-defect 25
 
 # Realistic track frames (railscope_train.track) with per-slot ground truth: an evaluation set
 # per camera preset for `railscope slots` (seed 12: 100 frames + 10 without track each).

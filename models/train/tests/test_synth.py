@@ -383,3 +383,57 @@ def test_cli_nuisance_and_harder(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             synth.main(["--out", str(tmp_path / "x"), *bad])
         assert e.value.code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Light side
+# ---------------------------------------------------------------------------------------------
+def _bolt_highlight_dy(img, seed):
+    """Vertical offset (px) of the bolt head's brightest tenth from the bolt centre (128 px crop,
+    neutral nuisance, so the assembly sits where the scene parameters put it)."""
+    a = synth_scene._sample_assembly(np.random.default_rng(seed))
+    bx, by, r = int(a["bx"] * 128), int(a["by"] * 128), 8
+    w = img[by - r:by + r + 1, bx - r:bx + r + 1].astype(np.float32)
+    return np.nonzero(w >= np.quantile(w, 0.9))[0].mean() - r
+
+
+def test_light_below_mirrors_the_shading_and_keeps_the_object():
+    for seed in SEEDS:
+        above, _ = render_crop(seed, 128, nuisance="neutral")
+        below, _ = render_crop(seed, 128, nuisance="neutral", light="below")
+        assert above.tobytes() == render_crop(seed, 128, nuisance="neutral", light="above")[0].tobytes()
+        # the highlight moves from the bolt's upper half to its lower half
+        assert _bolt_highlight_dy(above, seed) < -0.5 and _bolt_highlight_dy(below, seed) > 0.5
+        # only the shading changes: same assembly, same texture, close in the mean
+        assert 0.5 < np.abs(above.astype(int) - below).mean() < 8
+    # a defect mask still marks the defect's pixels
+    _, mask = render_crop(101, 128, "missing_bolt", light="below")
+    _, ref = render_crop(101, 128, "missing_bolt")
+    assert (mask > 0).sum() > 0.7 * (ref > 0).sum()
+
+
+def test_light_either_is_above_or_below_per_seed(tmp_path):
+    sides = []
+    for seed in range(24):
+        img = render_crop(seed, 32, light="either")[0].tobytes()
+        above, below = render_crop(seed, 32)[0].tobytes(), render_crop(seed, 32, light="below")[0].tobytes()
+        assert img in (above, below)
+        sides.append(img == below)
+    assert 4 <= sum(sides) <= 20
+    man = generate_mvtec(tmp_path, 7, size=32, n_train=2, n_test_good=0, n_test_defect=0, light="either", workers=1)
+    assert man["light"] == "either"
+    on_disk = cv2.imread(str(tmp_path / "train" / "good" / "000001.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(on_disk, render_crop(image_seed(7, "train", "good", 1), 32, light="either")[0])
+
+
+def test_cli_light_and_unknown_side(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert synth.main(["--out", str(out), "--seed", "3", "--size", "32", "--train", "0", "--test-good", "1",
+                       "--test-defect", "0", "--light", "below", "--workers", "1"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["light"] == "below"
+    assert "lit from below" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown light side"):
+        render_crop(1, light="sideways")
+    with pytest.raises(SystemExit) as e:
+        synth.main(["--out", str(tmp_path / "x"), "--light", "sideways"])
+    assert e.value.code == 2

@@ -8,17 +8,18 @@ foot as a dark band at the bottom of the crop.
 
 Public API (re-exported here)
 -----------------------------
-``render_crop(seed, size=128, defect=None, nuisance=None, harder=False) -> (image, mask)``
+``render_crop(seed, size=128, defect=None, nuisance=None, harder=False, light="above") -> (image, mask)``
     One fastener crop. ``image`` is uint8 HxW, ``mask`` uint8 HxW (255 on defect pixels).
     ``nuisance`` (one of ``NUISANCES``): only that nuisance, at the strong end of its training
-    range, all others neutral; ``harder``: every nuisance range widened by ``HARDER_WIDEN``.
+    range, all others neutral; ``harder``: every nuisance range widened by ``HARDER_WIDEN``;
+    ``light`` (``LIGHT_SIDES``): lit from above (default), below, or either side at random.
 ``render_frame(seed, width=1024, height=1024, n_fasteners=None, defect_rate=0.0) -> (image, boxes)``
     A whole track frame: rail running horizontally, 2-6 fasteners on each side.
 ``generate_mvtec(out_dir, seed, size=128, n_train=1600, n_test_good=200, n_test_defect=30, defects=DEFECT_TYPES,
-nuisance=None, harder=False)``
+nuisance=None, harder=False, light="above")``
     Writes an MVTec-AD layout data set plus ``manifest.json``.
 ``generate_frames``, ``image_seed``, ``run_jobs`` (the process pool ``railscope_train.track`` shares),
-``main`` (the CLI), ``DEFECT_TYPES``, ``NUISANCES``, ``HARDER_WIDEN``, ``GENERATOR_NAME``,
+``main`` (the CLI), ``DEFECT_TYPES``, ``NUISANCES``, ``HARDER_WIDEN``, ``LIGHT_SIDES``, ``GENERATOR_NAME``,
 ``GENERATOR_VERSION``.
 
 Determinism: everything derives from the integer seed through ``np.random.default_rng``. A defect
@@ -48,7 +49,7 @@ CLI::
 
     python -m railscope_train.synth --out DIR --seed N [--size 128] [--train 1600] [--test-good 200]
         [--test-defect 30] [--defects a,b,...] [--frames K --frame-size 1024] [--workers 2]
-        [--nuisance neutral|dark|bright|blur|jitter|stripes|stains | --harder]
+        [--nuisance neutral|dark|bright|blur|jitter|stripes|stains | --harder] [--light above|below|either]
 """
 
 from __future__ import annotations
@@ -58,13 +59,14 @@ from .dataset import GENERATOR_NAME, GENERATOR_VERSION, generate_frames, generat
 from .defects import DEFECT_TYPES
 from .jobs import run_jobs
 from .nuisance import HARDER_WIDEN, NUISANCES
-from .render import render_crop, render_frame
+from .render import LIGHT_SIDES, render_crop, render_frame
 
 __all__ = [
     "DEFECT_TYPES",
     "GENERATOR_NAME",
     "GENERATOR_VERSION",
     "HARDER_WIDEN",
+    "LIGHT_SIDES",
     "NUISANCES",
     "generate_frames",
     "generate_mvtec",

@@ -14,6 +14,7 @@ from pathlib import Path
 from .dataset import GENERATOR_NAME, GENERATOR_VERSION, generate_frames, generate_mvtec
 from .defects import DEFECT_TYPES
 from .nuisance import HARDER_WIDEN, NUISANCES
+from .render import LIGHT_SIDES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
                          "training range ('neutral': all neutral)")
     ap.add_argument("--harder", action="store_true",
                     help=f"widen every nuisance range by {HARDER_WIDEN}x (generalisation check)")
+    ap.add_argument("--light", choices=LIGHT_SIDES, default="above",
+                    help="side the crops are lit from: above (default), below (as a frame's far row flipped "
+                         "back) or either, half each")
     args = ap.parse_args(argv)
     defects = tuple(d.strip() for d in args.defects.split(",") if d.strip())
     bad = [d for d in defects if d not in DEFECT_TYPES]
@@ -45,14 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--nuisance and --harder cannot be combined")
     t0 = time.perf_counter()
     man = generate_mvtec(args.out, args.seed, args.size, args.train, args.test_good, args.test_defect,
-                         defects, workers=args.workers, nuisance=args.nuisance, harder=args.harder)
+                         defects, workers=args.workers, nuisance=args.nuisance, harder=args.harder,
+                         light=args.light)
     for k, v in man["counts"].items():
         print(f"{args.out / k}: {v} images" + (f" (+ masks in ground_truth/{k.split('/')[1]})" if not k.endswith("good") else ""))
     if args.frames:
         fb = generate_frames(args.out, args.seed, args.frames, args.frame_size, args.frame_defect_rate)
         nb = sum(len(b) for b in fb.values())
         print(f"{args.out / 'frames'}: {len(fb)} frames, {nb} fastener boxes in boxes.json")
-    extra = (f", nuisance {args.nuisance}" if args.nuisance else "") + (", harder" if args.harder else "")
+    extra = (f", nuisance {args.nuisance}" if args.nuisance else "") + (", harder" if args.harder else "") + \
+        (f", lit from {args.light}" if args.light != "above" else "")
     print(f"{args.out / 'manifest.json'} ({GENERATOR_NAME} {GENERATOR_VERSION}, seed {args.seed}, "
           f"size {args.size}{extra}) in {time.perf_counter() - t0:.1f}s")
     return 0

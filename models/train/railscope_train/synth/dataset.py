@@ -19,7 +19,7 @@ import numpy as np
 from .defects import DEFECT_TYPES, _check_defect
 from .jobs import run_jobs
 from .nuisance import _check_nuisance
-from .render import render_crop, render_frame
+from .render import _check_light, render_crop, render_frame
 
 GENERATOR_NAME = "railscope_train.synth"
 GENERATOR_VERSION = "1.0.0"
@@ -43,9 +43,9 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 
 
 def _job(job) -> None:
-    out, seed, split, cls, idx, size, nuisance, harder = job
+    out, seed, split, cls, idx, size, nuisance, harder, light = job
     defect = None if cls == "good" else cls
-    img, mask = render_crop(image_seed(seed, split, cls, idx), size, defect, nuisance, harder)
+    img, mask = render_crop(image_seed(seed, split, cls, idx), size, defect, nuisance, harder, light)
     stem = f"{idx:06d}"
     _write_png(Path(out) / split / cls / f"{stem}.png", img)
     if defect is not None:
@@ -54,13 +54,13 @@ def _job(job) -> None:
 
 def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_test_good: int = 200,
                    n_test_defect: int = 30, defects=DEFECT_TYPES, workers: int = 2, nuisance: str | None = None,
-                   harder: bool = False) -> dict:
+                   harder: bool = False, light: str = "above") -> dict:
     """Write an MVTec-AD layout data set to ``out_dir`` and return the manifest dict.
 
     Layout: ``train/good/000000.png``, ``test/good/...``, ``test/<defect>/...``,
     ``ground_truth/<defect>/<stem>_mask.png`` and ``manifest.json``. Image ``i`` of
     ``split/class`` is ``render_crop(image_seed(seed, split, class, i), size, defect, nuisance,
-    harder)``. With ``n_test_defect=0`` no defect folders are written (a test split of good only).
+    harder, light)``. With ``n_test_defect=0`` no defect folders are written (a test split of good only).
     """
     defects = tuple(defects)
     for d in defects:
@@ -68,6 +68,7 @@ def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_t
     if len(set(defects)) != len(defects):
         raise ValueError("duplicate defect types")
     _check_nuisance(nuisance, harder)
+    _check_light(light)
     if n_test_defect == 0:
         defects = ()
     out = Path(out_dir)
@@ -81,7 +82,7 @@ def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_t
         if cls != "good":
             (out / "ground_truth" / cls).mkdir(parents=True, exist_ok=True)
         counts[f"{split}/{cls}"] = n
-        jobs += [(str(out), int(seed), split, cls, i, int(size), nuisance, bool(harder)) for i in range(n)]
+        jobs += [(str(out), int(seed), split, cls, i, int(size), nuisance, bool(harder), light) for i in range(n)]
     run_jobs(_job, jobs, workers, min_jobs=64, chunksize=32)
     manifest = {
         "generator": GENERATOR_NAME,
@@ -93,6 +94,7 @@ def generate_mvtec(out_dir, seed: int, size: int = 128, n_train: int = 1600, n_t
         "counts": counts,
         "nuisance": nuisance,
         "harder": bool(harder),
+        "light": light,
         "seed_derivation": "np.random.SeedSequence([seed, split_id(train=0,test=1), class_id(good=0, "
                            "DEFECT_TYPES.index+1), index]).generate_state(1, uint32)[0]",
     }

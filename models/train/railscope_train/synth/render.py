@@ -19,29 +19,52 @@ from .nuisance import HARDER_WIDEN, _apply_sensor, _check_nuisance, _nuisance_on
 from .primitives import _SS, _affine, _noise
 from .scene import _draw_assembly, _light_vec, _sample_assembly
 
+# Which side of the crop the light comes from. The scene draws its direction from the upper half
+# of the circle (the side away from the rail). A whole frame lights both rows from one side, so its
+# far row, mirrored across the rail and flipped back for the model, is lit from below. "below" mirrors
+# the light across the crop's horizontal axis, "either" does so for half the seeds (its own draw, so
+# the rest of the image is the one "above" gives).
+LIGHT_SIDES = ("above", "below", "either")
+
+
+def _check_light(light: str) -> None:
+    if light not in LIGHT_SIDES:
+        raise ValueError(f"unknown light side {light!r}; valid: {', '.join(LIGHT_SIDES)}")
+
+
+def _lit_from_below(seed: int, light: str) -> bool:
+    if light == "either":
+        return bool(np.random.default_rng([seed, 0x11647]).random() < 0.5)
+    return light == "below"
+
 
 def render_crop(seed: int, size: int = 128, defect: str | None = None, nuisance: str | None = None,
-                harder: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                harder: bool = False, light: str = "above") -> tuple[np.ndarray, np.ndarray]:
     """Render one fastener crop.
 
     Returns ``(image, mask)``: uint8 arrays of shape (size, size); the mask is 255 on pixels the
     defect changed (dilated by ~size/64 px) and all zeros for a normal image (``defect=None``).
-    The result depends only on ``(seed, size, defect, nuisance, harder)``; ``render_crop(s, n, d)``
-    is ``render_crop(s, n)`` with the defect ``d`` applied.
+    The result depends only on ``(seed, size, defect, nuisance, harder, light)``;
+    ``render_crop(s, n, d)`` is ``render_crop(s, n)`` with the defect ``d`` applied.
 
     ``nuisance`` (one of ``NUISANCES``) holds every nuisance neutral except that one, drawn at the
     strong end of its training range; the structure (geometry, bolt, concrete texture) is the one
     of the same seed. ``harder`` widens every nuisance range by ``HARDER_WIDEN`` (a generalisation
-    check beyond the training distribution). Neither changes the default images.
+    check beyond the training distribution). ``light`` (one of ``LIGHT_SIDES``) lights the crop
+    from above (the default), from below (as a whole frame's far row, flipped back, is lit), or
+    from either side at random. None of them changes the default images.
     """
     _check_defect(defect)
     _check_nuisance(nuisance, harder)
+    _check_light(light)
     if size < 16:
         raise ValueError("size must be >= 16")
     seed = int(seed)
     k = HARDER_WIDEN if harder else 1.0
     rng = np.random.default_rng(seed)
     a = _sample_assembly(rng, k)
+    if _lit_from_below(seed, light):
+        a["light"] = -a["light"]
     sens = _sample_sensor(rng, k)
     if nuisance is not None:
         sens, jit = _nuisance_only(nuisance, seed)
